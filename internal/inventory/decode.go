@@ -1,0 +1,328 @@
+package inventory
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+)
+
+// decoded is the result of decoding one document: an object, a skip or a problem.
+type decoded struct {
+	obj     any
+	source  Source
+	skipped *Skipped
+	problem *Problem
+}
+
+// kindKey is "apiVersion/Kind".
+type kindKey struct{ apiVersion, kind string }
+
+// newObject maps the kinds imdsguard evaluates to their official Go types.
+var newObject = map[kindKey]func() any{
+	{"v1", "Namespace"}:             func() any { return &corev1.Namespace{} },
+	{"v1", "Pod"}:                   func() any { return &corev1.Pod{} },
+	{"v1", "ServiceAccount"}:        func() any { return &corev1.ServiceAccount{} },
+	{"v1", "ReplicationController"}: func() any { return &corev1.ReplicationController{} },
+	{"apps/v1", "Deployment"}:       func() any { return &appsv1.Deployment{} },
+	{"apps/v1", "StatefulSet"}:      func() any { return &appsv1.StatefulSet{} },
+	{"apps/v1", "DaemonSet"}:        func() any { return &appsv1.DaemonSet{} },
+	{"apps/v1", "ReplicaSet"}:       func() any { return &appsv1.ReplicaSet{} },
+	{"batch/v1", "Job"}:             func() any { return &batchv1.Job{} },
+	{"batch/v1", "CronJob"}:         func() any { return &batchv1.CronJob{} },
+	{"networking.k8s.io/v1", "NetworkPolicy"}:                           func() any { return &networkingv1.NetworkPolicy{} },
+	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}:         func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
+	{"policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"}: func() any { return &anpv1alpha1.BaselineAdminNetworkPolicy{} },
+}
+
+// clusterScoped kinds have no namespace.
+var clusterScoped = map[string]bool{"Namespace": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true}
+
+// evaluatedKinds lists the kinds by name, to tell "unsupported version" from "not evaluated".
+var evaluatedKinds = func() map[string]string {
+	m := map[string]string{}
+	for k := range newObject {
+		m[k.kind] = k.apiVersion
+	}
+	return m
+}()
+
+func decodeDoc(doc rawDoc) decoded {
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(doc.data, &head); err != nil {
+		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Message: "not a Kubernetes object: " + err.Error()}}
+	}
+	if head.APIVersion == "" {
+		head.APIVersion = doc.listAPIVersion
+	}
+	if head.Kind == "" {
+		head.Kind = doc.listKind
+	}
+	if head.APIVersion == "" || head.Kind == "" {
+		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Message: "not a Kubernetes object: apiVersion and kind are required"}}
+	}
+	make, ok := newObject[kindKey{head.APIVersion, head.Kind}]
+	if !ok {
+		reason := "kind not evaluated by imdsguard"
+		if want, known := evaluatedKinds[head.Kind]; known {
+			reason = fmt.Sprintf("apiVersion %s is not supported for %s (use %s)", head.APIVersion, head.Kind, want)
+		}
+		return decoded{source: doc.source, skipped: &Skipped{Source: doc.source, APIVersion: head.APIVersion, Kind: head.Kind, Reason: reason}}
+	}
+	obj := make()
+	if err := json.Unmarshal(doc.data, obj); err != nil {
+		ref := &ObjectRef{Kind: head.Kind, Source: doc.source}
+		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Object: ref, Message: "cannot decode " + head.Kind + ": " + jsonError(doc.data, 0, err)}}
+	}
+	meta := obj.(metav1.Object)
+	if meta.GetName() == "" {
+		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Object: &ObjectRef{Kind: head.Kind, Source: doc.source}, Field: "metadata.name", Message: "name is required"}}
+	}
+	if clusterScoped[head.Kind] {
+		meta.SetNamespace("")
+	} else if meta.GetNamespace() == "" {
+		meta.SetNamespace(metav1.NamespaceDefault)
+	}
+	return decoded{obj: obj, source: doc.source}
+}
+
+// builder accumulates decoded objects into an Inventory.
+type builder struct {
+	inv  *Inventory
+	seen map[string]Source // kind/namespace/name → where it was first read
+	// index of objects by key, to replace duplicates in place
+	pods     map[string]int
+	work     map[string]int
+	netpols  map[string]int
+	anps     map[string]int
+	banps    map[string]int
+	ownerOf  map[string]WorkloadRef // "ReplicaSet/ns/name" → its controller
+	declared map[string]bool
+}
+
+func newBuilder() *builder {
+	return &builder{
+		inv: &Inventory{
+			Namespaces:      map[string]*Namespace{},
+			ServiceAccounts: map[string]*ServiceAccount{},
+		},
+		seen:     map[string]Source{},
+		pods:     map[string]int{},
+		work:     map[string]int{},
+		netpols:  map[string]int{},
+		anps:     map[string]int{},
+		banps:    map[string]int{},
+		ownerOf:  map[string]WorkloadRef{},
+		declared: map[string]bool{},
+	}
+}
+
+func (b *builder) problem(p Problem) { b.inv.Problems = append(b.inv.Problems, p) }
+
+// duplicate records that an object was read twice and reports whether it was.
+func (b *builder) duplicate(kind, namespace, name string, src Source) bool {
+	key := kind + "/" + namespace + "/" + name
+	if first, ok := b.seen[key]; ok {
+		ref := ObjectRef{Kind: kind, Namespace: namespace, Name: name}
+		b.inv.Warnings = append(b.inv.Warnings, fmt.Sprintf("%s read twice (%s and %s): the later one is used, as kubectl apply would", ref, first, src))
+		b.seen[key] = src
+		return true
+	}
+	b.seen[key] = src
+	return false
+}
+
+func (b *builder) add(d decoded) {
+	switch {
+	case d.problem != nil:
+		b.problem(*d.problem)
+		return
+	case d.skipped != nil:
+		b.inv.Skipped = append(b.inv.Skipped, *d.skipped)
+		return
+	case d.obj == nil:
+		return
+	}
+	src := d.source
+	switch o := d.obj.(type) {
+	case *corev1.Namespace:
+		b.duplicate("Namespace", "", o.Name, src)
+		b.inv.Namespaces[o.Name] = &Namespace{Name: o.Name, Labels: namespaceLabels(o.Name, o.Labels), Source: src}
+		b.declared[o.Name] = true
+	case *corev1.Pod:
+		p := &Pod{Pod: o, Source: src}
+		upsert(b, &b.inv.Pods, b.pods, "Pod", o.Namespace, o.Name, src, p)
+	case *corev1.ServiceAccount:
+		b.duplicate("ServiceAccount", o.Namespace, o.Name, src)
+		b.inv.ServiceAccounts[o.Namespace+"/"+o.Name] = &ServiceAccount{ServiceAccount: o, Source: src}
+	case *networkingv1.NetworkPolicy:
+		upsert(b, &b.inv.NetworkPolicies, b.netpols, "NetworkPolicy", o.Namespace, o.Name, src, &NetworkPolicy{Policy: o, Source: src})
+	case *anpv1alpha1.AdminNetworkPolicy:
+		upsert(b, &b.inv.AdminNetworkPolicies, b.anps, "AdminNetworkPolicy", "", o.Name, src, &AdminNetworkPolicy{Policy: o, Source: src})
+	case *anpv1alpha1.BaselineAdminNetworkPolicy:
+		upsert(b, &b.inv.BaselineAdminNetworkPolicies, b.banps, "BaselineAdminNetworkPolicy", "", o.Name, src, &BaselineAdminNetworkPolicy{Policy: o, Source: src})
+	default:
+		w, ok := workloadOf(d.obj)
+		if !ok {
+			return
+		}
+		w.Source = src
+		if w.Owner != nil {
+			b.ownerOf[w.Kind+"/"+w.Namespace+"/"+w.Name] = *w.Owner
+		}
+		upsert(b, &b.inv.Workloads, b.work, w.Kind, w.Namespace, w.Name, src, w)
+	}
+}
+
+// upsert appends an object, or replaces the earlier copy of a duplicate in place.
+func upsert[T any](b *builder, list *[]T, index map[string]int, kind, namespace, name string, src Source, v T) {
+	key := kind + "/" + namespace + "/" + name
+	if b.duplicate(kind, namespace, name, src) {
+		if i, ok := index[key]; ok {
+			(*list)[i] = v
+			return
+		}
+	}
+	index[key] = len(*list)
+	*list = append(*list, v)
+}
+
+// namespaceLabels returns a namespace's labels with kubernetes.io/metadata.name set, as the API
+// server sets it on every namespace.
+func namespaceLabels(name string, labels map[string]string) map[string]string {
+	out := make(map[string]string, len(labels)+1)
+	for k, v := range labels {
+		out[k] = v
+	}
+	out[corev1.LabelMetadataName] = name
+	return out
+}
+
+// workloadOf extracts the pod template of a controller.
+func workloadOf(obj any) (*Workload, bool) {
+	var meta metav1.ObjectMeta
+	var kind string
+	var tmpl *corev1.PodTemplateSpec
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		meta, kind, tmpl = o.ObjectMeta, "Deployment", &o.Spec.Template
+	case *appsv1.StatefulSet:
+		meta, kind, tmpl = o.ObjectMeta, "StatefulSet", &o.Spec.Template
+	case *appsv1.DaemonSet:
+		meta, kind, tmpl = o.ObjectMeta, "DaemonSet", &o.Spec.Template
+	case *appsv1.ReplicaSet:
+		meta, kind, tmpl = o.ObjectMeta, "ReplicaSet", &o.Spec.Template
+	case *batchv1.Job:
+		meta, kind, tmpl = o.ObjectMeta, "Job", &o.Spec.Template
+	case *batchv1.CronJob:
+		meta, kind, tmpl = o.ObjectMeta, "CronJob", &o.Spec.JobTemplate.Spec.Template
+	case *corev1.ReplicationController:
+		meta, kind, tmpl = o.ObjectMeta, "ReplicationController", o.Spec.Template
+	default:
+		return nil, false
+	}
+	w := &Workload{Kind: kind, Namespace: meta.Namespace, Name: meta.Name}
+	if tmpl != nil {
+		w.Template = *tmpl
+	}
+	if ref := controllerRef(meta.OwnerReferences); ref != nil {
+		w.Owner = &WorkloadRef{Kind: ref.Kind, Name: ref.Name}
+	}
+	return w, true
+}
+
+// controllerRef returns the owner reference marked as controller, or the only one.
+func controllerRef(refs []metav1.OwnerReference) *metav1.OwnerReference {
+	for i := range refs {
+		if refs[i].Controller != nil && *refs[i].Controller {
+			return &refs[i]
+		}
+	}
+	if len(refs) == 1 {
+		return &refs[0]
+	}
+	return nil
+}
+
+// finish synthesizes referenced namespaces, resolves pod owners and folds templates owned by
+// another workload in the input (a Deployment's ReplicaSets, a CronJob's Jobs) into their
+// owner, so each template is evaluated once.
+func (b *builder) finish() {
+	inv := b.inv
+	reference := func(ns string, src Source, what string) {
+		if ns == "" {
+			return
+		}
+		if _, ok := inv.Namespaces[ns]; ok {
+			return
+		}
+		inv.Namespaces[ns] = &Namespace{Name: ns, Labels: namespaceLabels(ns, nil), Synthesized: true, Source: src}
+		inv.Warnings = append(inv.Warnings, fmt.Sprintf("namespace %q is not declared in the input (first referenced by %s at %s): assumed to exist with only the label %s=%s", ns, what, src, corev1.LabelMetadataName, ns))
+	}
+	for _, p := range inv.Pods {
+		reference(p.Pod.Namespace, p.Source, "Pod "+p.Pod.Name)
+	}
+	for _, w := range inv.Workloads {
+		reference(w.Namespace, w.Source, w.Kind+" "+w.Name)
+	}
+	for _, np := range inv.NetworkPolicies {
+		reference(np.Policy.Namespace, np.Source, "NetworkPolicy "+np.Policy.Name)
+	}
+	for _, key := range sortedKeys(inv.ServiceAccounts) {
+		sa := inv.ServiceAccounts[key]
+		reference(sa.ServiceAccount.Namespace, sa.Source, "ServiceAccount "+sa.ServiceAccount.Name)
+	}
+
+	present := map[string]bool{}
+	for _, w := range inv.Workloads {
+		present[w.Kind+"/"+w.Namespace+"/"+w.Name] = true
+	}
+	kept := inv.Workloads[:0]
+	for _, w := range inv.Workloads {
+		if w.Owner != nil && present[w.Owner.Kind+"/"+w.Namespace+"/"+w.Owner.Name] {
+			continue
+		}
+		kept = append(kept, w)
+	}
+	inv.Workloads = kept
+
+	for _, p := range inv.Pods {
+		p.Workload = b.resolveOwner(p.Pod, present)
+	}
+}
+
+// resolveOwner finds the top-level workload of a pod: through a ReplicaSet to its Deployment and
+// through a Job to its CronJob, using the objects in the input and, when the intermediate object
+// is absent, the naming convention of the controller that creates it.
+func (b *builder) resolveOwner(pod *corev1.Pod, present map[string]bool) WorkloadRef {
+	ref := controllerRef(pod.OwnerReferences)
+	if ref == nil {
+		return WorkloadRef{Kind: "Pod", Name: pod.Name}
+	}
+	owner := WorkloadRef{Kind: ref.Kind, Name: ref.Name}
+	if up, ok := b.ownerOf[owner.Kind+"/"+pod.Namespace+"/"+owner.Name]; ok {
+		return up
+	}
+	switch owner.Kind {
+	case "ReplicaSet":
+		if hash := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; hash != "" {
+			if name, ok := strings.CutSuffix(owner.Name, "-"+hash); ok && present["Deployment/"+pod.Namespace+"/"+name] {
+				return WorkloadRef{Kind: "Deployment", Name: name}
+			}
+		}
+	case "Job":
+		if i := strings.LastIndexByte(owner.Name, '-'); i > 0 && present["CronJob/"+pod.Namespace+"/"+owner.Name[:i]] {
+			return WorkloadRef{Kind: "CronJob", Name: owner.Name[:i]}
+		}
+	}
+	return owner
+}

@@ -1,0 +1,199 @@
+// Package inventory loads the Kubernetes objects imdsguard evaluates: namespaces, pods,
+// workloads (their pod templates), service accounts and egress policies, each remembered with
+// the file and document it came from.
+//
+// The loader never stops at the first bad document: every document that cannot be used becomes
+// a Problem naming its file and position, and the rest is loaded. Callers decide what a partial
+// inventory means; they must never present it as complete.
+package inventory
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+)
+
+// Source is where an object was read: a file (or "<stdin>"), the 1-based document within it,
+// and the 1-based item within a List document (0 when the document is not a List).
+type Source struct {
+	File     string `json:"file"`
+	Document int    `json:"document"`
+	Item     int    `json:"item,omitempty"`
+}
+
+func (s Source) String() string {
+	if s.File == "" {
+		return ""
+	}
+	if s.Document == 0 {
+		return s.File
+	}
+	if s.Item > 0 {
+		return fmt.Sprintf("%s: document %d, item %d", s.File, s.Document, s.Item)
+	}
+	return fmt.Sprintf("%s: document %d", s.File, s.Document)
+}
+
+// ObjectRef names one Kubernetes object and where it was read.
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Source    Source `json:"source,omitzero"`
+}
+
+func (r ObjectRef) String() string {
+	if r.Namespace == "" {
+		return r.Kind + "/" + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// Problem is a document or object that could not be used, and why.
+type Problem struct {
+	Source Source `json:"source"`
+	// Object is set when the document decoded far enough to name its object.
+	Object *ObjectRef `json:"object,omitempty"`
+	// Field is the offending field path, when known (e.g. "spec.egress[0].to[1].ipBlock.cidr").
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (p Problem) Error() string {
+	var b strings.Builder
+	b.WriteString(p.Source.String())
+	if p.Object != nil {
+		b.WriteString(": " + p.Object.String())
+	}
+	if p.Field != "" {
+		b.WriteString(": " + p.Field)
+	}
+	b.WriteString(": " + p.Message)
+	return b.String()
+}
+
+// Skipped is a document of a kind imdsguard does not evaluate.
+type Skipped struct {
+	Source     Source `json:"source"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Reason     string `json:"reason"`
+}
+
+// Namespace is a namespace and whether it was declared or only referenced.
+type Namespace struct {
+	Name   string
+	Labels map[string]string
+	// Synthesized namespaces were referenced by objects but not declared in the input; they
+	// carry only the kubernetes.io/metadata.name label the API server sets on every namespace.
+	Synthesized bool
+	Source      Source
+}
+
+// WorkloadRef names the controller a pod belongs to (or the pod itself when it has none).
+type WorkloadRef struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// Pod is a pod read from the input.
+type Pod struct {
+	Pod    *corev1.Pod
+	Source Source
+	// Workload is the top-level controller owning the pod, resolved through ReplicaSets and
+	// Jobs present in the input; {Pod, name} for a bare pod.
+	Workload WorkloadRef
+}
+
+// Workload is a controller with a pod template.
+type Workload struct {
+	Kind      string
+	Namespace string
+	Name      string
+	Template  corev1.PodTemplateSpec
+	// Owner is the workload's controlling owner (a Deployment for a ReplicaSet, a CronJob for a
+	// Job), when it has one.
+	Owner  *WorkloadRef
+	Source Source
+}
+
+// NetworkPolicy is a networking.k8s.io/v1 NetworkPolicy read from the input.
+type NetworkPolicy struct {
+	Policy *networkingv1.NetworkPolicy
+	Source Source
+}
+
+// AdminNetworkPolicy is a policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy.
+type AdminNetworkPolicy struct {
+	Policy *anpv1alpha1.AdminNetworkPolicy
+	Source Source
+}
+
+// BaselineAdminNetworkPolicy is a policy.networking.k8s.io/v1alpha1 BaselineAdminNetworkPolicy.
+type BaselineAdminNetworkPolicy struct {
+	Policy *anpv1alpha1.BaselineAdminNetworkPolicy
+	Source Source
+}
+
+// ServiceAccount is a service account read from the input.
+type ServiceAccount struct {
+	ServiceAccount *corev1.ServiceAccount
+	Source         Source
+}
+
+// Inventory is everything loaded, in a deterministic order.
+type Inventory struct {
+	Namespaces                   map[string]*Namespace
+	Pods                         []*Pod
+	Workloads                    []*Workload
+	ServiceAccounts              map[string]*ServiceAccount // key: namespace/name
+	NetworkPolicies              []*NetworkPolicy
+	AdminNetworkPolicies         []*AdminNetworkPolicy
+	BaselineAdminNetworkPolicies []*BaselineAdminNetworkPolicy
+
+	// Problems are documents or objects that could not be used.
+	Problems []Problem
+	// Skipped are documents of kinds imdsguard does not evaluate.
+	Skipped []Skipped
+	// Warnings are facts about the input a reader should know (synthesized namespaces,
+	// duplicate objects).
+	Warnings []string
+	// Files and Documents count what was read.
+	Files     int
+	Documents int
+}
+
+// Objects returns how many objects were loaded (namespaces declared, pods, workloads, service
+// accounts and policies).
+func (inv *Inventory) Objects() int {
+	n := len(inv.Pods) + len(inv.Workloads) + len(inv.ServiceAccounts) + len(inv.NetworkPolicies) +
+		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies)
+	for _, ns := range inv.Namespaces {
+		if !ns.Synthesized {
+			n++
+		}
+	}
+	return n
+}
+
+// NamespaceNames returns the namespace names, sorted.
+func (inv *Inventory) NamespaceNames() []string {
+	names := make([]string, 0, len(inv.Namespaces))
+	for n := range inv.Namespaces {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ServiceAccount returns the service account ns/name, or nil when it is not in the input.
+func (inv *Inventory) ServiceAccount(namespace, name string) *ServiceAccount {
+	if name == "" {
+		name = "default"
+	}
+	return inv.ServiceAccounts[namespace+"/"+name]
+}

@@ -1,0 +1,385 @@
+package inventory
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultMaxFileBytes bounds the size of one input file (or of standard input).
+const DefaultMaxFileBytes = 2 << 30
+
+// maxDepth bounds the nesting of a document; deeper documents are refused before decoding.
+const maxDepth = 200
+
+// Options tunes Load.
+type Options struct {
+	// MaxFileBytes bounds the size of one file; DefaultMaxFileBytes when zero.
+	MaxFileBytes int64
+	// Stdin is read for the path "-".
+	Stdin io.Reader
+}
+
+// manifestExtensions are the file names a directory walk picks up. Files named explicitly are
+// read whatever their name.
+var manifestExtensions = []string{".yaml", ".yml", ".json"}
+
+// Load reads manifests from files, directories (recursively, *.yaml, *.yml, *.json) and "-"
+// (standard input). A path that does not exist is an error: nothing is loaded. Everything else
+// that goes wrong is recorded as a Problem and the rest is loaded.
+func Load(paths []string, opts Options) (*Inventory, error) {
+	if opts.MaxFileBytes <= 0 {
+		opts.MaxFileBytes = DefaultMaxFileBytes
+	}
+	files, err := expand(paths)
+	if err != nil {
+		return nil, err
+	}
+	b := newBuilder()
+	stdinUsed := false
+	for _, f := range files {
+		b.inv.Files++
+		var data []byte
+		var err error
+		name := f
+		if f == "-" {
+			name = "<stdin>"
+			if stdinUsed {
+				return nil, errors.New(`"-" (standard input) given more than once`)
+			}
+			stdinUsed = true
+			if opts.Stdin == nil {
+				return nil, errors.New(`"-" given but no standard input is available`)
+			}
+			data, err = readLimited(opts.Stdin, opts.MaxFileBytes)
+		} else {
+			data, err = readFile(f, opts.MaxFileBytes)
+		}
+		if err != nil {
+			b.problem(Problem{Source: Source{File: name}, Message: err.Error()})
+			continue
+		}
+		b.addFile(name, data)
+	}
+	b.finish()
+	return b.inv, nil
+}
+
+// expand turns the arguments into a list of files, in argument order, directories walked in
+// lexical order.
+func expand(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no input: give manifest files or directories, or - for standard input")
+	}
+	var files []string
+	for _, p := range paths {
+		if p == "-" {
+			files = append(files, p)
+			continue
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s: no such file or directory", p)
+			}
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if !info.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return fmt.Errorf("walk %s: %w", path, err)
+			}
+			if d.IsDir() {
+				if path != p && strings.HasPrefix(d.Name(), ".") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			ext := strings.ToLower(filepath.Ext(path))
+			for _, e := range manifestExtensions {
+				if ext == e {
+					found = append(found, path)
+					break
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("%s: directory holds no *.yaml, *.yml or *.json files", p)
+		}
+		files = append(files, found...)
+	}
+	return files, nil
+}
+
+func readFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > limit {
+		return nil, fmt.Errorf("file is %d bytes, larger than the limit of %d bytes (raise it with --max-file-size)", info.Size(), limit)
+	}
+	return readLimited(f, limit)
+}
+
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("input is larger than the limit of %d bytes (raise it with --max-file-size)", limit)
+	}
+	return data, nil
+}
+
+// rawDoc is one JSON object to decode: a document, or one item of a List document.
+type rawDoc struct {
+	data   []byte
+	source Source
+	// listAPIVersion and listKind come from a typed list (PodList) whose items may omit their
+	// own apiVersion and kind.
+	listAPIVersion string
+	listKind       string
+}
+
+// addFile splits a file into documents and decodes them.
+func (b *builder) addFile(name string, data []byte) {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		b.problem(Problem{Source: Source{File: name}, Message: fmt.Sprintf("binary data (NUL byte at offset %d): not a YAML or JSON manifest", i)})
+		return
+	}
+	var docs []rawDoc
+	if isJSON(data) {
+		docs = b.splitJSON(name, data)
+	} else {
+		docs = b.splitYAML(name, data)
+	}
+	b.decodeAll(docs)
+}
+
+func isJSON(data []byte) bool {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	return len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[')
+}
+
+// splitJSON reads a stream of JSON values; each is a document, and each element of a top-level
+// array is a document too.
+func (b *builder) splitJSON(name string, data []byte) []rawDoc {
+	var docs []rawDoc
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for n := 1; ; n++ {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		src := Source{File: name, Document: n}
+		b.inv.Documents++
+		if err != nil {
+			b.problem(Problem{Source: src, Message: "invalid JSON: " + jsonError(data, dec.InputOffset(), err)})
+			return docs // the stream cannot be resynchronised after a syntax error
+		}
+		docs = append(docs, b.expandDoc(src, raw)...)
+	}
+}
+
+// splitYAML splits a YAML stream on "---" separators and converts each document to JSON.
+func (b *builder) splitYAML(name string, data []byte) []rawDoc {
+	var docs []rawDoc
+	reader := utilyaml.NewYAMLReader(bufio.NewReaderSize(bytes.NewReader(data), 64*1024))
+	for n := 1; ; n++ {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		src := Source{File: name, Document: n}
+		if err != nil {
+			b.inv.Documents++
+			b.problem(Problem{Source: src, Message: "cannot split YAML stream: " + err.Error()})
+			return docs
+		}
+		if isEmptyYAML(doc) {
+			n--
+			continue
+		}
+		b.inv.Documents++
+		if depth := nestingDepth(doc); depth > maxDepth {
+			b.problem(Problem{Source: src, Message: fmt.Sprintf("document nests deeper than %d levels", maxDepth)})
+			continue
+		}
+		js, err := yamlToJSON(doc)
+		if err != nil {
+			b.problem(Problem{Source: src, Message: "invalid YAML: " + err.Error()})
+			continue
+		}
+		docs = append(docs, b.expandDoc(src, js)...)
+	}
+}
+
+// yamlToJSON converts one YAML document, turning a panic inside the YAML library into an error.
+func yamlToJSON(doc []byte) (js []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("YAML parser failed: %v", r)
+		}
+	}()
+	return yaml.YAMLToJSON(doc)
+}
+
+// isEmptyYAML reports whether a YAML document holds only comments and blank lines.
+func isEmptyYAML(doc []byte) bool {
+	for line := range bytes.SplitSeq(doc, []byte("\n")) {
+		t := bytes.TrimSpace(line)
+		if len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) && !bytes.Equal(t, []byte("...")) {
+			return false
+		}
+	}
+	return true
+}
+
+// nestingDepth estimates how deeply a YAML or JSON document nests, from flow brackets and
+// indentation, so pathological input is refused before a recursive parser sees it.
+func nestingDepth(doc []byte) int {
+	flow, maxFlow, maxIndent := 0, 0, 0
+	lineStart, indent, counting := true, 0, true
+	for _, c := range doc {
+		switch {
+		case c == '\n':
+			lineStart, indent, counting = true, 0, true
+			continue
+		case lineStart && counting && (c == ' ' || c == '-'):
+			indent++
+			continue
+		case c == '[' || c == '{':
+			flow++
+			maxFlow = max(maxFlow, flow)
+		case c == ']' || c == '}':
+			flow--
+		}
+		if counting {
+			maxIndent = max(maxIndent, indent)
+			counting = false
+		}
+		lineStart = false
+	}
+	// Two spaces of indentation per level is the norm; one per level bounds it from above.
+	return maxFlow + maxIndent/2
+}
+
+// expandDoc turns a document into the objects to decode: itself, or the items of a List.
+func (b *builder) expandDoc(src Source, data []byte) []rawDoc {
+	var head struct {
+		APIVersion string             `json:"apiVersion"`
+		Kind       string             `json:"kind"`
+		Items      *[]json.RawMessage `json:"items"`
+	}
+	trimmed := bytes.TrimSpace(data)
+	if bytes.Equal(trimmed, []byte("null")) {
+		return nil // an empty YAML document
+	}
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var items []json.RawMessage
+		if err := json.Unmarshal(data, &items); err != nil {
+			b.problem(Problem{Source: src, Message: "invalid JSON array: " + err.Error()})
+			return nil
+		}
+		return itemDocs(src, items, "", "")
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		b.problem(Problem{Source: src, Message: "not a Kubernetes object: " + err.Error()})
+		return nil
+	}
+	if strings.HasSuffix(head.Kind, "List") && head.Items != nil {
+		listKind := ""
+		if head.Kind != "List" {
+			listKind = strings.TrimSuffix(head.Kind, "List")
+		}
+		return itemDocs(src, *head.Items, head.APIVersion, listKind)
+	}
+	return []rawDoc{{data: data, source: src}}
+}
+
+func itemDocs(src Source, items []json.RawMessage, apiVersion, kind string) []rawDoc {
+	docs := make([]rawDoc, len(items))
+	for i, it := range items {
+		s := src
+		s.Item = i + 1
+		docs[i] = rawDoc{data: it, source: s, listAPIVersion: apiVersion, listKind: kind}
+	}
+	return docs
+}
+
+// decodeAll decodes documents in parallel and adds them in input order.
+func (b *builder) decodeAll(docs []rawDoc) {
+	out := make([]decoded, len(docs))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(docs)/64))
+	var wg sync.WaitGroup
+	next := make(chan int, workers*4)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = decodeDoc(docs[i])
+			}
+		})
+	}
+	for i := range docs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i := range out {
+		b.add(out[i])
+	}
+}
+
+// jsonError renders a JSON decoding error with a line and column when the offset is known.
+func jsonError(data []byte, fallback int64, err error) string {
+	offset := fallback
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		offset = syntax.Offset
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		offset = typeErr.Offset
+	}
+	if offset <= 0 || offset > int64(len(data)) {
+		return err.Error()
+	}
+	line := bytes.Count(data[:offset], []byte("\n")) + 1
+	col := int(offset) - bytes.LastIndexByte(data[:offset], '\n')
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,254 @@
+package policy
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Model is the compiled policy of a cluster. It is immutable once built and safe for concurrent
+// use.
+type Model struct {
+	namespaces map[string]*namespaceIndex
+	anps       []*adminPolicy
+	banps      []*adminPolicy
+	tiers      []tier
+
+	// Rejected lists policies the API server would refuse; they take no part in evaluation.
+	Rejected []inventory.Problem
+	// PriorityTies lists AdminNetworkPolicies sharing a priority.
+	PriorityTies []PriorityTie
+}
+
+// namespaceIndex holds, per namespace, the policies that can select its pods, so that the cost
+// of evaluating a pod grows with the policies of its own namespace only.
+type namespaceIndex struct {
+	name   string
+	labels labels.Set
+	// netpols are the namespace's egress NetworkPolicies.
+	netpols []*netpol
+	// anyNetworkPolicy is set when the namespace holds any valid NetworkPolicy, egress or not.
+	anyNetworkPolicy bool
+	// anps and banps are the admin policies whose subject selects this namespace.
+	anps, banps []adminBinding
+}
+
+// Compile validates and indexes the policies of an inventory. Invalid policies are rejected
+// (listed in Rejected) and take no part in evaluation, as the API server would refuse them.
+func Compile(inv *inventory.Inventory) *Model {
+	m := &Model{
+		namespaces: map[string]*namespaceIndex{},
+		tiers:      []tier{adminTier{TierAdmin}, npTier{}, adminTier{TierBaseline}},
+	}
+	for _, name := range inv.NamespaceNames() {
+		m.namespaces[name] = &namespaceIndex{name: name, labels: labels.Set(inv.Namespaces[name].Labels)}
+	}
+	compileNetworkPolicies(inv.NetworkPolicies, m)
+	compileAdminPolicies(inv.AdminNetworkPolicies, inv.BaselineAdminNetworkPolicies, m)
+	for _, ns := range m.namespaces {
+		ns.anps = bindAdmin(m.anps, ns.labels)
+		ns.banps = bindAdmin(m.banps, ns.labels)
+	}
+	return m
+}
+
+func bindAdmin(policies []*adminPolicy, nsLabels labels.Set) []adminBinding {
+	var out []adminBinding
+	for _, p := range policies {
+		if p.subject.namespaces.Matches(nsLabels) {
+			out = append(out, adminBinding{policy: p, pods: p.subject.pods})
+		}
+	}
+	return out
+}
+
+// namespace returns the index of a namespace, creating it (with only the metadata.name label)
+// when the inventory did not list it. Only Compile may call it: it writes the index.
+func (m *Model) namespace(name string) *namespaceIndex {
+	ns, ok := m.namespaces[name]
+	if !ok {
+		ns = &namespaceIndex{name: name, labels: labels.Set{"kubernetes.io/metadata.name": name}}
+		m.namespaces[name] = ns
+	}
+	return ns
+}
+
+// lookup returns the index of a namespace without writing the model; a namespace the model
+// does not know gets a throw-away index bound to the admin policies.
+func (m *Model) lookup(name string) *namespaceIndex {
+	if ns, ok := m.namespaces[name]; ok {
+		return ns
+	}
+	ns := &namespaceIndex{name: name, labels: labels.Set{"kubernetes.io/metadata.name": name}}
+	ns.anps = bindAdmin(m.anps, ns.labels)
+	ns.banps = bindAdmin(m.banps, ns.labels)
+	return ns
+}
+
+func (m *Model) reject(ref inventory.ObjectRef, errs fieldErrors) {
+	r := ref
+	for _, e := range errs {
+		m.Rejected = append(m.Rejected, inventory.Problem{
+			Source:  ref.Source,
+			Object:  &r,
+			Field:   e.field,
+			Message: e.message + " (the API server would reject this policy; it is not evaluated)",
+		})
+	}
+}
+
+// EgressControl says which policy tiers can restrict egress of pods in a namespace.
+type EgressControl struct {
+	NetworkPolicies []string // egress NetworkPolicies in the namespace
+	Admin           []string // AdminNetworkPolicies whose subject includes the namespace
+	Baseline        []string // BaselineAdminNetworkPolicy, when its subject includes it
+}
+
+// Any reports whether any policy can restrict egress in the namespace.
+func (c EgressControl) Any() bool {
+	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline) > 0
+}
+
+// EgressControl returns the policies that can restrict egress in a namespace.
+func (m *Model) EgressControl(namespace string) EgressControl {
+	var c EgressControl
+	ns, ok := m.namespaces[namespace]
+	if !ok {
+		return c
+	}
+	for _, p := range ns.netpols {
+		c.NetworkPolicies = append(c.NetworkPolicies, p.name)
+	}
+	for _, a := range ns.anps {
+		if len(a.policy.rules) > 0 {
+			c.Admin = append(c.Admin, a.policy.name)
+		}
+	}
+	for _, a := range ns.banps {
+		if len(a.policy.rules) > 0 {
+			c.Baseline = append(c.Baseline, a.policy.name)
+		}
+	}
+	return c
+}
+
+// Evaluate decides each endpoint for one subject; out must have len(eps) elements.
+func (m *Model) Evaluate(s Subject, eps []endpoint.Endpoint, out []Verdict) {
+	m.evaluate(s, eps, out, nil)
+}
+
+// Explain decides one subject for each endpoint and returns, per endpoint, the verdict and the
+// full trace of the tiers, policies and rules consulted.
+func (m *Model) Explain(s Subject, eps []endpoint.Endpoint) ([]Verdict, [][]Step) {
+	out := make([]Verdict, len(eps))
+	traces := make([][]Step, len(eps))
+	for i := range eps {
+		tr := &tracer{}
+		m.evaluate(s, eps[i:i+1], out[i:i+1], tr)
+		traces[i] = tr.steps
+	}
+	return out, traces
+}
+
+func (m *Model) evaluate(s Subject, eps []endpoint.Endpoint, out []Verdict, tr *tracer) {
+	if s.HostNetwork {
+		tr.add(TierHostNetwork, "", NoRule, "hostNetwork: true: the pod shares the node's network namespace; AdminNetworkPolicy, NetworkPolicy and BaselineAdminNetworkPolicy do not apply")
+		for i := range out {
+			out[i] = Verdict{Allowed: true, DecidedBy: Reason{Tier: TierHostNetwork, Rule: NoRule, Action: ActionAllow}}
+		}
+		return
+	}
+	ns := m.lookup(s.Namespace)
+	var stack [4]boundTier
+	bound := stack[:0]
+	for _, t := range m.tiers {
+		bound = append(bound, t.bind(ns, s, tr))
+	}
+	for i := range eps {
+		out[i] = decide(bound, &eps[i], tr)
+	}
+}
+
+func decide(bound []boundTier, ep *endpoint.Endpoint, tr *tracer) Verdict {
+	for _, b := range bound {
+		switch o, r := b.decide(ep, tr); o {
+		case allow:
+			return Verdict{Allowed: true, DecidedBy: r}
+		case deny:
+			return Verdict{Allowed: false, DecidedBy: r}
+		}
+	}
+	tr.add(TierDefault, "", NoRule, "no tier decided: allowed by default")
+	return Verdict{Allowed: true, DecidedBy: Reason{Tier: TierDefault, Rule: NoRule, Action: ActionAllow}}
+}
+
+// EvaluateAll decides every endpoint for every subject, in parallel, and returns the verdicts
+// as one slice: subject i's verdicts are out[i*len(eps) : (i+1)*len(eps)]. Subjects with the
+// same namespace, labels and host networking share one evaluation.
+func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) []Verdict {
+	n := len(eps)
+	out := make([]Verdict, len(subjects)*n)
+	if n == 0 || len(subjects) == 0 {
+		return out
+	}
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(subjects)/256))
+	chunk := (len(subjects) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, len(subjects))
+		if lo >= hi {
+			break
+		}
+		wg.Go(func() {
+			memo := map[string]int{} // key → index of the first subject evaluated with it
+			var key strings.Builder
+			for i := lo; i < hi; i++ {
+				k := subjectKey(&key, &subjects[i])
+				if first, ok := memo[k]; ok {
+					copy(out[i*n:(i+1)*n], out[first*n:(first+1)*n])
+					continue
+				}
+				memo[k] = i
+				m.Evaluate(subjects[i], eps, out[i*n:(i+1)*n])
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// subjectKey renders what a verdict depends on: namespace, host networking and labels.
+func subjectKey(b *strings.Builder, s *Subject) string {
+	b.Reset()
+	b.WriteString(s.Namespace)
+	if s.HostNetwork {
+		b.WriteString("\x00h")
+	}
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b.WriteByte(0)
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(s.Labels[k])
+	}
+	return b.String()
+}
+
+// String renders a verdict as "allowed by ..." or "denied by ...".
+func (v Verdict) String() string {
+	word := "denied"
+	if v.Allowed {
+		word = "allowed"
+	}
+	return fmt.Sprintf("%s: %s", word, v.DecidedBy)
+}
