@@ -26,18 +26,18 @@ type kindKey struct{ apiVersion, kind string }
 
 // newObject maps the kinds imdsguard evaluates to their official Go types.
 var newObject = map[kindKey]func() any{
-	{"v1", "Namespace"}:             func() any { return &corev1.Namespace{} },
-	{"v1", "Pod"}:                   func() any { return &corev1.Pod{} },
-	{"v1", "ServiceAccount"}:        func() any { return &corev1.ServiceAccount{} },
-	{"v1", "ReplicationController"}: func() any { return &corev1.ReplicationController{} },
-	{"apps/v1", "Deployment"}:       func() any { return &appsv1.Deployment{} },
-	{"apps/v1", "StatefulSet"}:      func() any { return &appsv1.StatefulSet{} },
-	{"apps/v1", "DaemonSet"}:        func() any { return &appsv1.DaemonSet{} },
-	{"apps/v1", "ReplicaSet"}:       func() any { return &appsv1.ReplicaSet{} },
-	{"batch/v1", "Job"}:             func() any { return &batchv1.Job{} },
-	{"batch/v1", "CronJob"}:         func() any { return &batchv1.CronJob{} },
-	{"networking.k8s.io/v1", "NetworkPolicy"}:                           func() any { return &networkingv1.NetworkPolicy{} },
-	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}:         func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
+	{"v1", "Namespace"}:                                         func() any { return &corev1.Namespace{} },
+	{"v1", "Pod"}:                                               func() any { return &corev1.Pod{} },
+	{"v1", "ServiceAccount"}:                                    func() any { return &corev1.ServiceAccount{} },
+	{"v1", "ReplicationController"}:                             func() any { return &corev1.ReplicationController{} },
+	{"apps/v1", "Deployment"}:                                   func() any { return &appsv1.Deployment{} },
+	{"apps/v1", "StatefulSet"}:                                  func() any { return &appsv1.StatefulSet{} },
+	{"apps/v1", "DaemonSet"}:                                    func() any { return &appsv1.DaemonSet{} },
+	{"apps/v1", "ReplicaSet"}:                                   func() any { return &appsv1.ReplicaSet{} },
+	{"batch/v1", "Job"}:                                         func() any { return &batchv1.Job{} },
+	{"batch/v1", "CronJob"}:                                     func() any { return &batchv1.CronJob{} },
+	{"networking.k8s.io/v1", "NetworkPolicy"}:                   func() any { return &networkingv1.NetworkPolicy{} },
+	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}: func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"}: func() any { return &anpv1alpha1.BaselineAdminNetworkPolicy{} },
 }
 

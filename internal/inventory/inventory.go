@@ -23,6 +23,8 @@ type Source struct {
 	File     string `json:"file"`
 	Document int    `json:"document"`
 	Item     int    `json:"item,omitempty"`
+	// Line is the 1-based line where the document starts.
+	Line int `json:"line,omitempty"`
 }
 
 func (s Source) String() string {
@@ -32,10 +34,14 @@ func (s Source) String() string {
 	if s.Document == 0 {
 		return s.File
 	}
-	if s.Item > 0 {
-		return fmt.Sprintf("%s: document %d, item %d", s.File, s.Document, s.Item)
+	at := ""
+	if s.Line > 0 {
+		at = fmt.Sprintf(" (line %d)", s.Line)
 	}
-	return fmt.Sprintf("%s: document %d", s.File, s.Document)
+	if s.Item > 0 {
+		return fmt.Sprintf("%s: document %d%s, item %d", s.File, s.Document, at, s.Item)
+	}
+	return fmt.Sprintf("%s: document %d%s", s.File, s.Document, at)
 }
 
 // ObjectRef names one Kubernetes object and where it was read.

@@ -1,7 +1,6 @@
 package inventory
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -192,11 +190,12 @@ func (b *builder) splitJSON(name string, data []byte) []rawDoc {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	for n := 1; ; n++ {
 		var raw json.RawMessage
+		before := dec.InputOffset()
 		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
 			return docs
 		}
-		src := Source{File: name, Document: n}
+		src := Source{File: name, Document: n, Line: lineAt(data, before)}
 		b.inv.Documents++
 		if err != nil {
 			b.problem(Problem{Source: src, Message: "invalid JSON: " + jsonError(data, dec.InputOffset(), err)})
@@ -206,26 +205,17 @@ func (b *builder) splitJSON(name string, data []byte) []rawDoc {
 	}
 }
 
-// splitYAML splits a YAML stream on "---" separators and converts each document to JSON.
+// splitYAML splits a YAML stream on "---" separator lines and converts each document to JSON.
 func (b *builder) splitYAML(name string, data []byte) []rawDoc {
 	var docs []rawDoc
-	reader := utilyaml.NewYAMLReader(bufio.NewReaderSize(bytes.NewReader(data), 64*1024))
-	for n := 1; ; n++ {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return docs
-		}
-		src := Source{File: name, Document: n}
-		if err != nil {
-			b.inv.Documents++
-			b.problem(Problem{Source: src, Message: "cannot split YAML stream: " + err.Error()})
-			return docs
-		}
+	n := 0
+	for doc, line := range yamlDocuments(data) {
 		if isEmptyYAML(doc) {
-			n--
 			continue
 		}
+		n++
 		b.inv.Documents++
+		src := Source{File: name, Document: n, Line: line}
 		if depth := nestingDepth(doc); depth > maxDepth {
 			b.problem(Problem{Source: src, Message: fmt.Sprintf("document nests deeper than %d levels", maxDepth)})
 			continue
@@ -236,6 +226,36 @@ func (b *builder) splitYAML(name string, data []byte) []rawDoc {
 			continue
 		}
 		docs = append(docs, b.expandDoc(src, js)...)
+	}
+	return docs
+}
+
+// yamlDocuments yields the documents of a YAML stream with the line each starts on. A line
+// beginning with "---" at column 0 separates documents.
+func yamlDocuments(data []byte) func(yield func([]byte, int) bool) {
+	return func(yield func([]byte, int) bool) {
+		start, startLine, line := 0, 1, 1
+		for off := 0; off <= len(data); {
+			end := bytes.IndexByte(data[off:], '\n')
+			if end < 0 {
+				end = len(data)
+			} else {
+				end += off
+			}
+			text := data[off:end]
+			if bytes.HasPrefix(text, []byte("---")) && (len(text) == 3 || text[3] == ' ' || text[3] == '\t' || text[3] == '\r') {
+				if !yield(data[start:off], startLine) {
+					return
+				}
+				// Content after the marker on the same line ("--- !tag" or "--- {}") belongs to
+				// the next document.
+				start, startLine = off+3, line
+			}
+			off, line = end+1, line+1
+		}
+		if start < len(data) {
+			yield(data[start:], startLine)
+		}
 	}
 }
 
@@ -353,6 +373,15 @@ func (b *builder) decodeAll(docs []rawDoc) {
 	for i := range out {
 		b.add(out[i])
 	}
+}
+
+// lineAt returns the 1-based line of the first non-space byte at or after offset.
+func lineAt(data []byte, offset int64) int {
+	off := int(offset)
+	for off < len(data) && (data[off] == ' ' || data[off] == '\t' || data[off] == '\r' || data[off] == '\n') {
+		off++
+	}
+	return bytes.Count(data[:min(off, len(data))], []byte("\n")) + 1
 }
 
 // jsonError renders a JSON decoding error with a line and column when the offset is known.

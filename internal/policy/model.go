@@ -252,3 +252,18 @@ func (v Verdict) String() string {
 	}
 	return fmt.Sprintf("%s: %s", word, v.DecidedBy)
 }
+
+// Isolated reports whether a NetworkPolicy isolates the subject for egress.
+func (m *Model) Isolated(s Subject) bool {
+	if s.HostNetwork {
+		return false
+	}
+	ns := m.lookup(s.Namespace)
+	set := labels.Set(s.Labels)
+	for _, p := range ns.netpols {
+		if p.selector.Matches(set) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,150 @@
+// Package audit answers, for every pod and workload template, whether it can reach each
+// metadata endpoint and what decided it (the exposure), and turns the answers into findings
+// with a severity, a MITRE ATT&CK mapping and a concrete remediation. It also renders reports:
+// a table for humans, a versioned JSON document and SARIF 2.1.0.
+package audit
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Subject is a pod, or a workload's pod template, to evaluate.
+type Subject struct {
+	Namespace string
+	// Pod is the pod's name; empty for a workload template.
+	Pod      string
+	Workload inventory.WorkloadRef
+	Meta     *metav1.ObjectMeta
+	Spec     *corev1.PodSpec
+	Source   inventory.Source
+}
+
+// IsTemplate reports whether the subject is a workload's pod template.
+func (s *Subject) IsTemplate() bool { return s.Pod == "" }
+
+// Ref names the subject's object: the pod, or the workload.
+func (s *Subject) Ref() inventory.ObjectRef {
+	if s.IsTemplate() {
+		return inventory.ObjectRef{Kind: s.Workload.Kind, Namespace: s.Namespace, Name: s.Workload.Name, Source: s.Source}
+	}
+	return inventory.ObjectRef{Kind: "Pod", Namespace: s.Namespace, Name: s.Pod, Source: s.Source}
+}
+
+// Label renders "Deployment/web" for a template, "Pod/web-1" for a pod.
+func (s *Subject) Label() string {
+	if s.IsTemplate() {
+		return s.Workload.Kind + "/" + s.Workload.Name
+	}
+	return "Pod/" + s.Pod
+}
+
+func (s *Subject) policySubject() policy.Subject {
+	return policy.Subject{Namespace: s.Namespace, Labels: s.Meta.Labels, HostNetwork: s.Spec.HostNetwork}
+}
+
+// Subjects lists the pods and workload templates of an inventory, ordered by namespace, then
+// workload, then templates before pods, then pod name.
+func Subjects(inv *inventory.Inventory) []Subject {
+	out := make([]Subject, 0, len(inv.Pods)+len(inv.Workloads))
+	for _, w := range inv.Workloads {
+		out = append(out, Subject{Namespace: w.Namespace, Workload: inventory.WorkloadRef{Kind: w.Kind, Name: w.Name},
+			Meta: &w.Template.ObjectMeta, Spec: &w.Template.Spec, Source: w.Source})
+	}
+	for _, p := range inv.Pods {
+		out = append(out, Subject{Namespace: p.Pod.Namespace, Pod: p.Pod.Name, Workload: p.Workload,
+			Meta: &p.Pod.ObjectMeta, Spec: &p.Pod.Spec, Source: p.Source})
+	}
+	slices.SortFunc(out, func(a, b Subject) int {
+		return cmp.Or(
+			cmp.Compare(a.Namespace, b.Namespace),
+			cmp.Compare(a.Workload.Kind, b.Workload.Kind),
+			cmp.Compare(a.Workload.Name, b.Workload.Name),
+			cmp.Compare(a.Pod, b.Pod),
+		)
+	})
+	return out
+}
+
+// NamespaceSummary says what governs egress in a namespace.
+type NamespaceSummary struct {
+	Name        string
+	Synthesized bool
+	Control     policy.EgressControl
+	// Isolated is set when some pod or template of the namespace is egress-isolated by a
+	// NetworkPolicy: an allow-all NetworkPolicy would widen its egress.
+	Isolated bool
+}
+
+// Report is the outcome of an audit.
+type Report struct {
+	Endpoints  []endpoint.Endpoint
+	Subjects   []Subject
+	Namespaces []NamespaceSummary
+	// Verdicts holds one verdict per subject and endpoint: subject i's are
+	// Verdicts[i*len(Endpoints) : (i+1)*len(Endpoints)].
+	Verdicts []policy.Verdict
+	Findings []Finding
+
+	Problems []inventory.Problem
+	Skipped  []inventory.Skipped
+	Warnings []string
+	Files    int
+	Docs     int
+
+	model *policy.Model
+}
+
+// Verdict returns subject i's verdict for endpoint j.
+func (r *Report) Verdict(i, j int) policy.Verdict { return r.Verdicts[i*len(r.Endpoints)+j] }
+
+// Complete reports whether every document and object could be evaluated.
+func (r *Report) Complete() bool { return len(r.Problems) == 0 }
+
+// Run evaluates an inventory against the endpoints and derives the findings.
+func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
+	model := policy.Compile(inv)
+	subjects := Subjects(inv)
+	ps := make([]policy.Subject, len(subjects))
+	for i := range subjects {
+		ps[i] = subjects[i].policySubject()
+	}
+	r := &Report{
+		Endpoints: eps,
+		Subjects:  subjects,
+		Verdicts:  model.EvaluateAll(ps, eps),
+		Problems:  append(slices.Clone(inv.Problems), model.Rejected...),
+		Skipped:   inv.Skipped,
+		Warnings:  inv.Warnings,
+		Files:     inv.Files,
+		Docs:      inv.Documents,
+		model:     model,
+	}
+	isolated := map[string]bool{}
+	for i := range ps {
+		if !isolated[ps[i].Namespace] && model.Isolated(ps[i]) {
+			isolated[ps[i].Namespace] = true
+		}
+	}
+	for _, name := range inv.NamespaceNames() {
+		r.Namespaces = append(r.Namespaces, NamespaceSummary{
+			Name:        name,
+			Synthesized: inv.Namespaces[name].Synthesized,
+			Control:     model.EgressControl(name),
+			Isolated:    isolated[name],
+		})
+	}
+	r.Findings = findings(r, inv)
+	return r
+}
+
+// Explain returns the evaluation trace of subject i for every endpoint.
+func (r *Report) Explain(i int) ([]policy.Verdict, [][]policy.Step) {
+	return r.model.Explain(r.Subjects[i].policySubject(), r.Endpoints)
+}

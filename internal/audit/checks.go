@@ -1,0 +1,341 @@
+package audit
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+var wireServer = netip.MustParseAddr("168.63.129.16")
+
+// unit is the subjects of one workload in one namespace: its template and its pods (or one
+// bare pod). Findings are reported per unit so a Deployment with fifty pods is one finding.
+type unit []int
+
+// units splits the (sorted) subjects into runs of the same namespace and workload.
+func units(subjects []Subject) []unit {
+	var out []unit
+	for i := 0; i < len(subjects); {
+		j := i + 1
+		for j < len(subjects) && subjects[j].Namespace == subjects[i].Namespace && subjects[j].Workload == subjects[i].Workload {
+			j++
+		}
+		u := make(unit, j-i)
+		for k := range u {
+			u[k] = i + k
+		}
+		out = append(out, u)
+		i = j
+	}
+	return out
+}
+
+func findings(r *Report, inv *inventory.Inventory) []Finding {
+	var out []Finding
+	for _, p := range r.Problems {
+		f := Finding{Rule: RuleInput, Severity: RuleInput.Severity, Message: p.Error(),
+			Remediation: "Fix the document at " + p.Source.String() + " and run the audit again; until then verdicts that depend on it are not trustworthy."}
+		if p.Object != nil {
+			f.Objects = []inventory.ObjectRef{*p.Object}
+			f.Namespace = p.Object.Namespace
+		} else {
+			f.Objects = []inventory.ObjectRef{{Kind: "File", Name: p.Source.File, Source: p.Source}}
+		}
+		out = append(out, f)
+	}
+	for _, t := range r.model.PriorityTies {
+		out = append(out, Finding{Rule: RulePriorityTie, Severity: RulePriorityTie.Severity,
+			Objects:     []inventory.ObjectRef{{Kind: "AdminNetworkPolicy", Name: t.Policies[0]}, {Kind: "AdminNetworkPolicy", Name: t.Policies[1]}},
+			Message:     fmt.Sprintf("AdminNetworkPolicies %s and %s both have priority %d; their order is implementation-defined", t.Policies[0], t.Policies[1], t.Priority),
+			Remediation: fmt.Sprintf("Give AdminNetworkPolicy %s or %s a distinct priority.", t.Policies[0], t.Policies[1])})
+	}
+	nsByName := map[string]*NamespaceSummary{}
+	for i := range r.Namespaces {
+		nsByName[r.Namespaces[i].Name] = &r.Namespaces[i]
+	}
+	out = append(out, namespaceFindings(r, nsByName)...)
+	broad := map[policy.Reason]*broadUse{}
+	for _, u := range units(r.Subjects) {
+		ns := nsByName[r.Subjects[u[0]].Namespace]
+		out = append(out, reachFindings(r, u, ns, broad)...)
+		out = append(out, addonFindings(r, u)...)
+		out = append(out, identityFindings(r, inv, u)...)
+	}
+	out = append(out, broadFindings(r, broad)...)
+	slices.SortStableFunc(out, func(a, b Finding) int {
+		return cmp.Or(
+			cmp.Compare(b.Severity, a.Severity),
+			cmp.Compare(a.Namespace, b.Namespace),
+			cmp.Compare(a.Rule.ID, b.Rule.ID),
+		)
+	})
+	return out
+}
+
+// namespaceFindings reports namespaces with pods but no egress control at all.
+func namespaceFindings(r *Report, nsByName map[string]*NamespaceSummary) []Finding {
+	populated := map[string]bool{}
+	for i := range r.Subjects {
+		if !r.Subjects[i].Spec.HostNetwork {
+			populated[r.Subjects[i].Namespace] = true
+		}
+	}
+	var out []Finding
+	for _, ns := range r.Namespaces {
+		if !populated[ns.Name] || ns.Control.Any() {
+			continue
+		}
+		out = append(out, Finding{Rule: RuleNoEgressControl, Severity: RuleNoEgressControl.Severity, Namespace: ns.Name,
+			Objects:     []inventory.ObjectRef{{Kind: "Namespace", Name: ns.Name}},
+			Message:     fmt.Sprintf("namespace %s has no NetworkPolicy with egress rules and no AdminNetworkPolicy or BaselineAdminNetworkPolicy selects it: every pod may reach every metadata endpoint", ns.Name),
+			Remediation: defaultRemedy(r.Endpoints, ns.Name, false)})
+	}
+	return out
+}
+
+// credentialPrefixes renders the except entries for every credential endpoint of one family.
+func credentialPrefixes(eps []endpoint.Endpoint, v4 bool) string {
+	var s []string
+	for _, ep := range eps {
+		p := ep.Prefix().String()
+		if ep.Role == endpoint.Credentials && ep.Address.Is4() == v4 && !slices.Contains(s, p) {
+			s = append(s, p)
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+// defaultRemedy is the fix for a namespace whose pods no policy restricts.
+func defaultRemedy(eps []endpoint.Endpoint, ns string, isolated bool) string {
+	v4, v6 := credentialPrefixes(eps, true), credentialPrefixes(eps, false)
+	except := "ipBlock 0.0.0.0/0 except [" + v4 + "]"
+	if v6 != "" {
+		except += " and ipBlock ::/0 except [" + v6 + "]"
+	}
+	anp := fmt.Sprintf("An AdminNetworkPolicy with a Deny rule for networks [%s] selecting namespace %s cannot widen anyone's egress and is the preferred cluster-wide fix.", strings.TrimSuffix(v4+", "+v6, ", "), ns)
+	if isolated {
+		return fmt.Sprintf("Some pods in namespace %s are already egress-isolated: an allow-all-except-metadata NetworkPolicy would open them to the internet. Use a deny-capable layer instead. %s A Calico GlobalNetworkPolicy or Cilium deny, or a node firewall, also work.", ns, anp)
+	}
+	return fmt.Sprintf("No pod in namespace %s is egress-isolated, so a NetworkPolicy with podSelector {} and egress to %s, plus a namespaceSelector: {} peer for in-cluster traffic, widens nothing. %s On AWS also require IMDSv2 with a hop limit of 1.", ns, except, anp)
+}
+
+// reachRemedy names the fix for an allowed verdict, from what decided it.
+func reachRemedy(eps []endpoint.Endpoint, ep endpoint.Endpoint, ns *NamespaceSummary, v policy.Verdict) string {
+	d := v.DecidedBy
+	switch d.Tier {
+	case policy.TierDefault:
+		return defaultRemedy(eps, ns.Name, ns.Isolated)
+	case policy.TierNetworkPolicy:
+		if strings.HasPrefix(d.Peer, "ipBlock") {
+			return fmt.Sprintf("Add %s to the except list of %s in egress rule %d of NetworkPolicy %s (or remove the allowance if the pod must not read instance metadata).", ep.Prefix(), d.Peer, d.Rule, d.Policy)
+		}
+		fam := "0.0.0.0/0"
+		if ep.Address.Is6() {
+			fam = "::/0"
+		}
+		return fmt.Sprintf("Egress rule %d of NetworkPolicy %s allows every destination: give it peers instead, e.g. ipBlock %s except [%s] and a namespaceSelector: {} peer for in-cluster traffic.", d.Rule, d.Policy, fam, ep.Prefix())
+	case policy.TierAdmin:
+		return fmt.Sprintf("AdminNetworkPolicy %s rule %d allows %s via %s: narrow that rule, or put a Deny rule for %s before it (or in an AdminNetworkPolicy with a lower priority number).", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
+	case policy.TierBaseline:
+		return fmt.Sprintf("BaselineAdminNetworkPolicy %s rule %d allows %s via %s: put a Deny rule for %s before it.", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
+	}
+	return ""
+}
+
+// broadUse aggregates the uses of one broad allow rule.
+type broadUse struct {
+	namespace string
+	endpoints []string
+	subjects  int
+}
+
+// reachFindings reports, for one unit, reachable credential endpoints, hostNetwork, WireServer,
+// IPv6 gaps and blocked keep-reachable endpoints.
+func reachFindings(r *Report, u unit, ns *NamespaceSummary, broad map[policy.Reason]*broadUse) []Finding {
+	var out []Finding
+	var host, pod unit
+	for _, i := range u {
+		if r.Subjects[i].Spec.HostNetwork {
+			host = append(host, i)
+		} else {
+			pod = append(pod, i)
+		}
+	}
+	if len(host) > 0 {
+		var names []string
+		for _, ep := range r.Endpoints {
+			if ep.Role == endpoint.Credentials {
+				names = append(names, ep.Name)
+			}
+		}
+		if len(names) > 0 {
+			out = append(out, Finding{Rule: RuleHostNetwork, Severity: RuleHostNetwork.Severity, Namespace: ns.Name,
+				Objects: objects(r, host), Endpoints: names,
+				Message:     fmt.Sprintf("%s uses hostNetwork: it reaches %s whatever NetworkPolicy or AdminNetworkPolicy says", describe(r, host), strings.Join(names, ", ")),
+				Remediation: fmt.Sprintf("Run it without hostNetwork if it can. Otherwise restrict hostNetwork to allow-listed namespaces with a ValidatingAdmissionPolicy, and block the metadata endpoints for pod processes with a cgroup-aware node rule (nftables 'socket cgroupv2' on the output hook matching the kubepods cgroup). On AWS, IMDSv2 with hop limit 1 does not stop hostNetwork pods: they are one hop away."),
+			})
+		}
+	}
+	for j, ep := range r.Endpoints {
+		groups := groupByVerdict(r, pod, j)
+		for _, g := range groups {
+			v := r.Verdict(g[0], j)
+			switch {
+			case ep.Role == endpoint.Credentials && v.Allowed:
+				rule := RuleReach
+				if ep.Address == wireServer {
+					rule = RuleWireServer
+				}
+				out = append(out, Finding{Rule: rule, Severity: rule.Severity, Namespace: ns.Name,
+					Objects: objects(r, g), Endpoints: []string{ep.Name},
+					Message:     fmt.Sprintf("%s can reach %s (%s): %s", describe(r, g), ep.Name, ep.Destination(), v.DecidedBy),
+					Remediation: reachRemedy(r.Endpoints, ep, ns, v)})
+				if v.DecidedBy.Broad {
+					b := broad[v.DecidedBy]
+					if b == nil {
+						b = &broadUse{namespace: ns.Name}
+						broad[v.DecidedBy] = b
+					}
+					if !slices.Contains(b.endpoints, ep.Name) {
+						b.endpoints = append(b.endpoints, ep.Name)
+					}
+					b.subjects += len(g)
+				}
+			case ep.Role == endpoint.KeepReachable && !v.Allowed:
+				if deps := dependsOn(r, g, ep); len(deps) > 0 {
+					out = append(out, Finding{Rule: RuleKeepReachable, Severity: RuleKeepReachable.Severity, Namespace: ns.Name,
+						Objects: objects(r, deps), Endpoints: []string{ep.Name},
+						Message:     fmt.Sprintf("%s depends on %s (%s) but it is denied: %s", describe(r, deps), ep.Name, ep.Destination(), v.DecidedBy),
+						Remediation: fmt.Sprintf("Allow egress to %s %s %d for these pods (a NetworkPolicy ipBlock %s with that port), and keep it out of every metadata deny rule.", ep.Prefix(), ep.Protocol, ep.Port, ep.Prefix())})
+				}
+			}
+		}
+	}
+	out = append(out, ipv6Gaps(r, pod, ns)...)
+	return out
+}
+
+// ipv6Gaps reports subjects denied an IPv4 credential endpoint but allowed its IPv6
+// counterpart of the same cloud and port.
+func ipv6Gaps(r *Report, pod unit, ns *NamespaceSummary) []Finding {
+	var out []Finding
+	for a, v4 := range r.Endpoints {
+		if !v4.Address.Is4() || v4.Role != endpoint.Credentials {
+			continue
+		}
+		for b, v6 := range r.Endpoints {
+			if !v6.Address.Is6() || v6.Role != endpoint.Credentials || v6.Port != v4.Port || v6.Protocol != v4.Protocol || !sharesCloud(v4, v6) {
+				continue
+			}
+			var gap unit
+			for _, i := range pod {
+				if !r.Verdict(i, a).Allowed && r.Verdict(i, b).Allowed {
+					gap = append(gap, i)
+				}
+			}
+			if len(gap) == 0 {
+				continue
+			}
+			out = append(out, Finding{Rule: RuleIPv6Gap, Severity: RuleIPv6Gap.Severity, Namespace: ns.Name,
+				Objects: objects(r, gap), Endpoints: []string{v4.Name, v6.Name},
+				Message:     fmt.Sprintf("%s is denied %s (%s) but can reach %s (%s): %s", describe(r, gap), v4.Name, v4.Address, v6.Name, v6.Address, r.Verdict(gap[0], b).DecidedBy),
+				Remediation: fmt.Sprintf("Deny %s as well: add %s to the except list next to %s (an ipBlock ::/0 except [%s] rule), or use an AdminNetworkPolicy Deny listing both addresses.", v6.Address, v6.Prefix(), v4.Prefix(), v6.Prefix())})
+		}
+	}
+	return out
+}
+
+func sharesCloud(a, b endpoint.Endpoint) bool {
+	for _, c := range a.Clouds {
+		if b.HasCloud(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// groupByVerdict splits subjects into groups with the same verdict for endpoint j, in order of
+// first appearance.
+func groupByVerdict(r *Report, subjects unit, j int) []unit {
+	var groups []unit
+	index := map[policy.Verdict]int{}
+	for _, i := range subjects {
+		v := r.Verdict(i, j)
+		k, ok := index[v]
+		if !ok {
+			k = len(groups)
+			index[v] = k
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	return groups
+}
+
+func broadFindings(r *Report, broad map[policy.Reason]*broadUse) []Finding {
+	var out []Finding
+	for reason, use := range broad {
+		var fix string
+		switch {
+		case reason.Tier == policy.TierNetworkPolicy && strings.HasPrefix(reason.Peer, "ipBlock"):
+			fix = fmt.Sprintf("Add the metadata addresses to the except list of %s in egress rule %d of NetworkPolicy %s: except [%s] for 0.0.0.0/0, [%s] for ::/0.", reason.Peer, reason.Rule, reason.Policy, credentialPrefixes(r.Endpoints, true), credentialPrefixes(r.Endpoints, false))
+		case reason.Tier == policy.TierNetworkPolicy:
+			fix = fmt.Sprintf("Egress rule %d of NetworkPolicy %s has no 'to': replace it with ipBlock 0.0.0.0/0 except [%s], ipBlock ::/0 except [%s] and a namespaceSelector: {} peer.", reason.Rule, reason.Policy, credentialPrefixes(r.Endpoints, true), credentialPrefixes(r.Endpoints, false))
+		default:
+			fix = fmt.Sprintf("Put a Deny rule for [%s, %s] before rule %d of %s %s.", credentialPrefixes(r.Endpoints, true), credentialPrefixes(r.Endpoints, false), reason.Rule, reason.Tier, reason.Policy)
+		}
+		kind := string(reason.Tier)
+		name, namespace := reason.Policy, ""
+		if ns, n, ok := strings.Cut(reason.Policy, "/"); ok && reason.Tier == policy.TierNetworkPolicy {
+			namespace, name = ns, n
+		}
+		slices.Sort(use.endpoints)
+		out = append(out, Finding{Rule: RuleBroadAllow, Severity: RuleBroadAllow.Severity, Namespace: namespace,
+			Objects: []inventory.ObjectRef{{Kind: kind, Namespace: namespace, Name: name}}, Endpoints: use.endpoints,
+			Message:     fmt.Sprintf("%s %s egress rule %d allows %s without excepting %s; it decides %d reachable verdicts", kind, reason.Policy, reason.Rule, reason.Peer, strings.Join(use.endpoints, ", "), use.subjects),
+			Remediation: fix})
+	}
+	slices.SortFunc(out, func(a, b Finding) int { return cmp.Compare(a.Message, b.Message) })
+	return out
+}
+
+// objects lists the objects of a group of subjects.
+func objects(r *Report, g unit) []inventory.ObjectRef {
+	out := make([]inventory.ObjectRef, len(g))
+	for k, i := range g {
+		out[k] = r.Subjects[i].Ref()
+	}
+	return out
+}
+
+// describe renders a group of subjects: "Deployment shop/web (template and 3 pods)".
+func describe(r *Report, g unit) string {
+	s := &r.Subjects[g[0]]
+	pods := 0
+	template := false
+	for _, i := range g {
+		if r.Subjects[i].IsTemplate() {
+			template = true
+		} else {
+			pods++
+		}
+	}
+	if len(g) == 1 {
+		ref := s.Ref()
+		return ref.Kind + " " + ref.Namespace + "/" + ref.Name
+	}
+	what := fmt.Sprintf("%d pods", pods)
+	if template {
+		what = "template and " + what
+		if pods == 1 {
+			what = "template and 1 pod"
+		}
+	}
+	return fmt.Sprintf("%s %s/%s (%s)", s.Workload.Kind, s.Namespace, s.Workload.Name, what)
+}

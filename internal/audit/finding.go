@@ -1,0 +1,109 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imdsguard/imdsguard/internal/inventory"
+)
+
+// Severity orders findings; --fail-on compares against it.
+type Severity int
+
+// Severities, lowest first.
+const (
+	Info Severity = iota
+	Low
+	Medium
+	High
+	Critical
+)
+
+var severityNames = []string{"info", "low", "medium", "high", "critical"}
+
+func (s Severity) String() string {
+	if s < Info || s > Critical {
+		return fmt.Sprintf("severity(%d)", int(s))
+	}
+	return severityNames[s]
+}
+
+// MarshalText renders the severity name.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// ParseSeverity parses a severity name; "none" parses to a level above every finding.
+func ParseSeverity(s string) (Severity, error) {
+	for i, n := range severityNames {
+		if strings.EqualFold(s, n) {
+			return Severity(i), nil
+		}
+	}
+	if strings.EqualFold(s, "none") {
+		return Critical + 1, nil
+	}
+	return 0, fmt.Errorf("unknown severity %q (want info, low, medium, high, critical or none)", s)
+}
+
+// Technique is a MITRE ATT&CK technique.
+type Technique struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// T1552005 is the technique every metadata finding maps to.
+var T1552005 = Technique{
+	ID:   "T1552.005",
+	Name: "Unsecured Credentials: Cloud Instance Metadata API",
+	URL:  "https://attack.mitre.org/techniques/T1552/005/",
+}
+
+// Rule describes one kind of finding. IDs are stable: they never change meaning.
+type Rule struct {
+	ID          string
+	Title       string
+	Severity    Severity
+	Description string
+	MITRE       []Technique
+}
+
+// The rules. Their IDs are part of the output contract.
+var (
+	RuleReach = Rule{"IMDS001", "Pod can reach a credential-bearing metadata endpoint", High,
+		"No policy tier denies egress from the pod to a metadata endpoint that hands out node credentials or bootstrap data.", []Technique{T1552005}}
+	RuleHostNetwork = Rule{"IMDS002", "hostNetwork pod reaches metadata endpoints", High,
+		"The pod uses the node's network namespace: NetworkPolicy, AdminNetworkPolicy and a FORWARD-chain rule do not apply. Only instance metadata settings, admission control or a cgroup-aware node rule stop it.", []Technique{T1552005}}
+	RuleIPv6Gap = Rule{"IMDS003", "IPv6 gap: IPv4 metadata denied, IPv6 metadata allowed", High,
+		"Policy denies the IPv4 metadata address but not its IPv6 counterpart: address families are independent, and 0.0.0.0/0 except 169.254.169.254/32 says nothing of fd00:ec2::254.", []Technique{T1552005}}
+	RuleNoEgressControl = Rule{"IMDS004", "Namespace without any egress control", Medium,
+		"No NetworkPolicy, AdminNetworkPolicy or BaselineAdminNetworkPolicy restricts egress of pods in the namespace.", []Technique{T1552005}}
+	RuleBroadAllow = Rule{"IMDS005", "Policy allows a whole address family without excepting the metadata address", Medium,
+		"The rule that decided a reachable verdict allows 0.0.0.0/0, ::/0 or every destination without an except entry for the metadata address.", []Technique{T1552005}}
+	RuleWireServer = Rule{"IMDS006", "Azure WireServer reachable", High,
+		"The pod can reach Azure WireServer (168.63.129.16) on TCP 80 or 32526, which serves VM extension settings. Block those ports only: 168.63.129.16:53 is Azure DNS.", []Technique{T1552005}}
+	RuleAddon = Rule{"IMDS007", "Add-on reads instance metadata for discovery", Medium,
+		"The workload discovers its region, VPC or instance from the metadata API and will fail once pod access to it is blocked, unless it is configured explicitly.", []Technique{T1552005}}
+	RuleNoIdentity = Rule{"IMDS008", "Workload without a pod identity would lose cloud access", Info,
+		"The workload can reach instance metadata and has no pod identity (IRSA, EKS Pod Identity, GKE or Azure workload identity). If it calls cloud APIs it uses the node's credentials today and loses them when metadata access is blocked: give it its own identity first.", []Technique{T1552005}}
+	RuleKeepReachable = Rule{"IMDS009", "Endpoint that must stay reachable is blocked", Medium,
+		"Policy denies an endpoint the workload depends on (the EKS Pod Identity agent, Azure DNS).", []Technique{T1552005}}
+	RulePriorityTie = Rule{"IMDS010", "AdminNetworkPolicies share a priority", Low,
+		"The order of AdminNetworkPolicies with equal priority is implementation-defined: verdicts may differ between CNIs. imdsguard orders them by name.", nil}
+	RuleInput = Rule{"IMDS011", "Input could not be evaluated", High,
+		"A document could not be decoded, or an object is invalid and would be rejected by the API server. The audit is incomplete: verdicts that depend on it may be wrong.", nil}
+)
+
+// Rules lists every rule, in ID order.
+var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput}
+
+// Finding is one problem found, with the objects concerned, why, and the concrete fix.
+type Finding struct {
+	Rule      Rule
+	Severity  Severity
+	Namespace string
+	Objects   []inventory.ObjectRef
+	// Endpoints names the endpoints concerned, if any.
+	Endpoints   []string
+	Message     string
+	Remediation string
+}

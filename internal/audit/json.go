@@ -1,0 +1,233 @@
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
+// major version when a field changes meaning or disappears; new fields bump the minor version.
+const SchemaVersion = "1.0"
+
+type jsonEndpoint struct {
+	Name        string   `json:"name"`
+	Address     string   `json:"address"`
+	Protocol    string   `json:"protocol"`
+	Port        int32    `json:"port"`
+	Family      string   `json:"family"`
+	Role        string   `json:"role"`
+	Clouds      []string `json:"clouds"`
+	Hostnames   []string `json:"hostnames,omitempty"`
+	Description string   `json:"description"`
+}
+
+type jsonNamespace struct {
+	Name               string            `json:"name"`
+	Synthesized        bool              `json:"synthesized"`
+	EgressIsolatedPods bool              `json:"egressIsolatedPods"`
+	EgressControl      jsonEgressControl `json:"egressControl"`
+}
+
+type jsonEgressControl struct {
+	NetworkPolicies              []string `json:"networkPolicies"`
+	AdminNetworkPolicies         []string `json:"adminNetworkPolicies"`
+	BaselineAdminNetworkPolicies []string `json:"baselineAdminNetworkPolicies"`
+}
+
+type jsonFinding struct {
+	ID          string                `json:"id"`
+	Title       string                `json:"title"`
+	Severity    Severity              `json:"severity"`
+	MITRE       []Technique           `json:"mitre"`
+	Namespace   string                `json:"namespace,omitempty"`
+	Objects     []inventory.ObjectRef `json:"objects"`
+	Endpoints   []string              `json:"endpoints,omitempty"`
+	Message     string                `json:"message"`
+	Remediation string                `json:"remediation"`
+}
+
+type jsonSummary struct {
+	Files      int            `json:"files"`
+	Documents  int            `json:"documents"`
+	Namespaces int            `json:"namespaces"`
+	Pods       int            `json:"pods"`
+	Workloads  int            `json:"workloads"`
+	Endpoints  int            `json:"endpoints"`
+	Exposures  int            `json:"exposures"`
+	Reachable  int            `json:"reachable"`
+	Findings   map[string]int `json:"findings"`
+	Skipped    int            `json:"skipped"`
+	Problems   int            `json:"problems"`
+}
+
+type jsonHead struct {
+	SchemaVersion string              `json:"schemaVersion"`
+	Tool          jsonTool            `json:"tool"`
+	Complete      bool                `json:"complete"`
+	Summary       jsonSummary         `json:"summary"`
+	Endpoints     []jsonEndpoint      `json:"endpoints"`
+	Namespaces    []jsonNamespace     `json:"namespaces"`
+	Findings      []jsonFinding       `json:"findings"`
+	Problems      []inventory.Problem `json:"problems"`
+	Skipped       []inventory.Skipped `json:"skipped"`
+	Warnings      []string            `json:"warnings"`
+}
+
+type jsonTool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Summary counts what the report holds.
+func (r *Report) summary() jsonSummary {
+	s := jsonSummary{Files: r.Files, Documents: r.Docs, Namespaces: len(r.Namespaces), Endpoints: len(r.Endpoints),
+		Exposures: len(r.Verdicts), Findings: map[string]int{}, Skipped: len(r.Skipped), Problems: len(r.Problems)}
+	for i := range r.Subjects {
+		if r.Subjects[i].IsTemplate() {
+			s.Workloads++
+		} else {
+			s.Pods++
+		}
+	}
+	for _, v := range r.Verdicts {
+		if v.Allowed {
+			s.Reachable++
+		}
+	}
+	for _, n := range severityNames {
+		s.Findings[n] = 0
+	}
+	for _, f := range r.Findings {
+		s.Findings[f.Severity.String()]++
+	}
+	return s
+}
+
+// WriteJSON writes the report as the versioned JSON document described in docs/json-schema.md.
+// The exposure list comes last, one entry per line, and is streamed.
+func (r *Report) WriteJSON(w io.Writer, version string) error {
+	head := jsonHead{
+		SchemaVersion: SchemaVersion,
+		Tool:          jsonTool{Name: "imdsguard", Version: version},
+		Complete:      r.Complete(),
+		Summary:       r.summary(),
+		Endpoints:     []jsonEndpoint{},
+		Namespaces:    []jsonNamespace{},
+		Findings:      []jsonFinding{},
+		Problems:      nonNil(r.Problems),
+		Skipped:       nonNil(r.Skipped),
+		Warnings:      nonNil(r.Warnings),
+	}
+	for _, ep := range r.Endpoints {
+		clouds := make([]string, len(ep.Clouds))
+		for i, c := range ep.Clouds {
+			clouds[i] = string(c)
+		}
+		head.Endpoints = append(head.Endpoints, jsonEndpoint{Name: ep.Name, Address: ep.Address.String(), Protocol: string(ep.Protocol),
+			Port: ep.Port, Family: ep.Family(), Role: string(ep.Role), Clouds: clouds, Hostnames: ep.Hostnames, Description: ep.Description})
+	}
+	for _, ns := range r.Namespaces {
+		head.Namespaces = append(head.Namespaces, jsonNamespace{Name: ns.Name, Synthesized: ns.Synthesized, EgressIsolatedPods: ns.Isolated,
+			EgressControl: jsonEgressControl{NetworkPolicies: nonNil(ns.Control.NetworkPolicies), AdminNetworkPolicies: nonNil(ns.Control.Admin),
+				BaselineAdminNetworkPolicies: nonNil(ns.Control.Baseline)}})
+	}
+	for _, f := range r.Findings {
+		head.Findings = append(head.Findings, jsonFinding{ID: f.Rule.ID, Title: f.Rule.Title, Severity: f.Severity, MITRE: nonNil(f.Rule.MITRE),
+			Namespace: f.Namespace, Objects: nonNil(f.Objects), Endpoints: f.Endpoints, Message: f.Message, Remediation: f.Remediation})
+	}
+	data, err := json.MarshalIndent(head, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	bw.Write(data[:len(data)-2]) // drop "\n}" to append the exposure list
+	bw.WriteString(",\n  \"exposure\": [")
+	r.writeExposures(bw)
+	bw.WriteString("\n  ]\n}\n")
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// writeExposures appends one JSON object per subject and endpoint. Strings that repeat are
+// encoded once: endpoints up front, subjects once each, reasons once per distinct reason.
+func (r *Report) writeExposures(w *bufio.Writer) {
+	eps := make([][]byte, len(r.Endpoints))
+	for j, ep := range r.Endpoints {
+		eps[j] = mustJSON(struct {
+			Name     string `json:"name"`
+			Address  string `json:"address"`
+			Protocol string `json:"protocol"`
+			Port     int32  `json:"port"`
+		}{ep.Name, ep.Address.String(), string(ep.Protocol), ep.Port})
+	}
+	reasons := map[policy.Reason][]byte{}
+	buf := make([]byte, 0, 1024)
+	first := true
+	for i := range r.Subjects {
+		s := &r.Subjects[i]
+		prefix := fmt.Appendf(nil, `{"namespace":%s,"pod":%s,"workload":{"kind":%s,"name":%s},"hostNetwork":%t,"endpoint":`,
+			mustJSON(s.Namespace), mustJSON(s.Pod), mustJSON(s.Workload.Kind), mustJSON(s.Workload.Name), s.Spec.HostNetwork)
+		for j := range r.Endpoints {
+			v := r.Verdict(i, j)
+			reason, ok := reasons[v.DecidedBy]
+			if !ok {
+				reason = encodeReason(v.DecidedBy)
+				reasons[v.DecidedBy] = reason
+			}
+			buf = buf[:0]
+			if first {
+				buf = append(buf, "\n    "...)
+				first = false
+			} else {
+				buf = append(buf, ",\n    "...)
+			}
+			buf = append(buf, prefix...)
+			buf = append(buf, eps[j]...)
+			buf = append(buf, `,"allowed":`...)
+			buf = strconv.AppendBool(buf, v.Allowed)
+			buf = append(buf, `,"decidedBy":`...)
+			buf = append(buf, reason...)
+			buf = append(buf, '}')
+			w.Write(buf)
+		}
+	}
+}
+
+func encodeReason(d policy.Reason) []byte {
+	var rule *int
+	if d.Rule != policy.NoRule {
+		rule = &d.Rule
+	}
+	return mustJSON(struct {
+		Tier     string `json:"tier"`
+		Policy   string `json:"policy"`
+		Rule     *int   `json:"rule"`
+		RuleName string `json:"ruleName,omitempty"`
+		Action   string `json:"action"`
+		Peer     string `json:"peer,omitempty"`
+	}{string(d.Tier), d.Policy, rule, d.RuleName, string(d.Action), d.Peer})
+}
+
+// mustJSON encodes values that cannot fail to encode (strings, plain structs).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode %T: %v", v, err))
+	}
+	return b
+}

@@ -1,0 +1,264 @@
+package audit
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// TableOptions tunes the human-readable report.
+type TableOptions struct {
+	// Color adds ANSI colours (only for a terminal).
+	Color bool
+}
+
+type palette struct{ on bool }
+
+func (p palette) paint(code, s string) string {
+	if !p.on {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (p palette) severity(s Severity) string {
+	label := strings.ToUpper(s.String())
+	switch s {
+	case Critical, High:
+		return p.paint("1;31", label)
+	case Medium:
+		return p.paint("33", label)
+	}
+	return p.paint("36", label)
+}
+
+func (p palette) verdict(v policy.Verdict) string {
+	if v.Allowed {
+		return p.paint("31", "reachable")
+	}
+	return p.paint("32", "denied")
+}
+
+// WriteTable writes the report for humans: per namespace, what governs egress, each pod's and
+// workload's verdicts for the credential-bearing endpoints (and blocked keep-reachable ones),
+// then the namespace's findings.
+func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
+	bw := bufio.NewWriter(w)
+	p := palette{opts.Color}
+	s := r.summary()
+	fmt.Fprintf(bw, "imdsguard audit: %d files, %d documents; %d namespaces, %d pods, %d workloads; %d endpoints\n",
+		s.Files, s.Documents, s.Namespaces, s.Pods, s.Workloads, s.Endpoints)
+	if !r.Complete() {
+		fmt.Fprintln(bw, p.paint("1;31", fmt.Sprintf("INCOMPLETE: %d documents or objects could not be evaluated (see IMDS011 findings)", len(r.Problems))))
+	}
+	for _, warning := range r.Warnings {
+		fmt.Fprintln(bw, p.paint("33", "warning: ")+warning)
+	}
+	if len(r.Skipped) > 0 {
+		kinds := map[string]int{}
+		var order []string
+		for _, sk := range r.Skipped {
+			k := sk.APIVersion + " " + sk.Kind
+			if kinds[k] == 0 {
+				order = append(order, k)
+			}
+			kinds[k]++
+		}
+		parts := make([]string, len(order))
+		for i, k := range order {
+			parts[i] = fmt.Sprintf("%s ×%d", k, kinds[k])
+		}
+		fmt.Fprintf(bw, "skipped %d documents of kinds not evaluated: %s\n", len(r.Skipped), strings.Join(parts, ", "))
+	}
+
+	byNS := map[string][]Finding{}
+	for _, f := range r.Findings {
+		byNS[f.Namespace] = append(byNS[f.Namespace], f)
+	}
+	if fs := byNS[""]; len(fs) > 0 {
+		fmt.Fprintf(bw, "\n%s\n", p.paint("1", "CLUSTER"))
+		writeFindings(bw, p, fs)
+	}
+	next := 0
+	for _, ns := range r.Namespaces {
+		lo := next
+		for next < len(r.Subjects) && r.Subjects[next].Namespace == ns.Name {
+			next++
+		}
+		if lo == next && len(byNS[ns.Name]) == 0 {
+			continue
+		}
+		fmt.Fprintf(bw, "\n%s %s  egress control: %s\n", p.paint("1", "NAMESPACE"), p.paint("1", ns.Name), describeControl(ns))
+		r.writeExposureRows(bw, p, lo, next)
+		writeFindings(bw, p, byNS[ns.Name])
+	}
+	fmt.Fprintf(bw, "\n%d findings: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
+		len(r.Findings), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
+	return bw.Flush()
+}
+
+func describeControl(ns NamespaceSummary) string {
+	var parts []string
+	if n := len(ns.Control.Admin); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d AdminNetworkPolicy", n))
+	}
+	if n := len(ns.Control.NetworkPolicies); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d egress NetworkPolicy", n))
+	}
+	if n := len(ns.Control.Baseline); n > 0 {
+		parts = append(parts, "BaselineAdminNetworkPolicy")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	if ns.Synthesized {
+		parts = append(parts, "(namespace not declared in input)")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shown reports whether the table lists an endpoint's verdict: credential endpoints always,
+// keep-reachable ones only when denied.
+func shown(ep endpoint.Endpoint, v policy.Verdict) bool {
+	return ep.Role == endpoint.Credentials || !v.Allowed
+}
+
+// writeExposureRows writes subjects [lo, hi). Pods whose verdicts equal their workload
+// template's are folded into the template's row.
+func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
+	if lo == hi {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SUBJECT\tENDPOINT\tVERDICT\tDECIDED BY")
+	n := len(r.Endpoints)
+	for i := lo; i < hi; {
+		j := i + 1
+		folded := 0
+		if r.Subjects[i].IsTemplate() {
+			for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
+				sameVerdicts(r.Verdicts[i*n:(i+1)*n], r.Verdicts[j*n:(j+1)*n]) {
+				j++
+				folded++
+			}
+		}
+		label := r.Subjects[i].Label()
+		if folded > 0 {
+			label += fmt.Sprintf(" (+%d pods)", folded)
+		}
+		if r.Subjects[i].Spec.HostNetwork {
+			label += " [hostNetwork]"
+		}
+		for e, ep := range r.Endpoints {
+			v := r.Verdict(i, e)
+			if !shown(ep, v) {
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", label, ep.Name, p.verdict(v), v.DecidedBy)
+			label = ""
+		}
+		i = j
+	}
+	tw.Flush()
+}
+
+func sameVerdicts(a, b []policy.Verdict) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func writeFindings(w io.Writer, p palette, fs []Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  findings:")
+	for _, f := range fs {
+		fmt.Fprintf(w, "  %s %s %s\n", p.severity(f.Severity), f.Rule.ID, f.Message)
+		fmt.Fprintf(w, "      fix: %s\n", f.Remediation)
+	}
+}
+
+// WriteExplain writes the evaluation trace of every subject matching a NAMESPACE/NAME (or
+// NAMESPACE/KIND/NAME) reference; it returns false when none matches.
+func (r *Report) WriteExplain(w io.Writer, ref string) (bool, error) {
+	matches := r.Find(ref)
+	if len(matches) == 0 {
+		return false, nil
+	}
+	bw := bufio.NewWriter(w)
+	for k, i := range matches {
+		s := &r.Subjects[i]
+		if k > 0 {
+			fmt.Fprintln(bw)
+		}
+		what := s.Ref().String()
+		if !s.IsTemplate() {
+			what += fmt.Sprintf(" (workload %s/%s)", s.Workload.Kind, s.Workload.Name)
+		} else {
+			what += " pod template"
+		}
+		fmt.Fprintf(bw, "%s\n  labels: %s\n  hostNetwork: %t\n  source: %s\n", what, formatLabels(s.Meta.Labels), s.Spec.HostNetwork, s.Source)
+		verdicts, traces := r.Explain(i)
+		for e, ep := range r.Endpoints {
+			fmt.Fprintf(bw, "\n  %s (%s, %s)\n", ep.Name, ep.Destination(), ep.Role)
+			for _, step := range traces[e] {
+				fmt.Fprintf(bw, "    %s\n", step)
+			}
+			fmt.Fprintf(bw, "    => %s\n", verdicts[e])
+		}
+	}
+	return true, bw.Flush()
+}
+
+// Find returns the subjects matching NAMESPACE/NAME (pod or workload name) or
+// NAMESPACE/KIND/NAME.
+func (r *Report) Find(ref string) []int {
+	parts := strings.Split(ref, "/")
+	var ns, kind, name string
+	switch len(parts) {
+	case 2:
+		ns, name = parts[0], parts[1]
+	case 3:
+		ns, kind, name = parts[0], parts[1], parts[2]
+	default:
+		return nil
+	}
+	var out []int
+	for i := range r.Subjects {
+		s := &r.Subjects[i]
+		if s.Namespace != ns {
+			continue
+		}
+		ref := s.Ref()
+		if ref.Name == name && (kind == "" || strings.EqualFold(kind, ref.Kind)) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func formatLabels(l map[string]string) string {
+	if len(l) == 0 {
+		return "(none)"
+	}
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}

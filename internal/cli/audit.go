@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+type auditOptions struct {
+	files       []string
+	clouds      []string
+	endpoints   []string
+	output      string
+	failOn      string
+	explain     string
+	color       string
+	maxFileSize string
+}
+
+func newAuditCommand(g *globalOptions, streams Streams) *cobra.Command {
+	o := &auditOptions{}
+	cmd := &cobra.Command{
+		Use:   "audit [FILE|DIR|-]...",
+		Short: "Report, for every pod and workload, which metadata endpoints it can reach and why",
+		Long: `Audit Kubernetes manifests: for every pod and workload pod template, and every
+metadata endpoint of the selected clouds, decide whether egress is allowed and
+name the tier, policy and rule that decided it. Then report findings: reachable
+credential endpoints, hostNetwork pods, IPv6 gaps, namespaces without egress
+control, broad allow rules, add-ons that will break, workloads without a pod
+identity.
+
+Input: files, directories (searched recursively for *.yaml, *.yml, *.json) and
+"-" for standard input; multi-document YAML, JSON, and List objects as printed
+by "kubectl get -o yaml|json".
+
+Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 on a
+usage or input error.`,
+		Example: `  imdsguard audit examples/cluster
+  kubectl get ns,pods,deploy,ds,sts,netpol,sa -A -o yaml | imdsguard audit -
+  imdsguard audit --cloud aws --output sarif manifests/ > imdsguard.sarif
+  imdsguard audit --explain shop/web examples/cluster`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAudit(g, streams, o, append(o.files, args...))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.files, "filename", "f", nil, "manifest file or directory, or - for standard input (repeatable; positional arguments work too)")
+	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to audit: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner or all (comma-separated or repeated)")
+	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO], e.g. 10.0.0.5:8080/TCP or [fd00::5]:80 (repeatable)")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json or sarif")
+	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
+	f.StringVar(&o.explain, "explain", "", "print the full evaluation trace for NAMESPACE/NAME (or NAMESPACE/KIND/NAME) instead of the report")
+	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
+	f.StringVar(&o.maxFileSize, "max-file-size", "2Gi", "largest input file accepted, as a quantity (e.g. 500Mi, 2Gi)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// selectEndpoints turns --cloud and --endpoint into the endpoint list.
+func selectEndpoints(clouds, custom []string) ([]endpoint.Endpoint, error) {
+	var selected []endpoint.Cloud
+	for _, c := range clouds {
+		cloud, err := endpoint.ParseCloud(c)
+		if err != nil {
+			return nil, usageError("--cloud: %v", err)
+		}
+		selected = append(selected, cloud)
+	}
+	var extra []endpoint.Endpoint
+	for _, e := range custom {
+		ep, err := endpoint.ParseCustom(e)
+		if err != nil {
+			return nil, usageError("--endpoint: %v", err)
+		}
+		extra = append(extra, ep)
+	}
+	return endpoint.Merge(endpoint.Select(selected), extra), nil
+}
+
+func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string) error {
+	log, err := g.logger(streams.Err)
+	if err != nil {
+		return err
+	}
+	eps, err := selectEndpoints(o.clouds, o.endpoints)
+	if err != nil {
+		return err
+	}
+	failOn, err := audit.ParseSeverity(o.failOn)
+	if err != nil {
+		return usageError("--fail-on: %v", err)
+	}
+	switch o.output {
+	case "table", "json", "sarif":
+	default:
+		return usageError("--output %q: want table, json or sarif", o.output)
+	}
+	color := false
+	switch o.color {
+	case "auto":
+		color = streams.OutIsTerminal
+	case "always":
+		color = true
+	case "never":
+	default:
+		return usageError("--color %q: want auto, always or never", o.color)
+	}
+	limit, err := resource.ParseQuantity(o.maxFileSize)
+	if err != nil || limit.Value() <= 0 {
+		return usageError("--max-file-size %q: want a positive quantity such as 500Mi or 2Gi", o.maxFileSize)
+	}
+	if len(paths) == 0 {
+		return usageError("no input: give manifest files or directories, or - for standard input (see 'imdsguard audit --help')")
+	}
+
+	inv, err := inventory.Load(paths, inventory.Options{MaxFileBytes: limit.Value(), Stdin: streams.In})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	for _, p := range inv.Problems {
+		log.Error("input problem", "at", p.Source.String(), "field", p.Field, "error", p.Message)
+	}
+	if len(inv.Pods)+len(inv.Workloads) == 0 {
+		if len(inv.Problems) > 0 {
+			return usageError("nothing could be evaluated: %d of %d documents had problems and no pod or workload was loaded", len(inv.Problems), inv.Documents)
+		}
+		return usageError("nothing to evaluate: the input (%d files, %d documents) holds no pods or workloads", inv.Files, inv.Documents)
+	}
+	report := audit.Run(inv, eps)
+	log.Debug("audit done", "files", inv.Files, "documents", inv.Documents, "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings))
+	if o.output != "table" {
+		for _, w := range report.Warnings {
+			log.Warn(w)
+		}
+	}
+	if o.explain != "" {
+		found, err := report.WriteExplain(streams.Out, o.explain)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return usageError("--explain %q: no pod or workload by that name (want NAMESPACE/NAME or NAMESPACE/KIND/NAME)", o.explain)
+		}
+		return nil
+	}
+	switch o.output {
+	case "json":
+		err = report.WriteJSON(streams.Out, Version())
+	case "sarif":
+		err = report.WriteSARIF(streams.Out, Version())
+	default:
+		err = report.WriteTable(streams.Out, audit.TableOptions{Color: color})
+	}
+	if err != nil {
+		return err
+	}
+	if !report.Complete() {
+		log.Warn("the audit is incomplete: some documents or objects could not be evaluated", "problems", len(report.Problems))
+	}
+	worst := 0
+	for _, f := range report.Findings {
+		if f.Severity >= failOn {
+			worst++
+		}
+	}
+	if worst > 0 {
+		slog.New(log.Handler()).Debug("findings at or above --fail-on", "count", worst, "failOn", o.failOn)
+		return &exitError{code: ExitFindings, err: fmt.Errorf("%d findings at or above %s", worst, strings.ToLower(o.failOn))}
+	}
+	return nil
+}

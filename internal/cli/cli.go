@@ -1,0 +1,137 @@
+// Package cli is imdsguard's command line: one file per command, each turning flags into options
+// and calling the packages that do the work. Commands write to the streams they are given so
+// tests can run them in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0 // no finding at or above --fail-on
+	ExitFindings = 1 // findings at or above --fail-on
+	ExitUsage    = 2 // usage or input error
+)
+
+// version is set at build time with -ldflags "-X github.com/imdsguard/imdsguard/internal/cli.version=v1.2.3".
+var version = ""
+
+// Version returns the version of this build.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "dev"
+}
+
+// Streams are a command's input and outputs.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+	// OutIsTerminal enables colour in human output when --color=auto.
+	OutIsTerminal bool
+}
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks an error as a usage or input error (exit 2).
+func usageError(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// globalOptions are the flags every command has.
+type globalOptions struct {
+	logLevel  string
+	logFormat string
+}
+
+func (g *globalOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usageError("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError("--log-format %q: want text or json", g.logFormat)
+}
+
+// NewCommand builds the root command.
+func NewCommand(streams Streams) *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "imdsguard",
+		Short: "Keep Kubernetes pods away from the cloud instance metadata API, and prove it",
+		Long: `imdsguard finds every path from a pod to the cloud instance metadata API
+(169.254.169.254, fd00:ec2::254, Azure WireServer, ...) and what decides it:
+AdminNetworkPolicy, NetworkPolicy, BaselineAdminNetworkPolicy or nothing at all.
+MITRE ATT&CK T1552.005, Unsecured Credentials: Cloud Instance Metadata API.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format on standard error: text or json")
+	root.AddCommand(newAuditCommand(g, streams), newVersionCommand(streams))
+	return root
+}
+
+// Run runs the command line and returns the process exit code.
+func Run(ctx context.Context, args []string, streams Streams) int {
+	cmd := NewCommand(streams)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		if exit.err != nil && exit.code != ExitFindings {
+			fmt.Fprintf(streams.Err, "imdsguard: %v\n", exit.err)
+		}
+		return exit.code
+	}
+	// Cobra's own errors (unknown flag, bad argument count) are usage errors.
+	fmt.Fprintf(streams.Err, "imdsguard: %v\n", err)
+	if strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg") {
+		fmt.Fprintln(streams.Err, "Run 'imdsguard --help' for usage.")
+	}
+	return ExitUsage
+}
+
+func newVersionCommand(streams Streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(streams.Out, "imdsguard %s\n", Version())
+			return err
+		},
+	}
+}
