@@ -298,7 +298,7 @@ func broadFindings(r *Report, broad map[policy.Reason]*broadUse) []Finding {
 		slices.Sort(use.endpoints)
 		out = append(out, Finding{Rule: RuleBroadAllow, Severity: RuleBroadAllow.Severity, Namespace: namespace,
 			Objects: []inventory.ObjectRef{{Kind: kind, Namespace: namespace, Name: name}}, Endpoints: use.endpoints,
-			Message:     fmt.Sprintf("%s %s egress rule %d allows %s without excepting %s; it decides %d reachable verdicts", kind, reason.Policy, reason.Rule, reason.Peer, strings.Join(use.endpoints, ", "), use.subjects),
+			Message:     fmt.Sprintf("%s %s egress rule %d allows %s without excepting %s; it decides %s", kind, reason.Policy, reason.Rule, reason.Peer, strings.Join(use.endpoints, ", "), count(use.subjects, "reachable verdict")),
 			Remediation: fix})
 	}
 	slices.SortFunc(out, func(a, b Finding) int { return cmp.Compare(a.Message, b.Message) })
@@ -330,12 +330,9 @@ func describe(r *Report, g unit) string {
 		ref := s.Ref()
 		return ref.Kind + " " + ref.Namespace + "/" + ref.Name
 	}
-	what := fmt.Sprintf("%d pods", pods)
+	what := count(pods, "pod")
 	if template {
 		what = "template and " + what
-		if pods == 1 {
-			what = "template and 1 pod"
-		}
 	}
 	return fmt.Sprintf("%s %s/%s (%s)", s.Workload.Kind, s.Namespace, s.Workload.Name, what)
 }

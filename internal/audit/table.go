@@ -52,8 +52,9 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 	bw := bufio.NewWriter(w)
 	p := palette{opts.Color}
 	s := r.summary()
-	fmt.Fprintf(bw, "imdsguard audit: %d files, %d documents; %d namespaces, %d pods, %d workloads; %d endpoints\n",
-		s.Files, s.Documents, s.Namespaces, s.Pods, s.Workloads, s.Endpoints)
+	fmt.Fprintf(bw, "imdsguard audit: %s, %s; %s, %s, %s; %s\n",
+		count(s.Files, "file"), count(s.Documents, "document"), count(s.Namespaces, "namespace"),
+		count(s.Pods, "pod"), count(s.Workloads, "workload"), count(s.Endpoints, "endpoint"))
 	if !r.Complete() {
 		fmt.Fprintln(bw, p.paint("1;31", fmt.Sprintf("INCOMPLETE: %d documents or objects could not be evaluated (see IMDS011 findings)", len(r.Problems))))
 	}
@@ -98,8 +99,8 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 		r.writeExposureRows(bw, p, lo, next)
 		writeFindings(bw, p, byNS[ns.Name])
 	}
-	fmt.Fprintf(bw, "\n%d findings: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
-		len(r.Findings), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
+	fmt.Fprintf(bw, "\n%s: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
+		count(len(r.Findings), "finding"), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
 	return bw.Flush()
 }
 
@@ -150,7 +151,7 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 		}
 		label := r.Subjects[i].Label()
 		if folded > 0 {
-			label += fmt.Sprintf(" (+%d pods)", folded)
+			label += " (+" + count(folded, "pod") + ")"
 		}
 		if r.Subjects[i].Spec.HostNetwork {
 			label += " [hostNetwork]"
@@ -182,9 +183,15 @@ func writeFindings(w io.Writer, p palette, fs []Finding) {
 		return
 	}
 	fmt.Fprintln(w, "  findings:")
+	last := ""
 	for _, f := range fs {
 		fmt.Fprintf(w, "  %s %s %s\n", p.severity(f.Severity), f.Rule.ID, f.Message)
+		if f.Remediation == last {
+			fmt.Fprintln(w, "      fix: as above")
+			continue
+		}
 		fmt.Fprintf(w, "      fix: %s\n", f.Remediation)
+		last = f.Remediation
 	}
 }
 
@@ -261,4 +268,12 @@ func formatLabels(l map[string]string) string {
 		parts[i] = k + "=" + l[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// count renders "1 pod", "2 pods".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

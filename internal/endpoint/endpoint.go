@@ -29,13 +29,19 @@ const (
 	DigitalOcean Cloud = "digitalocean"
 	OpenStack    Cloud = "openstack"
 	Hetzner      Cloud = "hetzner"
-	All          Cloud = "all"
+	// ECS is Amazon ECS's task metadata endpoint. It is absent on EKS nodes, so "all" does not
+	// include it; select it by name where ECS tasks and Kubernetes pods share hosts.
+	ECS Cloud = "ecs"
+	All Cloud = "all"
 	// Custom marks endpoints given on the command line.
 	Custom Cloud = "custom"
 )
 
-// Clouds lists the selectable clouds in catalogue order.
+// Clouds lists the clouds "all" selects, in catalogue order.
 var Clouds = []Cloud{AWS, GCP, Azure, Alibaba, Oracle, DigitalOcean, OpenStack, Hetzner}
+
+// selectable lists every cloud ParseCloud accepts besides "all".
+var selectable = append(slices.Clone(Clouds), ECS)
 
 // Role says what reaching an endpoint means.
 type Role string
@@ -114,7 +120,7 @@ var sharedName = map[string]string{
 var catalogue = []entry{
 	{AWS, "aws-imds", "169.254.169.254", corev1.ProtocolTCP, 80, nil, Credentials, "EC2 instance metadata service (IMDSv1/v2): node IAM role credentials, user data"},
 	{AWS, "aws-imds-ipv6", "fd00:ec2::254", corev1.ProtocolTCP, 80, nil, Credentials, "EC2 instance metadata service over IPv6 (Nitro instances)"},
-	{AWS, "aws-ecs-task-metadata", "169.254.170.2", corev1.ProtocolTCP, 80, nil, Credentials, "ECS task metadata and credentials endpoint (not on EKS nodes, but credential-bearing where present)"},
+	{ECS, "aws-ecs-task-metadata", "169.254.170.2", corev1.ProtocolTCP, 80, nil, Credentials, "ECS task metadata and credentials endpoint (not on EKS nodes, but credential-bearing where present)"},
 	{AWS, "aws-pod-identity", "169.254.170.23", corev1.ProtocolTCP, 80, nil, KeepReachable, "EKS Pod Identity agent: per-pod credentials, the fix for node-role sharing"},
 	{AWS, "aws-pod-identity-ipv6", "fd00:ec2::23", corev1.ProtocolTCP, 80, nil, KeepReachable, "EKS Pod Identity agent over IPv6"},
 	{GCP, "gcp-metadata", "169.254.169.254", corev1.ProtocolTCP, 80, []string{"metadata.google.internal", "metadata"}, Credentials, "GCE metadata server: service account tokens, kube-env with kubelet credentials"},
@@ -133,11 +139,11 @@ var catalogue = []entry{
 // ParseCloud parses a cloud name, accepting "all".
 func ParseCloud(s string) (Cloud, error) {
 	c := Cloud(strings.ToLower(strings.TrimSpace(s)))
-	if c == All || slices.Contains(Clouds, c) {
+	if c == All || slices.Contains(selectable, c) {
 		return c, nil
 	}
-	names := make([]string, 0, len(Clouds)+1)
-	for _, c := range Clouds {
+	names := make([]string, 0, len(selectable)+1)
+	for _, c := range selectable {
 		names = append(names, string(c))
 	}
 	names = append(names, string(All))
@@ -152,7 +158,7 @@ func Select(clouds []Cloud) []Endpoint {
 	var out []Endpoint
 	index := map[string]int{}
 	for _, row := range catalogue {
-		if !all && !slices.Contains(clouds, row.cloud) {
+		if !slices.Contains(clouds, row.cloud) && !(all && slices.Contains(Clouds, row.cloud)) {
 			continue
 		}
 		ep := Endpoint{

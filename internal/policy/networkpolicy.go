@@ -240,10 +240,14 @@ func (b *npBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason) {
 		return deny, *excepted
 	}
 	names := make([]string, len(b.selecting))
+	decider := b.selecting[0]
 	for i, p := range b.selecting {
 		names[i] = p.name
+		if len(p.rules) == 0 && len(decider.rules) > 0 {
+			decider = p // a policy with no egress rules is the default-deny a reader looks for
+		}
 	}
-	return deny, Reason{Tier: TierNetworkPolicy, Policy: b.selecting[0].name, Rule: NoRule, Action: ActionDeny,
+	return deny, Reason{Tier: TierNetworkPolicy, Policy: decider.name, Rule: NoRule, Action: ActionDeny,
 		Peer: "egress-isolated by " + strings.Join(names, ", ") + "; no rule allows it"}
 }
 
