@@ -68,7 +68,7 @@ func (r *Report) WriteSARIF(w io.Writer, version string) error {
 			loc.AddLogicalLocation(sarif.NewLogicalLocation().WithKind("object").WithName(o.Name).WithFullyQualifiedName(fqn))
 			res.AddLocation(loc)
 		}
-		res.AddPartialFingerprint("imdsguard/v1", fingerprint(f))
+		res.WithPartialFingerprints(map[string]string{"imdsguard/v1": fingerprint(f)})
 	}
 	log.AddRun(run)
 	if err := log.PrettyWrite(w); err != nil {

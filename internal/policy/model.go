@@ -165,19 +165,21 @@ func (m *Model) evaluate(s Subject, eps []endpoint.Endpoint, out []Verdict, tr *
 		return
 	}
 	ns := m.lookup(s.Namespace)
+	// Tiers bind to the subject on first use, so a tier after the deciding one costs nothing
+	// and a trace lists each tier's selection just before its rules.
 	var stack [4]boundTier
-	bound := stack[:0]
-	for _, t := range m.tiers {
-		bound = append(bound, t.bind(ns, s, tr))
-	}
+	bound := stack[:len(m.tiers)]
 	for i := range eps {
-		out[i] = decide(bound, &eps[i], tr)
+		out[i] = m.decide(ns, s, bound, &eps[i], tr)
 	}
 }
 
-func decide(bound []boundTier, ep *endpoint.Endpoint, tr *tracer) Verdict {
-	for _, b := range bound {
-		switch o, r := b.decide(ep, tr); o {
+func (m *Model) decide(ns *namespaceIndex, s Subject, bound []boundTier, ep *endpoint.Endpoint, tr *tracer) Verdict {
+	for k, t := range m.tiers {
+		if bound[k] == nil {
+			bound[k] = t.bind(ns, s, tr)
+		}
+		switch o, r := bound[k].decide(ep, tr); o {
 		case allow:
 			return Verdict{Allowed: true, DecidedBy: r}
 		case deny:
