@@ -280,9 +280,9 @@ func TestExampleFindings(t *testing.T) {
 		}
 	}
 	for _, unwanted := range []string{
-		"IMDS001 Deployment shop/web",            // denied by the seeds' policy
-		"IMDS001 StatefulSet payments/checkout",  // default deny
-		"IMDS008 Deployment shop/web",            // has an IRSA role
+		"IMDS001 Deployment shop/web",           // denied by the seeds' policy
+		"IMDS001 StatefulSet payments/checkout", // default deny
+		"IMDS008 Deployment shop/web",           // has an IRSA role
 		"IMDS008 Deployment kube-system/aws-load-balancer-controller",
 		"IMDS004 Namespace/payments",
 	} {
@@ -335,30 +335,30 @@ func TestFindingRules(t *testing.T) {
 			want: []string{"IMDS006 Pod shop/app", "IMDS001 Pod shop/app"}},
 		{name: "a pod using the EKS Pod Identity agent behind a default deny depends on a blocked endpoint",
 			manifests: defaultDeny + "apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: shop}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    env: [{name: AWS_CONTAINER_CREDENTIALS_FULL_URI, value: 'http://169.254.170.23/v1/credentials'}]\n",
-			clouds: []endpoint.Cloud{endpoint.AWS},
-			want:   []string{"IMDS009 Pod shop/app"}, wantNot: []string{"IMDS001 Pod shop/app", "IMDS008 Pod shop/app"}},
+			clouds:    []endpoint.Cloud{endpoint.AWS},
+			want:      []string{"IMDS009 Pod shop/app"}, wantNot: []string{"IMDS001 Pod shop/app", "IMDS008 Pod shop/app"}},
 		{name: "a pod not using the Pod Identity agent is not reported for it being blocked",
 			manifests: defaultDeny + pod("shop", "app", ""), clouds: []endpoint.Cloud{endpoint.AWS},
 			wantNot: []string{"IMDS009 Pod shop/app"}},
 		{name: "the AWS Load Balancer Controller with --aws-region and --aws-vpc-id is not reported",
 			manifests: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: lbc, namespace: kube-system}\nspec:\n  selector: {matchLabels: {app: lbc}}\n  template:\n    metadata: {labels: {app: lbc}}\n    spec:\n      containers:\n      - name: c\n        image: public.ecr.aws/eks/aws-load-balancer-controller:v2.8.1\n        args: [--aws-region=eu-west-1, --aws-vpc-id, vpc-0123]\n",
-			wantNot: []string{"IMDS007 Deployment kube-system/lbc"}},
+			wantNot:   []string{"IMDS007 Deployment kube-system/lbc"}},
 		{name: "the cluster autoscaler on AWS without AWS_REGION is reported",
 			manifests: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ca, namespace: kube-system}\nspec:\n  selector: {matchLabels: {app: ca}}\n  template:\n    metadata: {labels: {app: ca}}\n    spec:\n      containers:\n      - name: c\n        image: registry.k8s.io/autoscaling/cluster-autoscaler:v1.30.0\n        command: [./cluster-autoscaler, --cloud-provider=aws]\n",
-			want: []string{"IMDS007 Deployment kube-system/ca"}},
+			want:      []string{"IMDS007 Deployment kube-system/ca"}},
 		{name: "a GKE workload identity service account is a pod identity",
 			manifests: "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app, namespace: shop, annotations: {iam.gke.io/gcp-service-account: app@proj.iam.gserviceaccount.com}}\n---\n" + pod("shop", "app", "  serviceAccountName: app\n"),
-			clouds: []endpoint.Cloud{endpoint.GCP}, wantNot: []string{"IMDS008 Pod shop/app"}, want: []string{"IMDS001 Pod shop/app"}},
+			clouds:    []endpoint.Cloud{endpoint.GCP}, wantNot: []string{"IMDS008 Pod shop/app"}, want: []string{"IMDS001 Pod shop/app"}},
 		{name: "Azure workload identity needs both the service account annotation and the pod label",
 			manifests: "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app, namespace: shop, annotations: {azure.workload.identity/client-id: 00000000-0000-0000-0000-000000000000}}\n---\n" + pod("shop", "app", "  serviceAccountName: app\n"),
-			clouds: []endpoint.Cloud{endpoint.Azure}, want: []string{"IMDS008 Pod shop/app"}},
+			clouds:    []endpoint.Cloud{endpoint.Azure}, want: []string{"IMDS008 Pod shop/app"}},
 		{name: "AdminNetworkPolicies with equal priorities are reported",
 			manifests: "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\nspec: {priority: 3, subject: {namespaces: {}}, egress: [{action: Deny, to: [{networks: [169.254.169.254/32]}]}]}\n---\n" +
 				"apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: b}\nspec: {priority: 3, subject: {namespaces: {}}, egress: [{action: Deny, to: [{networks: ['fd00:ec2::254/128']}]}]}\n---\n" + pod("shop", "app", ""),
 			clouds: []endpoint.Cloud{endpoint.AWS}, want: []string{"IMDS010 AdminNetworkPolicy/a"}, wantNot: []string{"IMDS001 Pod shop/app", "IMDS004 Namespace/shop"}},
 		{name: "an invalid policy is an input finding pointing at its file and document, and the rest is evaluated",
 			manifests: "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: shop}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{ipBlock: {cidr: 10.0.0.0/40}}]}]}\n---\n" + pod("shop", "app", ""),
-			clouds: []endpoint.Cloud{endpoint.AWS}, want: []string{"IMDS011 NetworkPolicy shop/bad", "IMDS001 Pod shop/app"}},
+			clouds:    []endpoint.Cloud{endpoint.AWS}, want: []string{"IMDS011 NetworkPolicy shop/bad", "IMDS001 Pod shop/app"}},
 		{name: "hostNetwork pods get the hostNetwork finding, not the generic one",
 			manifests: pod("shop", "agent", "  hostNetwork: true\n"), clouds: []endpoint.Cloud{endpoint.AWS},
 			want: []string{"IMDS002 Pod shop/agent"}, wantNot: []string{"IMDS001 Pod shop/agent", "IMDS004 Namespace/shop"}},

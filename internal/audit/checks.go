@@ -178,7 +178,7 @@ func reachFindings(r *Report, u unit, ns *NamespaceSummary, broad map[policy.Rea
 			out = append(out, Finding{Rule: RuleHostNetwork, Severity: RuleHostNetwork.Severity, Namespace: ns.Name,
 				Objects: objects(r, host), Endpoints: names,
 				Message:     fmt.Sprintf("%s uses hostNetwork: it reaches %s whatever NetworkPolicy or AdminNetworkPolicy says", describe(r, host), strings.Join(names, ", ")),
-				Remediation: fmt.Sprintf("Run it without hostNetwork if it can. Otherwise restrict hostNetwork to allow-listed namespaces with a ValidatingAdmissionPolicy, and block the metadata endpoints for pod processes with a cgroup-aware node rule (nftables 'socket cgroupv2' on the output hook matching the kubepods cgroup). On AWS, IMDSv2 with hop limit 1 does not stop hostNetwork pods: they are one hop away."),
+				Remediation: "Run it without hostNetwork if it can. Otherwise restrict hostNetwork to allow-listed namespaces with a ValidatingAdmissionPolicy, and block the metadata endpoints for pod processes with a cgroup-aware node rule (nftables 'socket cgroupv2' on the output hook matching the kubepods cgroup). On AWS, IMDSv2 with hop limit 1 does not stop hostNetwork pods: they are one hop away.",
 			})
 		}
 	}

@@ -146,10 +146,14 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		return fmt.Errorf("encode report: %w", err)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	bw.Write(data[:len(data)-2]) // drop "\n}" to append the exposure list
-	bw.WriteString(",\n  \"exposure\": [")
-	r.writeExposures(bw)
-	bw.WriteString("\n  ]\n}\n")
+	// Drop the closing "\n}" to append the exposure list. A bufio.Writer keeps the first write
+	// error and returns it from every later call, so checking the last one is enough.
+	_, _ = bw.Write(data[:len(data)-2])
+	_, _ = bw.WriteString(",\n  \"exposure\": [")
+	if err := r.writeExposures(bw); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	_, _ = bw.WriteString("\n  ]\n}\n")
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
@@ -165,7 +169,8 @@ func nonNil[T any](s []T) []T {
 
 // writeExposures appends one JSON object per subject and endpoint. Strings that repeat are
 // encoded once: endpoints up front, subjects once each, reasons once per distinct reason.
-func (r *Report) writeExposures(w *bufio.Writer) {
+// It stops at the first write error (a closed pipe, a full disk).
+func (r *Report) writeExposures(w *bufio.Writer) error {
 	eps := make([][]byte, len(r.Endpoints))
 	for j, ep := range r.Endpoints {
 		eps[j] = mustJSON(struct {
@@ -203,9 +208,12 @@ func (r *Report) writeExposures(w *bufio.Writer) {
 			buf = append(buf, `,"decidedBy":`...)
 			buf = append(buf, reason...)
 			buf = append(buf, '}')
-			w.Write(buf)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 func encodeReason(d policy.Reason) []byte {

@@ -47,10 +47,10 @@ var selectable = append(slices.Clone(Clouds), ECS)
 type Role string
 
 const (
-	// Credentials: the endpoint hands out node credentials or bootstrap data; pods must not
+	// Credentials marks an endpoint that hands out node credentials or bootstrap data; pods must not
 	// reach it.
 	Credentials Role = "credentials"
-	// KeepReachable: the endpoint must stay reachable for pods (it is a fix or a dependency).
+	// KeepReachable marks an endpoint that must stay reachable for pods (it is a fix or a dependency).
 	KeepReachable Role = "keep-reachable"
 )
 
@@ -158,7 +158,8 @@ func Select(clouds []Cloud) []Endpoint {
 	var out []Endpoint
 	index := map[string]int{}
 	for _, row := range catalogue {
-		if !slices.Contains(clouds, row.cloud) && !(all && slices.Contains(Clouds, row.cloud)) {
+		wanted := slices.Contains(clouds, row.cloud) || (all && slices.Contains(Clouds, row.cloud))
+		if !wanted {
 			continue
 		}
 		ep := Endpoint{
@@ -235,8 +236,8 @@ func ParseCustom(s string) (Endpoint, error) {
 		if err != nil {
 			return fail("bad address %q", host)
 		}
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
 			return fail("bad port %q (want 1-65535)", p)
 		}
 		addr, port = a, int32(n)

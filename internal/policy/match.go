@@ -38,7 +38,7 @@ func (c *cidrPeer) broad() bool { return c.prefix.Bits() == 0 }
 func parseCIDR(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(strings.TrimSpace(s))
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %v", s, err)
+		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %w", s, err)
 	}
 	if p.Addr().Is4In6() {
 		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: IPv4-mapped IPv6 prefixes are not allowed", s)

@@ -264,7 +264,7 @@ func TestAdminNetworkPolicySemantics(t *testing.T) {
 				banp("  subject: {namespaces: {}}\n  egress:\n  - action: Deny\n    to: [{networks: [169.254.169.254/32]}]"),
 			endpoint: "aws-imds", labels: web, tier: policy.TierBaseline, policy: "default", rule: 0},
 		{name: "a subject selecting namespaces by label leaves other namespaces alone",
-			policies: anp("prod", "  priority: 1\n  subject: {namespaces: {matchLabels: {env: prod}}}\n  egress:\n  - action: Deny\n    to: [{networks: [169.254.169.254/32]}]"),
+			policies:  anp("prod", "  priority: 1\n  subject: {namespaces: {matchLabels: {env: prod}}}\n  egress:\n  - action: Deny\n    to: [{networks: [169.254.169.254/32]}]"),
 			namespace: "lab", endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierDefault, rule: policy.NoRule},
 		{name: "a pods subject needs both the namespace and the pod selector to match",
 			policies: anp("pods", "  priority: 1\n  subject:\n    pods:\n      namespaceSelector: {matchLabels: {team: storefront}}\n      podSelector: {matchLabels: {app: db}}\n  egress:\n  - action: Deny\n    to: [{networks: [169.254.169.254/32]}]"),
