@@ -18,7 +18,7 @@ const (
 
 // identityOf names the pod identity a subject has, or "" when it has none.
 func identityOf(s *Subject, inv *inventory.Inventory) string {
-	if sa := inv.ServiceAccount(s.Namespace, s.Spec.ServiceAccountName); sa != nil {
+	if sa := inv.ServiceAccount(s.Namespace, serviceAccountName(s)); sa != nil {
 		a := sa.ServiceAccount.Annotations
 		switch {
 		case a[annotationIRSA] != "":
@@ -66,10 +66,7 @@ func identityFindings(r *Report, inv *inventory.Inventory, u unit) []Finding {
 		return nil
 	}
 	s := &r.Subjects[without[0]]
-	sa := s.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
-	}
+	sa := serviceAccountName(s)
 	note := ""
 	if inv.ServiceAccount(s.Namespace, sa) == nil {
 		note = fmt.Sprintf(" (service account %s/%s is not in the input, so its annotations are unknown)", s.Namespace, sa)
@@ -84,4 +81,16 @@ func identityFindings(r *Report, inv *inventory.Inventory, u unit) []Finding {
 // identityCloud reports whether the endpoint belongs to a cloud with Kubernetes pod identities.
 func identityCloud(ep endpoint.Endpoint) bool {
 	return ep.HasCloud(endpoint.AWS) || ep.HasCloud(endpoint.GCP) || ep.HasCloud(endpoint.Azure)
+}
+
+// serviceAccountName returns the subject's service account, honouring the deprecated
+// spec.serviceAccount field and the "default" the API server fills in.
+func serviceAccountName(s *Subject) string {
+	switch {
+	case s.Spec.ServiceAccountName != "":
+		return s.Spec.ServiceAccountName
+	case s.Spec.DeprecatedServiceAccount != "":
+		return s.Spec.DeprecatedServiceAccount
+	}
+	return "default"
 }

@@ -33,8 +33,6 @@ type namespaceIndex struct {
 	labels labels.Set
 	// netpols are the namespace's egress NetworkPolicies.
 	netpols []*netpol
-	// anyNetworkPolicy is set when the namespace holds any valid NetworkPolicy, egress or not.
-	anyNetworkPolicy bool
 	// anps and banps are the admin policies whose subject selects this namespace.
 	anps, banps []adminBinding
 }

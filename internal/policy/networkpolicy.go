@@ -290,9 +290,8 @@ func compileNetworkPolicies(in []*inventory.NetworkPolicy, m *Model) {
 			m.reject(ref, errs)
 			continue
 		}
-		ns := m.namespace(np.Policy.Namespace)
-		ns.anyNetworkPolicy = true
 		if p != nil {
+			ns := m.namespace(np.Policy.Namespace)
 			ns.netpols = append(ns.netpols, p)
 		}
 	}
