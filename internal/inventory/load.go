@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -19,6 +21,9 @@ import (
 
 // DefaultMaxFileBytes bounds the size of one input file (or of standard input).
 const DefaultMaxFileBytes = 2 << 30
+
+// maxExpansion bounds how many times larger than its YAML a document may grow through aliases.
+const maxExpansion = 16
 
 // maxDepth bounds the nesting of a document; deeper documents are refused before decoding.
 const maxDepth = 200
@@ -222,7 +227,13 @@ func (b *builder) splitYAML(name string, data []byte) []rawDoc {
 		}
 		js, err := yamlToJSON(doc)
 		if err != nil {
-			b.problem(Problem{Source: src, Message: "invalid YAML: " + err.Error()})
+			b.problem(Problem{Source: src, Message: "invalid YAML: " + yamlError(err, line)})
+			continue
+		}
+		// The YAML library bounds alias expansion only loosely (hundreds of thousands of nodes
+		// per document); without aliases JSON is at most a few times larger than its YAML.
+		if limit := maxExpansion*len(doc) + 64<<10; len(js) > limit {
+			b.problem(Problem{Source: src, Message: fmt.Sprintf("document expands to %d bytes through YAML aliases (from %d bytes): refused as a possible alias bomb", len(js), len(doc))})
 			continue
 		}
 		docs = append(docs, b.expandDoc(src, js)...)
@@ -243,13 +254,21 @@ func yamlDocuments(data []byte) func(yield func([]byte, int) bool) {
 				end += off
 			}
 			text := data[off:end]
-			if bytes.HasPrefix(text, []byte("---")) && (len(text) == 3 || text[3] == ' ' || text[3] == '\t' || text[3] == '\r') {
+			switch {
+			case isMarker(text, "---"):
 				if !yield(data[start:off], startLine) {
 					return
 				}
 				// Content after the marker on the same line ("--- !tag" or "--- {}") belongs to
 				// the next document.
 				start, startLine = off+3, line
+			case isMarker(text, "..."):
+				// "..." ends a document; what follows is the next one even without "---" (the
+				// YAML parser would silently ignore it).
+				if !yield(data[start:off], startLine) {
+					return
+				}
+				start, startLine = min(end+1, len(data)), line+1
 			}
 			off, line = end+1, line+1
 		}
@@ -257,6 +276,42 @@ func yamlDocuments(data []byte) func(yield func([]byte, int) bool) {
 			yield(data[start:], startLine)
 		}
 	}
+}
+
+// isMarker reports whether a line is the document marker "---" or "..." at column 0, alone or
+// followed by white space.
+func isMarker(line []byte, marker string) bool {
+	return bytes.HasPrefix(line, []byte(marker)) && (len(line) == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r')
+}
+
+// yamlLine matches the line numbers in the YAML library's messages, which count from the start
+// of the document it was given.
+var yamlLine = regexp.MustCompile(`(yaml: |\n\s*)line (\d+): (.*)`)
+
+// yamlParserProblems are the problems the YAML library's parser (as opposed to its scanner)
+// reports; it reports them with the 0-based line of the problem.
+var yamlParserProblems = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected '-' indicator",
+	"did not find expected <document start>", "did not find expected <stream-start>", "did not find expected key",
+	"did not find expected node content", "found duplicate %TAG directive", "found duplicate %YAML directive",
+	"found incompatible YAML document", "found undefined tag handle",
+}
+
+// yamlError renders a YAML library error on one line, with line numbers counted from the start
+// of the file (the document starts on line first).
+func yamlError(err error, first int) string {
+	msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := yamlLine.FindStringSubmatch(m)
+		n, _ := strconv.Atoi(sub[2])
+		for _, p := range yamlParserProblems {
+			if strings.HasPrefix(sub[3], p) {
+				n++
+				break
+			}
+		}
+		return strings.TrimLeft(sub[1], "\n\t ") + fmt.Sprintf("line %d: ", n+first-1) + sub[3]
+	})
+	return strings.Join(strings.Fields(msg), " ")
 }
 
 // yamlToJSON converts one YAML document, turning a panic inside the YAML library into an error.
@@ -269,11 +324,12 @@ func yamlToJSON(doc []byte) (js []byte, err error) {
 	return yaml.YAMLToJSON(doc)
 }
 
-// isEmptyYAML reports whether a YAML document holds only comments and blank lines.
+// isEmptyYAML reports whether a YAML document holds only comments, blank lines and directives
+// ("%YAML 1.2" before the "---" of the document they belong to).
 func isEmptyYAML(doc []byte) bool {
 	for line := range bytes.SplitSeq(doc, []byte("\n")) {
 		t := bytes.TrimSpace(line)
-		if len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) && !bytes.Equal(t, []byte("...")) {
+		if len(t) > 0 && t[0] != '#' && t[0] != '%' && !bytes.Equal(t, []byte("---")) && !bytes.Equal(t, []byte("...")) {
 			return false
 		}
 	}
@@ -297,7 +353,7 @@ func nestingDepth(doc []byte) int {
 			flow++
 			maxFlow = max(maxFlow, flow)
 		case c == ']' || c == '}':
-			flow--
+			flow = max(flow-1, 0) // unbalanced closers (in a comment) must not hide depth
 		}
 		if counting {
 			maxIndent = max(maxIndent, indent)
@@ -328,8 +384,9 @@ func (b *builder) expandDoc(src Source, data []byte) []rawDoc {
 		}
 		return itemDocs(src, items, "", "")
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		b.problem(Problem{Source: src, Message: "not a Kubernetes object: " + err.Error()})
+	if err := unmarshal(data, &head); err != nil {
+		field, msg := decodeError(err)
+		b.problem(Problem{Source: src, Field: field, Message: "not a Kubernetes object: " + msg})
 		return nil
 	}
 	if strings.HasSuffix(head.Kind, "List") && head.Items != nil {
@@ -389,13 +446,13 @@ func jsonError(data []byte, fallback int64, err error) string {
 	offset := fallback
 	var syntax *json.SyntaxError
 	if errors.As(err, &syntax) {
-		offset = syntax.Offset
+		offset = syntax.Offset - 1 // the offset is just past the offending byte
 	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
 		offset = typeErr.Offset
 	}
-	if offset <= 0 || offset > int64(len(data)) {
+	if offset < 0 || offset > int64(len(data)) {
 		return err.Error()
 	}
 	line := bytes.Count(data[:offset], []byte("\n")) + 1

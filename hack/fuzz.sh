@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target of the module, one at a time, for FUZZTIME each.
+#
+# Usage: hack/fuzz.sh            (or: make fuzz)
+#
+# Environment:
+#   FUZZTIME      how long to fuzz each target, as go test -fuzztime takes it (default 30s)
+#   FUZZ_TARGETS  space-separated target names to run instead of all (e.g. "FuzzLoad")
+#
+# A failing input is written by go test to testdata/fuzz/<target>/ next to the target's
+# package; commit it so the failure becomes a regression test that plain "go test" runs.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+FUZZTIME=${FUZZTIME:-30s}
+
+# The test files: tracked and new ones in a Git work tree, otherwise all of them.
+test_files() {
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git ls-files --cached --others --exclude-standard -- '*_test.go'
+	else
+		find . -name '*_test.go' -not -path './_output/*' -not -path '*/testdata/*' | sed 's|^\./||'
+	fi
+}
+
+# Every "func FuzzXxx(f *testing.F)" in a test file, as "package-dir target".
+targets=()
+while IFS= read -r match; do
+	file=${match%%:*}
+	name=${match#*:func }
+	name=${name%%(*}
+	targets+=("./$(dirname "$file") $name")
+done < <(test_files | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' | sort || true)
+
+if [[ ${#targets[@]} -eq 0 ]]; then
+	echo "fuzz: no fuzz targets found" >&2
+	exit 1
+fi
+
+failed=()
+ran=0
+for t in "${targets[@]}"; do
+	pkg=${t% *}
+	name=${t#* }
+	if [[ -n ${FUZZ_TARGETS:-} && " $FUZZ_TARGETS " != *" $name "* ]]; then
+		continue
+	fi
+	ran=$((ran + 1))
+	printf '\n==> %s %s for %s\n' "$pkg" "$name" "$FUZZTIME"
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg"; then
+		failed+=("$pkg $name")
+	fi
+done
+
+if [[ $ran -eq 0 ]]; then
+	echo "fuzz: no target matches FUZZ_TARGETS=\"$FUZZ_TARGETS\"" >&2
+	exit 1
+fi
+if [[ ${#failed[@]} -gt 0 ]]; then
+	printf '\nfuzz: %d of %d targets failed (the failing inputs are under testdata/fuzz/):\n' "${#failed[@]}" "$ran" >&2
+	printf '  %s\n' "${failed[@]}" >&2
+	exit 1
+fi
+printf '\nfuzz: %d targets ran for %s each without failure\n' "$ran" "$FUZZTIME"
