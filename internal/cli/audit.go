@@ -131,7 +131,7 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 	}
 	if len(inv.Pods)+len(inv.Workloads) == 0 {
 		if len(inv.Problems) > 0 {
-			return usageError("nothing could be evaluated: %d of %d documents had problems and no pod or workload was loaded", len(inv.Problems), inv.Documents)
+			return usageError("nothing could be evaluated: %s and no pod or workload was loaded (first: %s)", plural(len(inv.Problems), "input problem"), inv.Problems[0].Error())
 		}
 		return usageError("nothing to evaluate: the input (%d files, %d documents) holds no pods or workloads", inv.Files, inv.Documents)
 	}
@@ -177,4 +177,12 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 		return &exitError{code: ExitFindings, err: fmt.Errorf("%d findings at or above %s", worst, strings.ToLower(o.failOn))}
 	}
 	return nil
+}
+
+// plural renders "1 input problem", "2 input problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -115,6 +115,9 @@ func expand(paths []string) ([]string, error) {
 				}
 				return nil
 			}
+			if strings.HasPrefix(d.Name(), ".") {
+				return nil // dot-files (.golangci.yml, .pre-commit-config.yaml) are tool settings, not manifests
+			}
 			ext := strings.ToLower(filepath.Ext(path))
 			for _, e := range manifestExtensions {
 				if ext == e {

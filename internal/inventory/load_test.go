@@ -370,7 +370,7 @@ items:
 			},
 		},
 		{
-			name: "directories are walked recursively in lexical order for *.yaml, *.yml and *.json, skipping dot-directories and other files",
+			name: "directories are walked recursively in lexical order for *.yaml, *.yml and *.json, skipping dot-directories, dot-files and other files",
 			files: map[string]string{
 				"a.yaml":               pod("shop", "a"),
 				"sub/b.yml":            pod("shop", "b"),
@@ -379,6 +379,7 @@ items:
 				"README.md":            pod("shop", "readme"),
 				".git/d.yaml":          pod("shop", "in-dot-git"),
 				"sub/.hidden/e.yaml":   pod("shop", "in-hidden"),
+				".golangci.yml":        "version: \"2\"\nlinters: {default: none}\n",
 				"sub/deeper/z.yaml.bk": pod("shop", "backup"),
 				"ns.yaml":              shopNamespace,
 			},

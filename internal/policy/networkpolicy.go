@@ -107,8 +107,8 @@ func compileIPBlock(b *networkingv1.IPBlock, field string, errs *fieldErrors) (c
 			ok = false
 			continue
 		}
-		if ex.Addr().Is4() != prefix.Addr().Is4() || !prefix.Contains(ex.Addr()) || ex.Bits() < prefix.Bits() {
-			errs.add(ef, "%s is not within cidr %s", e, b.CIDR)
+		if ex.Addr().Is4() != prefix.Addr().Is4() || !prefix.Contains(ex.Addr()) || ex.Bits() <= prefix.Bits() {
+			errs.add(ef, "%s is not a strict subset of cidr %s", e, b.CIDR)
 			ok = false
 			continue
 		}

@@ -311,8 +311,9 @@ func TestRejectedPolicies(t *testing.T) {
 		name, manifest, field, message string
 	}{
 		{"an invalid CIDR", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 169.254.169.254/33}}]"), "spec.egress[0].to[0].ipBlock.cidr", "invalid CIDR"},
-		{"an except outside its cidr", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8, except: [169.254.169.254/32]}}]"), "spec.egress[0].to[0].ipBlock.except[0]", "not within cidr"},
-		{"an IPv6 except in an IPv4 block", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 0.0.0.0/0, except: ['fd00:ec2::254/128']}}]"), "spec.egress[0].to[0].ipBlock.except[0]", "not within cidr"},
+		{"an except outside its cidr", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8, except: [169.254.169.254/32]}}]"), "spec.egress[0].to[0].ipBlock.except[0]", "strict subset"},
+		{"an except equal to its cidr (Kubernetes wants a strict subset)", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 169.254.169.254/32, except: [169.254.169.254/32]}}]"), "spec.egress[0].to[0].ipBlock.except[0]", "strict subset"},
+		{"an IPv6 except in an IPv4 block", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 0.0.0.0/0, except: ['fd00:ec2::254/128']}}]"), "spec.egress[0].to[0].ipBlock.except[0]", "strict subset"},
 		{"an unknown selector operator", np("bad", "  podSelector: {matchExpressions: [{key: app, operator: Like, values: [web]}]}\n  policyTypes: [Egress]"), "spec.podSelector", "invalid selector"},
 		{"endPort below port", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - ports: [{port: 90, endPort: 80}]"), "spec.egress[0].ports[0].endPort", "endPort 80"},
 		{"an unknown protocol", np("bad", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - ports: [{protocol: ICMP}]"), "spec.egress[0].ports[0].protocol", "unsupported protocol"},
