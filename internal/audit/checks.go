@@ -68,14 +68,26 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 		out = append(out, identityFindings(r, inv, u)...)
 	}
 	out = append(out, broadFindings(r, broad)...)
-	slices.SortStableFunc(out, func(a, b Finding) int {
+	// Order by severity, namespace and rule, keeping discovery order within those. Sorting
+	// indices moves 4-byte ints instead of whole findings.
+	order := make([]int32, len(out))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		fa, fb := &out[a], &out[b]
 		return cmp.Or(
-			cmp.Compare(b.Severity, a.Severity),
-			cmp.Compare(a.Namespace, b.Namespace),
-			cmp.Compare(a.Rule.ID, b.Rule.ID),
+			cmp.Compare(fb.Severity, fa.Severity),
+			cmp.Compare(fa.Namespace, fb.Namespace),
+			cmp.Compare(fa.Rule.ID, fb.Rule.ID),
+			cmp.Compare(a, b),
 		)
 	})
-	return out
+	sorted := make([]Finding, len(out))
+	for i, k := range order {
+		sorted[i] = out[k]
+	}
+	return sorted
 }
 
 // namespaceFindings reports namespaces with pods but no egress control at all.

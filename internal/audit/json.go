@@ -73,7 +73,6 @@ type jsonHead struct {
 	Summary       jsonSummary         `json:"summary"`
 	Endpoints     []jsonEndpoint      `json:"endpoints"`
 	Namespaces    []jsonNamespace     `json:"namespaces"`
-	Findings      []jsonFinding       `json:"findings"`
 	Problems      []inventory.Problem `json:"problems"`
 	Skipped       []inventory.Skipped `json:"skipped"`
 	Warnings      []string            `json:"warnings"`
@@ -119,7 +118,6 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		Summary:       r.summary(),
 		Endpoints:     []jsonEndpoint{},
 		Namespaces:    []jsonNamespace{},
-		Findings:      []jsonFinding{},
 		Problems:      nonNil(r.Problems),
 		Skipped:       nonNil(r.Skipped),
 		Warnings:      nonNil(r.Warnings),
@@ -137,19 +135,20 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 			EgressControl: jsonEgressControl{NetworkPolicies: nonNil(ns.Control.NetworkPolicies), AdminNetworkPolicies: nonNil(ns.Control.Admin),
 				BaselineAdminNetworkPolicies: nonNil(ns.Control.Baseline)}})
 	}
-	for _, f := range r.Findings {
-		head.Findings = append(head.Findings, jsonFinding{ID: f.Rule.ID, Title: f.Rule.Title, Severity: f.Severity, MITRE: nonNil(f.Rule.MITRE),
-			Namespace: f.Namespace, Objects: nonNil(f.Objects), Endpoints: f.Endpoints, Message: f.Message, Remediation: f.Remediation})
-	}
 	data, err := json.MarshalIndent(head, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	// Drop the closing "\n}" to append the exposure list. A bufio.Writer keeps the first write
-	// error and returns it from every later call, so checking the last one is enough.
+	// Drop the closing "\n}" to append the findings and exposure lists, one entry per line. A
+	// bufio.Writer keeps the first write error and returns it from every later call, so
+	// checking the last one is enough.
 	_, _ = bw.Write(data[:len(data)-2])
-	_, _ = bw.WriteString(",\n  \"exposure\": [")
+	_, _ = bw.WriteString(",\n  \"findings\": [")
+	if err := r.writeFindings(bw); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	_, _ = bw.WriteString("\n  ],\n  \"exposure\": [")
 	if err := r.writeExposures(bw); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
@@ -165,6 +164,26 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// writeFindings writes one compact JSON object per finding and line.
+func (r *Report) writeFindings(w *bufio.Writer) error {
+	for i, f := range r.Findings {
+		sep := ",\n    "
+		if i == 0 {
+			sep = "\n    "
+		}
+		data, err := json.Marshal(jsonFinding{ID: f.Rule.ID, Title: f.Rule.Title, Severity: f.Severity, MITRE: nonNil(f.Rule.MITRE),
+			Namespace: f.Namespace, Objects: nonNil(f.Objects), Endpoints: f.Endpoints, Message: f.Message, Remediation: f.Remediation})
+		if err != nil {
+			return fmt.Errorf("encode finding: %w", err)
+		}
+		_, _ = w.WriteString(sep)
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeExposures appends one JSON object per subject and endpoint. Strings that repeat are

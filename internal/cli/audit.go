@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
@@ -122,6 +123,7 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 		return usageError("no input: give manifest files or directories, or - for standard input (see 'imdsguard audit --help')")
 	}
 
+	started := time.Now()
 	inv, err := inventory.Load(paths, inventory.Options{MaxFileBytes: limit.Value(), Stdin: streams.In})
 	if err != nil {
 		return usageError("%v", err)
@@ -135,8 +137,12 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 		}
 		return usageError("nothing to evaluate: the input (%d files, %d documents) holds no pods or workloads", inv.Files, inv.Documents)
 	}
+	loaded := time.Now()
 	report := audit.Run(inv, eps)
-	log.Debug("audit done", "files", inv.Files, "documents", inv.Documents, "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings))
+	evaluated := time.Now()
+	log.Debug("loaded", "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
+	log.Debug("evaluated", "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings), "duration", evaluated.Sub(loaded))
+	defer func() { log.Debug("rendered", "output", o.output, "duration", time.Since(evaluated)) }()
 	if o.output != "table" {
 		for _, w := range report.Warnings {
 			log.Warn(w)

@@ -1,10 +1,7 @@
 package inventory
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utiljson "k8s.io/apimachinery/pkg/util/json"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 )
 
@@ -57,11 +53,10 @@ var evaluatedKinds = func() map[string]string {
 }()
 
 func decodeDoc(doc rawDoc) decoded {
-	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-	}
-	if err := unmarshal(doc.data, &head); err != nil {
+	var head struct{ APIVersion, Kind string }
+	var err error
+	head.APIVersion, head.Kind, err = sniff(doc.data)
+	if err != nil {
 		field, msg := decodeError(err)
 		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Field: field, Message: "not a Kubernetes object: " + msg}}
 	}
@@ -340,69 +335,3 @@ func (b *builder) resolveOwner(pod *corev1.Pod, present map[string]bool) Workloa
 	return owner
 }
 
-// unmarshal decodes JSON as the API server does: object keys match field names exactly, where
-// encoding/json would also take "policytypes" or "HostNetwork" (and let the later of two
-// spellings win). The errors are encoding/json's, which name the offending field.
-func unmarshal(data []byte, v any) error {
-	err := utiljson.Unmarshal(data, v)
-	if err == nil {
-		return nil
-	}
-	if stdErr := json.Unmarshal(data, reflect.New(reflect.TypeOf(v).Elem()).Interface()); stdErr != nil {
-		return stdErr
-	}
-	return err
-}
-
-// decodeError renders an error decoding a well-formed JSON document. A type mismatch names the
-// field and the types: its offset would point into the JSON converted from YAML, not the file.
-func decodeError(err error) (field, message string) {
-	var typeErr *json.UnmarshalTypeError
-	if !errors.As(err, &typeErr) {
-		return "", err.Error()
-	}
-	got := typeErr.Value
-	switch got {
-	case "array":
-		got = "a list"
-	case "object":
-		got = "a mapping"
-	case "bool":
-		got = "a boolean"
-	default: // "string", "number", "number 1.5"
-		got = "a " + got
-	}
-	if typeErr.Field == "" {
-		return "", fmt.Sprintf("got %s, want a mapping with apiVersion and kind", got)
-	}
-	return typeErr.Field, fmt.Sprintf("got %s, want %s", got, jsonType(typeErr.Type))
-}
-
-// jsonType names the JSON type a Go type decodes from.
-func jsonType(t reflect.Type) string {
-	if t == nil {
-		return "another type"
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.String:
-		return "a string"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return "a base64 string"
-		}
-		return "a list"
-	case reflect.Map, reflect.Struct:
-		return "a mapping"
-	}
-	return "another type"
-}

@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -144,10 +143,24 @@ func readFile(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > limit {
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		return readLimited(f, limit) // a pipe or device: size unknown
+	}
+	if info.Size() > limit {
 		return nil, fmt.Errorf("file is %d bytes, larger than the limit of %d bytes (raise it with --max-file-size)", info.Size(), limit)
 	}
-	return readLimited(f, limit)
+	// One buffer of the file's size: growing one while reading a large file costs more than
+	// decoding it. A file that grows while it is read is caught by the limit check below.
+	data := make([]byte, info.Size(), info.Size()+1)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	rest, err := readLimited(f, limit-int64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	return append(data, rest...), nil
 }
 
 func readLimited(r io.Reader, limit int64) ([]byte, error) {
@@ -189,28 +202,6 @@ func (b *builder) addFile(name string, data []byte) {
 func isJSON(data []byte) bool {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	return len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[')
-}
-
-// splitJSON reads a stream of JSON values; each is a document, and each element of a top-level
-// array is a document too.
-func (b *builder) splitJSON(name string, data []byte) []rawDoc {
-	var docs []rawDoc
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for n := 1; ; n++ {
-		var raw json.RawMessage
-		before := dec.InputOffset()
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			return docs
-		}
-		src := Source{File: name, Document: n, Line: lineAt(data, before)}
-		b.inv.Documents++
-		if err != nil {
-			b.problem(Problem{Source: src, Message: "invalid JSON: " + jsonError(data, dec.InputOffset(), err)})
-			return docs // the stream cannot be resynchronised after a syntax error
-		}
-		docs = append(docs, b.expandDoc(src, raw)...)
-	}
 }
 
 // splitYAML splits a YAML stream on "---" separator lines and converts each document to JSON.
@@ -368,50 +359,6 @@ func nestingDepth(doc []byte) int {
 	return maxFlow + maxIndent/2
 }
 
-// expandDoc turns a document into the objects to decode: itself, or the items of a List.
-func (b *builder) expandDoc(src Source, data []byte) []rawDoc {
-	var head struct {
-		APIVersion string             `json:"apiVersion"`
-		Kind       string             `json:"kind"`
-		Items      *[]json.RawMessage `json:"items"`
-	}
-	trimmed := bytes.TrimSpace(data)
-	if bytes.Equal(trimmed, []byte("null")) {
-		return nil // an empty YAML document
-	}
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var items []json.RawMessage
-		if err := json.Unmarshal(data, &items); err != nil {
-			b.problem(Problem{Source: src, Message: "invalid JSON array: " + err.Error()})
-			return nil
-		}
-		return itemDocs(src, items, "", "")
-	}
-	if err := unmarshal(data, &head); err != nil {
-		field, msg := decodeError(err)
-		b.problem(Problem{Source: src, Field: field, Message: "not a Kubernetes object: " + msg})
-		return nil
-	}
-	if strings.HasSuffix(head.Kind, "List") && head.Items != nil {
-		listKind := ""
-		if head.Kind != "List" {
-			listKind = strings.TrimSuffix(head.Kind, "List")
-		}
-		return itemDocs(src, *head.Items, head.APIVersion, listKind)
-	}
-	return []rawDoc{{data: data, source: src}}
-}
-
-func itemDocs(src Source, items []json.RawMessage, apiVersion, kind string) []rawDoc {
-	docs := make([]rawDoc, len(items))
-	for i, it := range items {
-		s := src
-		s.Item = i + 1
-		docs[i] = rawDoc{data: it, source: s, listAPIVersion: apiVersion, listKind: kind}
-	}
-	return docs
-}
-
 // decodeAll decodes documents in parallel and adds them in input order.
 func (b *builder) decodeAll(docs []rawDoc) {
 	out := make([]decoded, len(docs))
@@ -433,34 +380,6 @@ func (b *builder) decodeAll(docs []rawDoc) {
 	for i := range out {
 		b.add(out[i])
 	}
-}
-
-// lineAt returns the 1-based line of the first non-space byte at or after offset.
-func lineAt(data []byte, offset int64) int {
-	off := int(offset)
-	for off < len(data) && (data[off] == ' ' || data[off] == '\t' || data[off] == '\r' || data[off] == '\n') {
-		off++
-	}
-	return bytes.Count(data[:min(off, len(data))], []byte("\n")) + 1
-}
-
-// jsonError renders a JSON decoding error with a line and column when the offset is known.
-func jsonError(data []byte, fallback int64, err error) string {
-	offset := fallback
-	var syntax *json.SyntaxError
-	if errors.As(err, &syntax) {
-		offset = syntax.Offset - 1 // the offset is just past the offending byte
-	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		offset = typeErr.Offset
-	}
-	if offset < 0 || offset > int64(len(data)) {
-		return err.Error()
-	}
-	line := bytes.Count(data[:offset], []byte("\n")) + 1
-	col := int(offset) - bytes.LastIndexByte(data[:offset], '\n')
-	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
 }
 
 // sortedKeys returns a map's keys in order.

@@ -528,7 +528,7 @@ metadata: {name: old, namespace: shop}
 				files: 1, docs: 2,
 				pods:       []string{"shop/a by Pod/a at broken.json#1@1"},
 				namespaces: []string{"shop*"},
-				problems:   []wantProblem{{src: "broken.json#2@2", msg: "invalid JSON: line 3, column 16: invalid character '\"' after object key:value pair"}},
+				problems:   []wantProblem{{src: "broken.json#2@2", msg: "invalid JSON: line 3, column 16: invalid character '\"' after object value (expecting ',' or '}')"}},
 				warnings:   []string{`namespace "shop" is not declared`},
 			},
 		},
@@ -604,7 +604,7 @@ spec:
 				namespaces: []string{"shop*"},
 				problems: []wantProblem{
 					{src: "types.yaml#2@5", field: "spec.hostNetwork", msg: "cannot decode Pod: got a string, want a boolean"},
-					{src: "types.yaml#3@11", field: "spec.egress.ports.endPort", msg: "cannot decode NetworkPolicy: got a string, want an integer"},
+					{src: "types.yaml#3@11", field: "spec.egress[0].ports[0].endPort", msg: "cannot decode NetworkPolicy: got a string, want an integer"},
 				},
 				warnings: []string{`namespace "shop" is not declared`},
 			},
@@ -621,9 +621,8 @@ spec:
 				files: 1, docs: 3,
 				problems: []wantProblem{
 					{src: "scalars.yaml#1@1", msg: "not a Kubernetes object: got a string, want a mapping with apiVersion and kind"},
-					{src: "scalars.yaml#3@4", field: "apiVersion", msg: "not a Kubernetes object: got a number, want a string"},
-					// Items are decoded after the file is split, so their problems come last.
 					{src: "scalars.yaml#2[1]@2", msg: "not a Kubernetes object: got a number, want a mapping with apiVersion and kind"},
+					{src: "scalars.yaml#3@4", field: "apiVersion", msg: "not a Kubernetes object: got a number, want a string"},
 				},
 			},
 		},
