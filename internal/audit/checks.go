@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/inventory"
@@ -60,12 +62,44 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 		nsByName[r.Namespaces[i].Name] = &r.Namespaces[i]
 	}
 	out = append(out, namespaceFindings(r, nsByName)...)
+	// Units are independent: split them over the cores, each part with its own findings and
+	// broad-rule tally, then join the parts in order.
+	all := units(r.Subjects)
+	parts := min(runtime.GOMAXPROCS(0), max(1, len(all)/512))
+	found := make([][]Finding, parts)
+	tallies := make([]map[policy.Reason]*broadUse, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(all)/parts, (p+1)*len(all)/parts
+		wg.Go(func() {
+			tally := map[policy.Reason]*broadUse{}
+			var fs []Finding
+			for _, u := range all[lo:hi] {
+				ns := nsByName[r.Subjects[u[0]].Namespace]
+				fs = append(fs, reachFindings(r, u, ns, tally)...)
+				fs = append(fs, addonFindings(r, u)...)
+				fs = append(fs, identityFindings(r, inv, u)...)
+			}
+			found[p], tallies[p] = fs, tally
+		})
+	}
+	wg.Wait()
 	broad := map[policy.Reason]*broadUse{}
-	for _, u := range units(r.Subjects) {
-		ns := nsByName[r.Subjects[u[0]].Namespace]
-		out = append(out, reachFindings(r, u, ns, broad)...)
-		out = append(out, addonFindings(r, u)...)
-		out = append(out, identityFindings(r, inv, u)...)
+	for p := range parts {
+		out = append(out, found[p]...)
+		for reason, use := range tallies[p] {
+			b := broad[reason]
+			if b == nil {
+				broad[reason] = use
+				continue
+			}
+			b.subjects += use.subjects
+			for _, e := range use.endpoints {
+				if !slices.Contains(b.endpoints, e) {
+					b.endpoints = append(b.endpoints, e)
+				}
+			}
+		}
 	}
 	out = append(out, broadFindings(r, broad)...)
 	// Order by severity, namespace and rule, keeping discovery order within those. Sorting

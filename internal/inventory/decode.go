@@ -18,6 +18,8 @@ type decoded struct {
 	source  Source
 	skipped *Skipped
 	problem *Problem
+	// kindless is set when the document has no apiVersion or kind of its own.
+	kindless bool
 }
 
 // kindKey is "apiVersion/Kind".
@@ -53,6 +55,9 @@ var evaluatedKinds = func() map[string]string {
 }()
 
 func decodeDoc(doc rawDoc) decoded {
+	if doc.problem != nil {
+		return decoded{source: doc.source, problem: doc.problem}
+	}
 	var head struct{ APIVersion, Kind string }
 	var err error
 	head.APIVersion, head.Kind, err = sniff(doc.data)
@@ -67,7 +72,7 @@ func decodeDoc(doc rawDoc) decoded {
 		head.Kind = doc.listKind
 	}
 	if head.APIVersion == "" || head.Kind == "" {
-		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Message: "not a Kubernetes object: apiVersion and kind are required"}}
+		return decoded{source: doc.source, kindless: true, problem: &Problem{Source: doc.source, Message: "not a Kubernetes object: apiVersion and kind are required"}}
 	}
 	make, ok := newObject[kindKey{head.APIVersion, head.Kind}]
 	if !ok {
@@ -99,8 +104,9 @@ func decodeDoc(doc rawDoc) decoded {
 
 // builder accumulates decoded objects into an Inventory.
 type builder struct {
-	inv  *Inventory
-	seen map[string]Source // kind/namespace/name → where it was first read
+	inv    *Inventory
+	stream *stream
+	seen   map[string]Source // kind/namespace/name → where it was first read
 	// index of objects by key, to replace duplicates in place
 	pods     map[string]int
 	work     map[string]int
@@ -334,4 +340,3 @@ func (b *builder) resolveOwner(pod *corev1.Pod, present map[string]bool) Workloa
 	}
 	return owner
 }
-

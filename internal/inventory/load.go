@@ -9,11 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -51,6 +49,7 @@ func Load(paths []string, opts Options) (*Inventory, error) {
 		return nil, err
 	}
 	b := newBuilder()
+	b.stream = newStream()
 	stdinUsed := false
 	for _, f := range files {
 		b.inv.Files++
@@ -71,11 +70,12 @@ func Load(paths []string, opts Options) (*Inventory, error) {
 			data, err = readFile(f, opts.MaxFileBytes)
 		}
 		if err != nil {
-			b.problem(Problem{Source: Source{File: name}, Message: err.Error()})
+			b.stream.emitProblem(Problem{Source: Source{File: name}, Message: err.Error()})
 			continue
 		}
 		b.addFile(name, data)
 	}
+	b.stream.drain(b.add)
 	b.finish()
 	return b.inv, nil
 }
@@ -174,29 +174,35 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// rawDoc is one JSON object to decode: a document, or one item of a List document.
+// rawDoc is one JSON object to decode: a document, or one item of a List document; or a
+// problem found while splitting, passed on in document order.
 type rawDoc struct {
-	data   []byte
-	source Source
+	data    []byte
+	source  Source
+	problem *Problem
+	// discard is set when the document was emitted as an item of an object that turned out
+	// not to be a List.
+	discard *discardFlag
+	// list is the List the document is an item of; a typed list (PodList) gives the kind of
+	// items that omit it.
+	list *listInfo
 	// listAPIVersion and listKind come from a typed list (PodList) whose items may omit their
 	// own apiVersion and kind.
 	listAPIVersion string
 	listKind       string
 }
 
-// addFile splits a file into documents and decodes them.
+// addFile splits a file into documents and queues them for decoding.
 func (b *builder) addFile(name string, data []byte) {
 	if i := bytes.IndexByte(data, 0); i >= 0 {
-		b.problem(Problem{Source: Source{File: name}, Message: fmt.Sprintf("binary data (NUL byte at offset %d): not a YAML or JSON manifest", i)})
+		b.stream.emitProblem(Problem{Source: Source{File: name}, Message: fmt.Sprintf("binary data (NUL byte at offset %d): not a YAML or JSON manifest", i)})
 		return
 	}
-	var docs []rawDoc
 	if isJSON(data) {
-		docs = b.splitJSON(name, data)
+		b.splitJSON(name, data)
 	} else {
-		docs = b.splitYAML(name, data)
+		b.splitYAML(name, data)
 	}
-	b.decodeAll(docs)
 }
 
 func isJSON(data []byte) bool {
@@ -205,8 +211,7 @@ func isJSON(data []byte) bool {
 }
 
 // splitYAML splits a YAML stream on "---" separator lines and converts each document to JSON.
-func (b *builder) splitYAML(name string, data []byte) []rawDoc {
-	var docs []rawDoc
+func (b *builder) splitYAML(name string, data []byte) {
 	n := 0
 	for doc, line := range yamlDocuments(data) {
 		if isEmptyYAML(doc) {
@@ -216,23 +221,22 @@ func (b *builder) splitYAML(name string, data []byte) []rawDoc {
 		b.inv.Documents++
 		src := Source{File: name, Document: n, Line: line}
 		if depth := nestingDepth(doc); depth > maxDepth {
-			b.problem(Problem{Source: src, Message: fmt.Sprintf("document nests deeper than %d levels", maxDepth)})
+			b.stream.emitProblem(Problem{Source: src, Message: fmt.Sprintf("document nests deeper than %d levels", maxDepth)})
 			continue
 		}
 		js, err := yamlToJSON(doc)
 		if err != nil {
-			b.problem(Problem{Source: src, Message: "invalid YAML: " + yamlError(err, line)})
+			b.stream.emitProblem(Problem{Source: src, Message: "invalid YAML: " + yamlError(err, line)})
 			continue
 		}
 		// The YAML library bounds alias expansion only loosely (hundreds of thousands of nodes
 		// per document); without aliases JSON is at most a few times larger than its YAML.
 		if limit := maxExpansion*len(doc) + 64<<10; len(js) > limit {
-			b.problem(Problem{Source: src, Message: fmt.Sprintf("document expands to %d bytes through YAML aliases (from %d bytes): refused as a possible alias bomb", len(js), len(doc))})
+			b.stream.emitProblem(Problem{Source: src, Message: fmt.Sprintf("document expands to %d bytes through YAML aliases (from %d bytes): refused as a possible alias bomb", len(js), len(doc))})
 			continue
 		}
-		docs = append(docs, b.expandDoc(src, js)...)
+		b.expandDoc(src, js)
 	}
-	return docs
 }
 
 // yamlDocuments yields the documents of a YAML stream with the line each starts on. A line
@@ -357,29 +361,6 @@ func nestingDepth(doc []byte) int {
 	}
 	// Two spaces of indentation per level is the norm; one per level bounds it from above.
 	return maxFlow + maxIndent/2
-}
-
-// decodeAll decodes documents in parallel and adds them in input order.
-func (b *builder) decodeAll(docs []rawDoc) {
-	out := make([]decoded, len(docs))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(docs)/64))
-	var wg sync.WaitGroup
-	next := make(chan int, workers*4)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				out[i] = decodeDoc(docs[i])
-			}
-		})
-	}
-	for i := range docs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for i := range out {
-		b.add(out[i])
-	}
 }
 
 // sortedKeys returns a map's keys in order.

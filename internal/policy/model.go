@@ -2,9 +2,9 @@ package policy
 
 import (
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
@@ -199,6 +199,7 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) []Verdi
 	}
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(subjects)/256))
 	chunk := (len(subjects) + workers - 1) / workers
+	seed := maphash.MakeSeed()
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := w*chunk, min((w+1)*chunk, len(subjects))
@@ -206,16 +207,18 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) []Verdi
 			break
 		}
 		wg.Go(func() {
-			memo := map[string]int{} // key → index of the first subject evaluated with it
-			var key strings.Builder
+			// memo maps what a verdict depends on to the subjects evaluated with it so far;
+			// the label hash is checked by comparing the labels themselves.
+			memo := map[memoKey][]int{}
 			for i := lo; i < hi; i++ {
-				k := subjectKey(&key, &subjects[i])
-				if first, ok := memo[k]; ok {
+				s := &subjects[i]
+				k := memoKey{namespace: s.Namespace, hostNetwork: s.HostNetwork, labels: labelHash(seed, s.Labels)}
+				if first, ok := findEqual(memo[k], subjects, s.Labels); ok {
 					copy(out[i*n:(i+1)*n], out[first*n:(first+1)*n])
 					continue
 				}
-				memo[k] = i
-				m.Evaluate(subjects[i], eps, out[i*n:(i+1)*n])
+				memo[k] = append(memo[k], i)
+				m.Evaluate(*s, eps, out[i*n:(i+1)*n])
 			}
 		})
 	}
@@ -223,25 +226,32 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) []Verdi
 	return out
 }
 
-// subjectKey renders what a verdict depends on: namespace, host networking and labels.
-func subjectKey(b *strings.Builder, s *Subject) string {
-	b.Reset()
-	b.WriteString(s.Namespace)
-	if s.HostNetwork {
-		b.WriteString("\x00h")
+// memoKey is what a verdict depends on: destinations are outside the cluster, so only the
+// namespace, host networking and labels of a subject matter.
+type memoKey struct {
+	namespace   string
+	hostNetwork bool
+	labels      uint64
+}
+
+// labelHash hashes a label set independently of map order (a sum of per-label hashes).
+func labelHash(seed maphash.Seed, labels map[string]string) uint64 {
+	var sum uint64
+	for k, v := range labels {
+		h := maphash.String(seed, k)
+		sum += (h ^ maphash.String(seed, v)*0x9e3779b97f4a7c15) * 0xff51afd7ed558ccd
 	}
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
+	return sum
+}
+
+// findEqual returns the first of candidates whose labels equal labels.
+func findEqual(candidates []int, subjects []Subject, labels map[string]string) (int, bool) {
+	for _, c := range candidates {
+		if maps.Equal(subjects[c].Labels, labels) {
+			return c, true
+		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		b.WriteByte(0)
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(s.Labels[k])
-	}
-	return b.String()
+	return 0, false
 }
 
 // String renders a verdict as "allowed by ..." or "denied by ...".
