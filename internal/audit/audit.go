@@ -87,9 +87,9 @@ type Report struct {
 	Endpoints  []endpoint.Endpoint
 	Subjects   []Subject
 	Namespaces []NamespaceSummary
-	// Verdicts holds one verdict per subject and endpoint: subject i's are
-	// Verdicts[i*len(Endpoints) : (i+1)*len(Endpoints)].
-	Verdicts []policy.Verdict
+	// Verdicts holds one row per subject, one verdict per endpoint. Subjects that share a
+	// verdict (same namespace, labels and host networking) share a row.
+	Verdicts [][]policy.Verdict
 	Findings []Finding
 
 	Problems []inventory.Problem
@@ -102,7 +102,10 @@ type Report struct {
 }
 
 // Verdict returns subject i's verdict for endpoint j.
-func (r *Report) Verdict(i, j int) policy.Verdict { return r.Verdicts[i*len(r.Endpoints)+j] }
+func (r *Report) Verdict(i, j int) policy.Verdict { return r.Verdicts[i][j] }
+
+// Exposures is the number of subject and endpoint pairs.
+func (r *Report) Exposures() int { return len(r.Subjects) * len(r.Endpoints) }
 
 // Complete reports whether every document and object could be evaluated.
 func (r *Report) Complete() bool { return len(r.Problems) == 0 }

@@ -86,7 +86,7 @@ type jsonTool struct {
 // Summary counts what the report holds.
 func (r *Report) summary() jsonSummary {
 	s := jsonSummary{Files: r.Files, Documents: r.Docs, Namespaces: len(r.Namespaces), Endpoints: len(r.Endpoints),
-		Exposures: len(r.Verdicts), Findings: map[string]int{}, Skipped: len(r.Skipped), Problems: len(r.Problems)}
+		Exposures: r.Exposures(), Findings: map[string]int{}, Skipped: len(r.Skipped), Problems: len(r.Problems)}
 	for i := range r.Subjects {
 		if r.Subjects[i].IsTemplate() {
 			s.Workloads++
@@ -94,9 +94,11 @@ func (r *Report) summary() jsonSummary {
 			s.Pods++
 		}
 	}
-	for _, v := range r.Verdicts {
-		if v.Allowed {
-			s.Reachable++
+	for _, row := range r.Verdicts {
+		for _, v := range row {
+			if v.Allowed {
+				s.Reachable++
+			}
 		}
 	}
 	for _, n := range severityNames {

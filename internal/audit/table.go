@@ -138,13 +138,12 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SUBJECT\tENDPOINT\tVERDICT\tDECIDED BY")
-	n := len(r.Endpoints)
 	for i := lo; i < hi; {
 		j := i + 1
 		folded := 0
 		if r.Subjects[i].IsTemplate() {
 			for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
-				sameVerdicts(r.Verdicts[i*n:(i+1)*n], r.Verdicts[j*n:(j+1)*n]) {
+				sameVerdicts(r.Verdicts[i], r.Verdicts[j]) {
 				j++
 				folded++
 			}

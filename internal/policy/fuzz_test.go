@@ -192,8 +192,8 @@ func FuzzEvaluate(f *testing.F) {
 				if explained[j] != v {
 					t.Errorf("%s: Explain says %v, Evaluate says %v", at, explained[j], v)
 				}
-				if all[i*len(eps)+j] != v {
-					t.Errorf("%s: EvaluateAll says %v, Evaluate says %v", at, all[i*len(eps)+j], v)
+				if all[i][j] != v {
+					t.Errorf("%s: EvaluateAll says %v, Evaluate says %v", at, all[i][j], v)
 				}
 				if len(traces[j]) == 0 {
 					t.Errorf("%s: Explain gave no trace", at)

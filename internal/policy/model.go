@@ -188,13 +188,12 @@ func (m *Model) decide(ns *namespaceIndex, s Subject, bound []boundTier, ep *end
 	return Verdict{Allowed: true, DecidedBy: Reason{Tier: TierDefault, Rule: NoRule, Action: ActionAllow}}
 }
 
-// EvaluateAll decides every endpoint for every subject, in parallel, and returns the verdicts
-// as one slice: subject i's verdicts are out[i*len(eps) : (i+1)*len(eps)]. Subjects with the
-// same namespace, labels and host networking share one evaluation.
-func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) []Verdict {
-	n := len(eps)
-	out := make([]Verdict, len(subjects)*n)
-	if n == 0 || len(subjects) == 0 {
+// EvaluateAll decides every endpoint for every subject, in parallel, and returns one row of
+// verdicts per subject (row[j] for eps[j]). Subjects with the same namespace, labels and host
+// networking share one evaluation and one row: rows must not be modified.
+func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) [][]Verdict {
+	out := make([][]Verdict, len(subjects))
+	if len(subjects) == 0 {
 		return out
 	}
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(subjects)/256))
@@ -214,11 +213,12 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) []Verdi
 				s := &subjects[i]
 				k := memoKey{namespace: s.Namespace, hostNetwork: s.HostNetwork, labels: labelHash(seed, s.Labels)}
 				if first, ok := findEqual(memo[k], subjects, s.Labels); ok {
-					copy(out[i*n:(i+1)*n], out[first*n:(first+1)*n])
+					out[i] = out[first]
 					continue
 				}
 				memo[k] = append(memo[k], i)
-				m.Evaluate(*s, eps, out[i*n:(i+1)*n])
+				out[i] = make([]Verdict, len(eps))
+				m.Evaluate(*s, eps, out[i])
 			}
 		})
 	}

@@ -1,0 +1,92 @@
+// Command gencluster writes a synthetic Kubernetes cluster as one JSON List document, the input
+// of the audit benchmark (hack/bench.sh). The same flags always produce the same bytes.
+//
+//	go run ./hack/gencluster -pods 100000 -o _output/bench/cluster.json
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/imdsguard/imdsguard/internal/synth"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "gencluster: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	def := synth.DefaultConfig()
+	fs := flag.NewFlagSet("gencluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pods := fs.Int("pods", def.Pods, "number of pods")
+	namespaces := fs.Int("namespaces", def.Namespaces, "number of namespaces, kube-system included; scales with -pods unless given")
+	netpols := fs.Int("netpols", def.NetworkPolicies, "number of NetworkPolicies; scales with -pods unless given")
+	anps := fs.Int("anps", def.AdminNetworkPolicies, "number of AdminNetworkPolicies, at most 1001; scales with -pods unless given")
+	seed := fs.Uint64("seed", def.Seed, "random seed")
+	indent := fs.Bool("indent", false, "indent as kubectl does instead of one compact line per item")
+	output := fs.String("o", "-", "output file, or - for standard output")
+	statsFile := fs.String("stats", "", "also write the counts of what was generated to this file, as JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (all input is given by flags)", fs.Args())
+	}
+	// Sizes not given keep the default cluster's ratio to pods.
+	cfg := synth.Scaled(*pods)
+	cfg.Seed, cfg.Indent = *seed, *indent
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "namespaces":
+			cfg.Namespaces = *namespaces
+		case "netpols":
+			cfg.NetworkPolicies = *netpols
+		case "anps":
+			cfg.AdminNetworkPolicies = *anps
+		}
+	})
+
+	w := stdout
+	var f *os.File
+	if *output != "-" {
+		var err error
+		f, err = os.Create(*output)
+		if err != nil {
+			return fmt.Errorf("create output: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	stats, err := synth.Generate(w, cfg)
+	if err != nil {
+		return fmt.Errorf("generate %s: %w", *output, err)
+	}
+	if f != nil {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", *output, err)
+		}
+	}
+	fmt.Fprintf(stderr, "gencluster: wrote %d items (%d pods, %d namespaces, %d deployments, %d service accounts, %d NetworkPolicies, %d AdminNetworkPolicies), %.1f MB\n",
+		stats.Items, stats.Pods, stats.Namespaces, stats.Deployments, stats.ServiceAccounts, stats.NetworkPolicies, stats.AdminNetworkPolicies, float64(stats.Bytes)/1e6)
+	if *statsFile != "" {
+		data, err := json.MarshalIndent(stats, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode stats: %w", err)
+		}
+		if err := os.WriteFile(*statsFile, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write stats: %w", err)
+		}
+	}
+	return nil
+}
