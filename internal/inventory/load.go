@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,9 +49,16 @@ func Load(paths []string, opts Options) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := slices.Index(files, "-"); n >= 0 {
+		if slices.Contains(files[n+1:], "-") {
+			return nil, errors.New(`"-" (standard input) given more than once`)
+		}
+		if opts.Stdin == nil {
+			return nil, errors.New(`"-" given but no standard input is available`)
+		}
+	}
 	b := newBuilder()
-	b.stream = newStream()
-	stdinUsed := false
+	b.stream = newStream() // from here on, every path ends in drain, which stops its workers
 	for _, f := range files {
 		b.inv.Files++
 		var data []byte
@@ -58,13 +66,6 @@ func Load(paths []string, opts Options) (*Inventory, error) {
 		name := f
 		if f == "-" {
 			name = "<stdin>"
-			if stdinUsed {
-				return nil, errors.New(`"-" (standard input) given more than once`)
-			}
-			stdinUsed = true
-			if opts.Stdin == nil {
-				return nil, errors.New(`"-" given but no standard input is available`)
-			}
 			data, err = readLimited(opts.Stdin, opts.MaxFileBytes)
 		} else {
 			data, err = readFile(f, opts.MaxFileBytes)

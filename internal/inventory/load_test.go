@@ -972,3 +972,20 @@ func TestLoadYAMLErrorLines(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadErrorsLeaveNoGoroutines: a Load that fails before reading anything stops every
+// goroutine it started.
+func TestLoadErrorsLeaveNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 20 {
+		if _, err := Load([]string{"-", "-"}, Options{Stdin: strings.NewReader("")}); err == nil {
+			t.Fatal(`Load of "-" twice succeeded`)
+		}
+		if _, err := Load([]string{"-"}, Options{}); err == nil {
+			t.Fatal(`Load of "-" without standard input succeeded`)
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before+2 {
+		t.Errorf("goroutines: %d before, %d after 40 failed loads", before, after)
+	}
+}
