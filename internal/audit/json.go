@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -188,8 +190,9 @@ func (r *Report) writeFindings(w *bufio.Writer) error {
 	return nil
 }
 
-// writeExposures appends one JSON object per subject and endpoint. Strings that repeat are
-// encoded once: endpoints up front, subjects once each, reasons once per distinct reason.
+// writeExposures appends one JSON object per subject and endpoint, one per line. Chunks of
+// subjects are rendered on every core and written in order; strings that repeat are encoded
+// once (endpoints up front, subjects once each, reasons once per distinct reason and core).
 // It stops at the first write error (a closed pipe, a full disk).
 func (r *Report) writeExposures(w *bufio.Writer) error {
 	eps := make([][]byte, len(r.Endpoints))
@@ -201,10 +204,44 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 			Port     int32  `json:"port"`
 		}{ep.Name, ep.Address.String(), string(ep.Protocol), ep.Port})
 	}
-	reasons := map[policy.Reason][]byte{}
-	buf := make([]byte, 0, 1024)
+	const chunk = 1024 // subjects per rendered piece: about half a megabyte of output
+	workers := runtime.GOMAXPROCS(0)
+	bufs := make([][]byte, workers)
+	reasons := make([]map[policy.Reason][]byte, workers)
+	for k := range reasons {
+		reasons[k] = map[policy.Reason][]byte{}
+	}
 	first := true
-	for i := range r.Subjects {
+	// Each round renders up to workers chunks in parallel, then writes them in order.
+	for lo := 0; lo < len(r.Subjects); lo += chunk * workers {
+		var wg sync.WaitGroup
+		for k := range workers {
+			from := lo + k*chunk
+			to := min(from+chunk, len(r.Subjects))
+			if from >= to {
+				bufs[k] = bufs[k][:0]
+				continue
+			}
+			wg.Go(func() { bufs[k] = r.renderExposures(bufs[k][:0], from, to, eps, reasons[k]) })
+		}
+		wg.Wait()
+		for k := range workers {
+			out := bufs[k]
+			if first && len(out) > 0 {
+				out, first = out[1:], false // no comma before the first entry
+			}
+			if _, err := w.Write(out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// renderExposures appends the exposure entries of subjects [from, to), each preceded by
+// ",\n    ".
+func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons map[policy.Reason][]byte) []byte {
+	for i := from; i < to; i++ {
 		s := &r.Subjects[i]
 		prefix := fmt.Appendf(nil, `{"namespace":%s,"pod":%s,"workload":{"kind":%s,"name":%s},"hostNetwork":%t,"endpoint":`,
 			mustJSON(s.Namespace), mustJSON(s.Pod), mustJSON(s.Workload.Kind), mustJSON(s.Workload.Name), s.Spec.HostNetwork)
@@ -215,13 +252,7 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 				reason = encodeReason(v.DecidedBy)
 				reasons[v.DecidedBy] = reason
 			}
-			buf = buf[:0]
-			if first {
-				buf = append(buf, "\n    "...)
-				first = false
-			} else {
-				buf = append(buf, ",\n    "...)
-			}
+			buf = append(buf, ",\n    "...)
 			buf = append(buf, prefix...)
 			buf = append(buf, eps[j]...)
 			buf = append(buf, `,"allowed":`...)
@@ -229,12 +260,9 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 			buf = append(buf, `,"decidedBy":`...)
 			buf = append(buf, reason...)
 			buf = append(buf, '}')
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
 		}
 	}
-	return nil
+	return buf
 }
 
 func encodeReason(d policy.Reason) []byte {
