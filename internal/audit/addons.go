@@ -70,7 +70,7 @@ var addons = []addon{
 // to a metadata endpoint directly.
 var metadataHosts = []string{"169.254.169.254", "fd00:ec2::254", "metadata.google.internal", "100.100.100.200", "169.254.170.2"}
 
-func addonFindings(r *Report, u unit) []Finding {
+func appendAddonFindings(out []Finding, r *Report, u unit) []Finding {
 	type hit struct {
 		what, needs, fix string
 	}
@@ -103,7 +103,6 @@ func addonFindings(r *Report, u unit) []Finding {
 			}
 		}
 	}
-	var out []Finding
 	for _, h := range order {
 		g := found[h]
 		out = append(out, Finding{Rule: RuleAddon, Severity: RuleAddon.Severity, Namespace: r.Subjects[g[0]].Namespace,

@@ -80,6 +80,8 @@ type NamespaceSummary struct {
 	// Isolated is set when some pod or template of the namespace is egress-isolated by a
 	// NetworkPolicy: an allow-all NetworkPolicy would widen its egress.
 	Isolated bool
+	// remedy is the fix for pods of the namespace that no policy restricts, built once.
+	remedy string
 }
 
 // Report is the outcome of an audit.
@@ -141,6 +143,7 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 			Synthesized: inv.Namespaces[name].Synthesized,
 			Control:     model.EgressControl(name),
 			Isolated:    isolated[name],
+			remedy:      defaultRemedy(eps, name, isolated[name]),
 		})
 	}
 	r.Findings = findings(r, inv)

@@ -76,9 +76,9 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 			var fs []Finding
 			for _, u := range all[lo:hi] {
 				ns := nsByName[r.Subjects[u[0]].Namespace]
-				fs = append(fs, reachFindings(r, u, ns, tally)...)
-				fs = append(fs, addonFindings(r, u)...)
-				fs = append(fs, identityFindings(r, inv, u)...)
+				fs = appendReachFindings(fs, r, u, ns, tally)
+				fs = appendAddonFindings(fs, r, u)
+				fs = appendIdentityFindings(fs, r, inv, u)
 			}
 			found[p], tallies[p] = fs, tally
 		})
@@ -140,7 +140,7 @@ func namespaceFindings(r *Report, nsByName map[string]*NamespaceSummary) []Findi
 		out = append(out, Finding{Rule: RuleNoEgressControl, Severity: RuleNoEgressControl.Severity, Namespace: ns.Name,
 			Objects:     []inventory.ObjectRef{{Kind: "Namespace", Name: ns.Name}},
 			Message:     fmt.Sprintf("namespace %s has no NetworkPolicy with egress rules and no AdminNetworkPolicy or BaselineAdminNetworkPolicy selects it: every pod may reach every metadata endpoint", ns.Name),
-			Remediation: defaultRemedy(r.Endpoints, ns.Name, false)})
+			Remediation: ns.remedy})
 	}
 	return out
 }
@@ -176,7 +176,7 @@ func reachRemedy(eps []endpoint.Endpoint, ep endpoint.Endpoint, ns *NamespaceSum
 	d := v.DecidedBy
 	switch d.Tier {
 	case policy.TierDefault:
-		return defaultRemedy(eps, ns.Name, ns.Isolated)
+		return ns.remedy
 	case policy.TierNetworkPolicy:
 		if strings.HasPrefix(d.Peer, "ipBlock") {
 			return fmt.Sprintf("Add %s to the except list of %s in egress rule %d of NetworkPolicy %s (or remove the allowance if the pod must not read instance metadata).", ep.Prefix(), d.Peer, d.Rule, d.Policy)
@@ -201,10 +201,9 @@ type broadUse struct {
 	subjects  int
 }
 
-// reachFindings reports, for one unit, reachable credential endpoints, hostNetwork, WireServer,
-// IPv6 gaps and blocked keep-reachable endpoints.
-func reachFindings(r *Report, u unit, ns *NamespaceSummary, broad map[policy.Reason]*broadUse) []Finding {
-	var out []Finding
+// appendReachFindings appends, for one unit, reachable credential endpoints, hostNetwork,
+// WireServer, IPv6 gaps and blocked keep-reachable endpoints.
+func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary, broad map[policy.Reason]*broadUse) []Finding {
 	var host, pod unit
 	for _, i := range u {
 		if r.Subjects[i].Spec.HostNetwork {
@@ -263,14 +262,12 @@ func reachFindings(r *Report, u unit, ns *NamespaceSummary, broad map[policy.Rea
 			}
 		}
 	}
-	out = append(out, ipv6Gaps(r, pod, ns)...)
-	return out
+	return appendIPv6Gaps(out, r, pod, ns)
 }
 
-// ipv6Gaps reports subjects denied an IPv4 credential endpoint but allowed its IPv6
+// appendIPv6Gaps appends subjects denied an IPv4 credential endpoint but allowed its IPv6
 // counterpart of the same cloud and port.
-func ipv6Gaps(r *Report, pod unit, ns *NamespaceSummary) []Finding {
-	var out []Finding
+func appendIPv6Gaps(out []Finding, r *Report, pod unit, ns *NamespaceSummary) []Finding {
 	for a, v4 := range r.Endpoints {
 		if !v4.Address.Is4() || v4.Role != endpoint.Credentials {
 			continue
@@ -309,14 +306,29 @@ func sharesCloud(a, b endpoint.Endpoint) bool {
 // groupByVerdict splits subjects into groups with the same verdict for endpoint j, in order of
 // first appearance.
 func groupByVerdict(r *Report, subjects unit, j int) []unit {
+	if len(subjects) == 0 {
+		return nil
+	}
+	uniform := true
+	first := r.Verdict(subjects[0], j)
+	for _, i := range subjects[1:] {
+		if r.Verdict(i, j) != first {
+			uniform = false
+			break
+		}
+	}
+	if uniform {
+		return []unit{subjects} // the common case: the template and its pods agree
+	}
+	// A unit has few distinct verdicts: a linear search beats a map.
 	var groups []unit
-	index := map[policy.Verdict]int{}
+	var verdicts []policy.Verdict
 	for _, i := range subjects {
 		v := r.Verdict(i, j)
-		k, ok := index[v]
-		if !ok {
+		k := slices.Index(verdicts, v)
+		if k < 0 {
 			k = len(groups)
-			index[v] = k
+			verdicts = append(verdicts, v)
 			groups = append(groups, nil)
 		}
 		groups[k] = append(groups[k], i)

@@ -40,9 +40,9 @@ func identityOf(s *Subject, inv *inventory.Inventory) string {
 	return ""
 }
 
-// identityFindings lists subjects that can reach an instance metadata service of a cloud with
+// appendIdentityFindings appends subjects that can reach an instance metadata service of a cloud with
 // pod identities and have no identity of their own: blocking metadata takes their cloud access.
-func identityFindings(r *Report, inv *inventory.Inventory, u unit) []Finding {
+func appendIdentityFindings(out []Finding, r *Report, inv *inventory.Inventory, u unit) []Finding {
 	var reachable []string
 	var without unit
 	for _, i := range u {
@@ -63,7 +63,7 @@ func identityFindings(r *Report, inv *inventory.Inventory, u unit) []Finding {
 		}
 	}
 	if len(without) == 0 {
-		return nil
+		return out
 	}
 	s := &r.Subjects[without[0]]
 	sa := serviceAccountName(s)
@@ -71,11 +71,11 @@ func identityFindings(r *Report, inv *inventory.Inventory, u unit) []Finding {
 	if inv.ServiceAccount(s.Namespace, sa) == nil {
 		note = fmt.Sprintf(" (service account %s/%s is not in the input, so its annotations are unknown)", s.Namespace, sa)
 	}
-	return []Finding{{Rule: RuleNoIdentity, Severity: RuleNoIdentity.Severity, Namespace: s.Namespace,
+	return append(out, Finding{Rule: RuleNoIdentity, Severity: RuleNoIdentity.Severity, Namespace: s.Namespace,
 		Objects: objects(r, without), Endpoints: reachable,
 		Message:     fmt.Sprintf("%s runs as service account %s with no pod identity%s and can reach %s today: if it calls cloud APIs it uses the node's credentials", describe(r, without), sa, note, strings.Join(reachable, ", ")),
 		Remediation: fmt.Sprintf("Before blocking metadata access, give service account %s/%s its own identity if the workload calls cloud APIs: on EKS an IRSA role (annotation %s) or an EKS Pod Identity association; on GKE workload identity (annotation %s); on AKS Azure workload identity (annotation %s and pod label %s: \"true\").", s.Namespace, sa, annotationIRSA, annotationGKE, annotationAzureClientID, labelAzureUse),
-	}}
+	})
 }
 
 // identityCloud reports whether the endpoint belongs to a cloud with Kubernetes pod identities.
