@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -179,7 +178,7 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 		}
 	}
 	if worst > 0 {
-		slog.New(log.Handler()).Debug("findings at or above --fail-on", "count", worst, "failOn", o.failOn)
+		log.Debug("findings at or above --fail-on", "count", worst, "failOn", o.failOn)
 		return &exitError{code: ExitFindings, err: fmt.Errorf("%d findings at or above %s", worst, strings.ToLower(o.failOn))}
 	}
 	return nil

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -116,11 +115,8 @@ func Run(ctx context.Context, args []string, streams Streams) int {
 		}
 		return exit.code
 	}
-	// Cobra's own errors (unknown flag, bad argument count) are usage errors.
-	fmt.Fprintf(streams.Err, "imdsguard: %v\n", err)
-	if strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg") {
-		fmt.Fprintln(streams.Err, "Run 'imdsguard --help' for usage.")
-	}
+	// Every other error is cobra's own (unknown command or flag, bad argument count): usage.
+	fmt.Fprintf(streams.Err, "imdsguard: %v\nRun 'imdsguard --help' for usage.\n", err)
 	return ExitUsage
 }
 

@@ -74,7 +74,7 @@ func decodeDoc(doc rawDoc) decoded {
 	if head.APIVersion == "" || head.Kind == "" {
 		return decoded{source: doc.source, kindless: true, problem: &Problem{Source: doc.source, Message: "not a Kubernetes object: apiVersion and kind are required"}}
 	}
-	make, ok := newObject[kindKey{head.APIVersion, head.Kind}]
+	newObj, ok := newObject[kindKey{head.APIVersion, head.Kind}]
 	if !ok {
 		reason := "kind not evaluated by imdsguard"
 		if want, known := evaluatedKinds[head.Kind]; known {
@@ -82,7 +82,7 @@ func decodeDoc(doc rawDoc) decoded {
 		}
 		return decoded{source: doc.source, skipped: &Skipped{Source: doc.source, APIVersion: head.APIVersion, Kind: head.Kind, Reason: reason}}
 	}
-	obj := make()
+	obj := newObj()
 	if err := unmarshal(doc.data, obj); err != nil {
 		// Decoding goes on past a type error, so the object can usually still be named.
 		meta := obj.(metav1.Object)
