@@ -6,14 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version=$(sed -n 's|^require k8s.io/kubernetes \(v[0-9.]*\)$|\1|p' hack/tools/kube-apiserver/go.mod)
+version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit} $1 == "require" && $2 == "k8s.io/kubernetes" {print $3; exit}' hack/tools/kube-apiserver/go.mod)
 [ -n "$version" ] || { echo "kube-apiserver.sh: no k8s.io/kubernetes version in hack/tools/kube-apiserver/go.mod" >&2; exit 1; }
 bin="$PWD/_output/bin/kube-apiserver-$version"
 
-if [ ! -x "$bin" ]; then
+if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "Kubernetes $version" ]; then
   echo "building kube-apiserver $version once (about 15 minutes cold; cached in _output/bin)" >&2
   mkdir -p "$(dirname "$bin")"
-  (cd hack/tools/kube-apiserver && go build -trimpath -o "$bin.partial" .)
+  minor=${version#v1.}; minor=${minor%%.*}
+  pkg=k8s.io/component-base/version
+  ldflags="-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  (cd hack/tools/kube-apiserver && go build -trimpath -ldflags "$ldflags" -o "$bin.partial" .)
   mv "$bin.partial" "$bin"
 fi
 

@@ -17,6 +17,10 @@ hack/lint.sh
 step "build"
 make build
 
+step "test control plane: kube-apiserver ($(cd hack/tools/kube-apiserver && go list -m -f '{{.Version}}' k8s.io/kubernetes)) and etcd"
+eval "$(hack/kube-apiserver.sh)"
+export KUBE_APISERVER ETCD
+
 step "unit and integration tests (race detector on)"
 go test -race -count=1 ./...
 

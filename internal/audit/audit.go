@@ -95,10 +95,14 @@ type Report struct {
 	Findings []Finding
 
 	Problems []inventory.Problem
+	// Gaps are cluster resources that could not be read.
+	Gaps     []inventory.Gap
 	Skipped  []inventory.Skipped
 	Warnings []string
 	Files    int
 	Docs     int
+	// Cluster names the live cluster audited; empty for manifests.
+	Cluster string
 
 	model *policy.Model
 }
@@ -109,8 +113,8 @@ func (r *Report) Verdict(i, j int) policy.Verdict { return r.Verdicts[i][j] }
 // Exposures is the number of subject and endpoint pairs.
 func (r *Report) Exposures() int { return len(r.Subjects) * len(r.Endpoints) }
 
-// Complete reports whether every document and object could be evaluated.
-func (r *Report) Complete() bool { return len(r.Problems) == 0 }
+// Complete reports whether every document, object and cluster resource could be evaluated.
+func (r *Report) Complete() bool { return len(r.Problems) == 0 && len(r.Gaps) == 0 }
 
 // Run evaluates an inventory against the endpoints and derives the findings.
 func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
@@ -125,6 +129,8 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 		Subjects:  subjects,
 		Verdicts:  model.EvaluateAll(ps, eps),
 		Problems:  append(slices.Clone(inv.Problems), model.Rejected...),
+		Gaps:      inv.Gaps,
+		Cluster:   inv.Cluster,
 		Skipped:   inv.Skipped,
 		Warnings:  inv.Warnings,
 		Files:     inv.Files,

@@ -51,6 +51,12 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 		}
 		out = append(out, f)
 	}
+	for _, g := range r.Gaps {
+		out = append(out, Finding{Rule: RuleUnreadable, Severity: RuleUnreadable.Severity,
+			Objects:     []inventory.ObjectRef{{Kind: "Resource", Name: g.Resource}},
+			Message:     fmt.Sprintf("%s could not be read: %s; incomplete: %s", g.Resource, g.Reason, g.Affects),
+			Remediation: gapRemedy(g)})
+	}
 	for _, t := range r.model.PriorityTies {
 		out = append(out, Finding{Rule: RulePriorityTie, Severity: RulePriorityTie.Severity,
 			Objects:     []inventory.ObjectRef{{Kind: "AdminNetworkPolicy", Name: t.Policies[0]}, {Kind: "AdminNetworkPolicy", Name: t.Policies[1]}},
@@ -393,4 +399,12 @@ func describe(r *Report, g unit) string {
 		what = "template and " + what
 	}
 	return fmt.Sprintf("%s %s/%s (%s)", s.Workload.Kind, s.Namespace, s.Workload.Name, what)
+}
+
+// gapRemedy says how to close a gap: grant the read, or evaluate the policies another way.
+func gapRemedy(g inventory.Gap) string {
+	if strings.HasPrefix(g.Reason, "forbidden") {
+		return "Grant the audit's identity list permission on " + g.Resource + " (deploy/rbac/audit-clusterrole.yaml is the least-privilege role) and run the audit again."
+	}
+	return "Until " + g.Resource + " can be evaluated, treat every verdict as unproven and check the policies of this kind by hand."
 }

@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
 // major version when a field changes meaning or disappears; new fields bump the minor version.
-const SchemaVersion = "1.0"
+const SchemaVersion = "1.1"
 
 type jsonEndpoint struct {
 	Name        string   `json:"name"`
@@ -75,6 +75,8 @@ type jsonHead struct {
 	Summary       jsonSummary         `json:"summary"`
 	Endpoints     []jsonEndpoint      `json:"endpoints"`
 	Namespaces    []jsonNamespace     `json:"namespaces"`
+	Cluster       string              `json:"cluster,omitempty"`
+	Gaps          []inventory.Gap     `json:"gaps"`
 	Problems      []inventory.Problem `json:"problems"`
 	Skipped       []inventory.Skipped `json:"skipped"`
 	Warnings      []string            `json:"warnings"`
@@ -122,6 +124,8 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		Summary:       r.summary(),
 		Endpoints:     []jsonEndpoint{},
 		Namespaces:    []jsonNamespace{},
+		Cluster:       r.Cluster,
+		Gaps:          nonNil(r.Gaps),
 		Problems:      nonNil(r.Problems),
 		Skipped:       nonNil(r.Skipped),
 		Warnings:      nonNil(r.Warnings),

@@ -52,11 +52,17 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 	bw := bufio.NewWriter(w)
 	p := palette{opts.Color}
 	s := r.summary()
-	fmt.Fprintf(bw, "imdsguard audit: %s, %s; %s, %s, %s; %s\n",
-		count(s.Files, "file"), count(s.Documents, "document"), count(s.Namespaces, "namespace"),
-		count(s.Pods, "pod"), count(s.Workloads, "workload"), count(s.Endpoints, "endpoint"))
-	if !r.Complete() {
+	source := count(s.Files, "file") + ", " + count(s.Documents, "document")
+	if r.Cluster != "" {
+		source = "cluster " + r.Cluster + ", " + count(s.Documents, "object")
+	}
+	fmt.Fprintf(bw, "imdsguard audit: %s; %s, %s, %s; %s\n", source,
+		count(s.Namespaces, "namespace"), count(s.Pods, "pod"), count(s.Workloads, "workload"), count(s.Endpoints, "endpoint"))
+	if len(r.Problems) > 0 {
 		fmt.Fprintln(bw, p.paint("1;31", fmt.Sprintf("INCOMPLETE: %d documents or objects could not be evaluated (see IMDS011 findings)", len(r.Problems))))
+	}
+	for _, g := range r.Gaps {
+		fmt.Fprintln(bw, p.paint("1;31", "INCOMPLETE: "+g.String()+" (IMDS012)"))
 	}
 	for _, warning := range r.Warnings {
 		fmt.Fprintln(bw, p.paint("33", "warning: ")+warning)

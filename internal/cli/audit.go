@@ -1,26 +1,25 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
-	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 type auditOptions struct {
-	files       []string
-	clouds      []string
-	endpoints   []string
-	output      string
-	failOn      string
-	explain     string
-	color       string
-	maxFileSize string
+	source    sourceOptions
+	clouds    []string
+	cloudSet  bool
+	endpoints []string
+	output    string
+	failOn    string
+	explain   string
+	color     string
 }
 
 func newAuditCommand(g *globalOptions, streams Streams) *cobra.Command {
@@ -37,27 +36,36 @@ identity.
 
 Input: files, directories (searched recursively for *.yaml, *.yml, *.json) and
 "-" for standard input; multi-document YAML, JSON, and List objects as printed
-by "kubectl get -o yaml|json".
+by "kubectl get -o yaml|json". Or a live cluster: --live (the current
+kubeconfig context, or the in-cluster service account), --kubeconfig,
+--context. A live audit lists namespaces, pods, workloads, service accounts,
+NetworkPolicies, AdminNetworkPolicies and nodes page by page with read-only
+calls (deploy/rbac/audit-clusterrole.yaml is the least-privilege role); a
+resource it may not read is reported as an incomplete audit (IMDS012), never
+skipped silently. Without --cloud, the clouds are detected from the nodes'
+spec.providerID.
 
 Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 on a
 usage or input error.`,
 		Example: `  imdsguard audit examples/cluster
   kubectl get ns,pods,deploy,ds,sts,netpol,sa -A -o yaml | imdsguard audit -
+  imdsguard audit --live
+  imdsguard audit --context prod-eks --output json > audit.json
   imdsguard audit --cloud aws --output sarif manifests/ > imdsguard.sarif
   imdsguard audit --explain shop/web examples/cluster`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAudit(g, streams, o, append(o.files, args...))
+			o.cloudSet = cmd.Flags().Changed("cloud")
+			return runAudit(cmd.Context(), g, streams, o, args)
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&o.files, "filename", "f", nil, "manifest file or directory, or - for standard input (repeatable; positional arguments work too)")
-	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to audit: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner or all (comma-separated or repeated)")
+	o.source.addFlags(f)
+	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to audit: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when nodes are in the input, else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO], e.g. 10.0.0.5:8080/TCP or [fd00::5]:80 (repeatable)")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json or sarif")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
 	f.StringVar(&o.explain, "explain", "", "print the full evaluation trace for NAMESPACE/NAME (or NAMESPACE/KIND/NAME) instead of the report")
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
-	f.StringVar(&o.maxFileSize, "max-file-size", "2Gi", "largest input file accepted, as a quantity (e.g. 500Mi, 2Gi)")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner"}, cobra.ShellCompDirectiveNoFileComp))
@@ -86,14 +94,13 @@ func selectEndpoints(clouds, custom []string) ([]endpoint.Endpoint, error) {
 	return endpoint.Merge(endpoint.Select(selected), extra), nil
 }
 
-func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string) error {
+func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOptions, args []string) error {
 	log, err := g.logger(streams.Err)
 	if err != nil {
 		return err
 	}
-	eps, err := selectEndpoints(o.clouds, o.endpoints)
-	if err != nil {
-		return err
+	if _, err := selectEndpoints(o.clouds, o.endpoints); err != nil {
+		return err // flags are checked before anything is read
 	}
 	failOn, err := audit.ParseSeverity(o.failOn)
 	if err != nil {
@@ -114,18 +121,18 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 	default:
 		return usageError("--color %q: want auto, always or never", o.color)
 	}
-	limit, err := resource.ParseQuantity(o.maxFileSize)
-	if err != nil || limit.Value() <= 0 {
-		return usageError("--max-file-size %q: want a positive quantity such as 500Mi or 2Gi", o.maxFileSize)
-	}
-	if len(paths) == 0 {
-		return usageError("no input: give manifest files or directories, or - for standard input (see 'imdsguard audit --help')")
-	}
-
 	started := time.Now()
-	inv, err := inventory.Load(paths, inventory.Options{MaxFileBytes: limit.Value(), Stdin: streams.In})
+	inv, err := o.source.load(ctx, log, streams, args)
 	if err != nil {
-		return usageError("%v", err)
+		return err
+	}
+	clouds := o.clouds
+	if !o.cloudSet {
+		clouds = detectClouds(log, inv)
+	}
+	eps, err := selectEndpoints(clouds, o.endpoints)
+	if err != nil {
+		return err
 	}
 	for _, p := range inv.Problems {
 		log.Error("input problem", "at", p.Source.String(), "field", p.Field, "error", p.Message)
@@ -139,7 +146,7 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 	loaded := time.Now()
 	report := audit.Run(inv, eps)
 	evaluated := time.Now()
-	log.Debug("loaded", "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
+	log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
 	log.Debug("evaluated", "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings), "duration", evaluated.Sub(loaded))
 	defer func() { log.Debug("rendered", "output", o.output, "duration", time.Since(evaluated)) }()
 	if o.output != "table" {
@@ -169,7 +176,7 @@ func runAudit(g *globalOptions, streams Streams, o *auditOptions, paths []string
 		return err
 	}
 	if !report.Complete() {
-		log.Warn("the audit is incomplete: some documents or objects could not be evaluated", "problems", len(report.Problems))
+		log.Warn("the audit is incomplete: some documents, objects or cluster resources could not be evaluated", "problems", len(report.Problems), "gaps", len(report.Gaps))
 	}
 	worst := 0
 	for _, f := range report.Findings {

@@ -85,7 +85,7 @@ func TestUsageAndInputErrors(t *testing.T) {
 		{"an unknown --log-level is named", []string{"audit", "--log-level", "loud", pod},
 			`--log-level "loud": want debug, info, warn or error`},
 		{"audit without input says how to give it", []string{"audit"},
-			"imdsguard: no input: give manifest files or directories, or - for standard input"},
+			"imdsguard: no input: give manifest files or directories, - for standard input, or --live"},
 		{"an --explain target that is not in the input is named", []string{"audit", "--explain", "shop/nothing", pod},
 			`--explain "shop/nothing": no pod or workload by that name`},
 		{"an unknown flag is a usage error", []string{"audit", "--frobnicate", pod},

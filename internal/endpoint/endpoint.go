@@ -9,6 +9,7 @@ package endpoint
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -282,4 +283,36 @@ func Merge(selected, custom []Endpoint) []Endpoint {
 		}
 	}
 	return out
+}
+
+// providerSchemes maps the scheme of a node's spec.providerID to its cloud, as each cloud's
+// cloud-controller-manager writes it.
+var providerSchemes = map[string]Cloud{
+	"aws":          AWS,
+	"gce":          GCP,
+	"azure":        Azure,
+	"alicloud":     Alibaba,
+	"oci":          Oracle,
+	"digitalocean": DigitalOcean,
+	"openstack":    OpenStack,
+	"hcloud":       Hetzner,
+}
+
+// alibabaProviderID matches Alibaba ACK's scheme-less provider IDs ("cn-hangzhou.i-bp1abc").
+var alibabaProviderID = regexp.MustCompile(`^[a-z]{2}-[a-z0-9-]+\.i-[a-z0-9]+$`)
+
+// CloudOfProviderID returns the cloud a node runs on from its spec.providerID, and false when
+// the ID names no cloud in the catalogue (kind, bare metal, an unknown provider).
+func CloudOfProviderID(id string) (Cloud, bool) {
+	if scheme, _, ok := strings.Cut(id, "://"); ok {
+		c, known := providerSchemes[strings.ToLower(scheme)]
+		return c, known
+	}
+	switch {
+	case strings.HasPrefix(id, "ocid1.instance."): // OKE writes the instance OCID
+		return Oracle, true
+	case alibabaProviderID.MatchString(id):
+		return Alibaba, true
+	}
+	return "", false
 }

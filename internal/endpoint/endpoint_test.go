@@ -137,3 +137,32 @@ func TestMergeSkipsDuplicateDestinations(t *testing.T) {
 		t.Errorf("Merge = %v", names(got))
 	}
 }
+
+func TestCloudOfProviderID(t *testing.T) {
+	tests := []struct {
+		id   string
+		want Cloud
+		ok   bool
+	}{
+		{"aws:///eu-west-1a/i-0123456789abcdef0", AWS, true},
+		{"gce://my-project/europe-west1-b/gke-pool-1-abcd", GCP, true},
+		{"azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss/virtualMachines/0", Azure, true},
+		{"alicloud://cn-hangzhou.i-bp1abc", Alibaba, true},
+		{"cn-hangzhou.i-bp1abcdef", Alibaba, true},
+		{"ocid1.instance.oc1.eu-frankfurt-1.abc", Oracle, true},
+		{"oci://ocid1.instance.oc1.abc", Oracle, true},
+		{"digitalocean://123456", DigitalOcean, true},
+		{"openstack:///5f1b6c2e-0000-4000-8000-000000000000", OpenStack, true},
+		{"hcloud://1234567", Hetzner, true},
+		{"AWS:///eu-west-1a/i-0abc", AWS, true},
+		{"kind://docker/kind/kind-control-plane", "", false},
+		{"", "", false},
+		{"i-0123456789abcdef0", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := CloudOfProviderID(tt.id)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("CloudOfProviderID(%q) = %q, %v; want %q, %v", tt.id, got, ok, tt.want, tt.ok)
+		}
+	}
+}

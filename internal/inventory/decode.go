@@ -27,23 +27,24 @@ type kindKey struct{ apiVersion, kind string }
 
 // newObject maps the kinds imdsguard evaluates to their official Go types.
 var newObject = map[kindKey]func() any{
-	{"v1", "Namespace"}:                                         func() any { return &corev1.Namespace{} },
-	{"v1", "Pod"}:                                               func() any { return &corev1.Pod{} },
-	{"v1", "ServiceAccount"}:                                    func() any { return &corev1.ServiceAccount{} },
-	{"v1", "ReplicationController"}:                             func() any { return &corev1.ReplicationController{} },
-	{"apps/v1", "Deployment"}:                                   func() any { return &appsv1.Deployment{} },
-	{"apps/v1", "StatefulSet"}:                                  func() any { return &appsv1.StatefulSet{} },
-	{"apps/v1", "DaemonSet"}:                                    func() any { return &appsv1.DaemonSet{} },
-	{"apps/v1", "ReplicaSet"}:                                   func() any { return &appsv1.ReplicaSet{} },
-	{"batch/v1", "Job"}:                                         func() any { return &batchv1.Job{} },
-	{"batch/v1", "CronJob"}:                                     func() any { return &batchv1.CronJob{} },
-	{"networking.k8s.io/v1", "NetworkPolicy"}:                   func() any { return &networkingv1.NetworkPolicy{} },
-	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}: func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
+	{"v1", "Namespace"}:                       func() any { return &corev1.Namespace{} },
+	{"v1", "Pod"}:                             func() any { return &corev1.Pod{} },
+	{"v1", "Node"}:                            func() any { return &corev1.Node{} },
+	{"v1", "ServiceAccount"}:                  func() any { return &corev1.ServiceAccount{} },
+	{"v1", "ReplicationController"}:           func() any { return &corev1.ReplicationController{} },
+	{"apps/v1", "Deployment"}:                 func() any { return &appsv1.Deployment{} },
+	{"apps/v1", "StatefulSet"}:                func() any { return &appsv1.StatefulSet{} },
+	{"apps/v1", "DaemonSet"}:                  func() any { return &appsv1.DaemonSet{} },
+	{"apps/v1", "ReplicaSet"}:                 func() any { return &appsv1.ReplicaSet{} },
+	{"batch/v1", "Job"}:                       func() any { return &batchv1.Job{} },
+	{"batch/v1", "CronJob"}:                   func() any { return &batchv1.CronJob{} },
+	{"networking.k8s.io/v1", "NetworkPolicy"}: func() any { return &networkingv1.NetworkPolicy{} },
+	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}:         func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"}: func() any { return &anpv1alpha1.BaselineAdminNetworkPolicy{} },
 }
 
 // clusterScoped kinds have no namespace.
-var clusterScoped = map[string]bool{"Namespace": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true}
+var clusterScoped = map[string]bool{"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true}
 
 // evaluatedKinds lists the kinds by name, to tell "unsupported version" from "not evaluated".
 var evaluatedKinds = func() map[string]string {
@@ -169,6 +170,10 @@ func (b *builder) add(d decoded) {
 	case *corev1.Pod:
 		p := &Pod{Pod: o, Source: src}
 		upsert(b, &b.inv.Pods, b.pods, "Pod", o.Namespace, o.Name, src, p)
+	case *corev1.Node:
+		if !b.duplicate("Node", "", o.Name, src) {
+			b.inv.Nodes = append(b.inv.Nodes, nodeOf(o, src))
+		}
 	case *corev1.ServiceAccount:
 		b.duplicate("ServiceAccount", o.Namespace, o.Name, src)
 		b.inv.ServiceAccounts[o.Namespace+"/"+o.Name] = &ServiceAccount{ServiceAccount: o, Source: src}

@@ -160,7 +160,15 @@ type Inventory struct {
 	NetworkPolicies              []*NetworkPolicy
 	AdminNetworkPolicies         []*AdminNetworkPolicy
 	BaselineAdminNetworkPolicies []*BaselineAdminNetworkPolicy
+	// Nodes are read for their cloud provider only.
+	Nodes []*Node
 
+	// Cluster names the cluster the inventory was read from (empty for manifests), and
+	// ServerVersion is its API server's version.
+	Cluster       string
+	ServerVersion string
+	// Gaps are resources that could not be read from the cluster: the inventory is incomplete.
+	Gaps []Gap
 	// Problems are documents or objects that could not be used.
 	Problems []Problem
 	// Skipped are documents of kinds imdsguard does not evaluate.

@@ -1,0 +1,327 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/pager"
+	anpclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
+)
+
+// Gap is a resource that could not be read from a cluster. An inventory with gaps is incomplete:
+// the verdicts and checks the resource feeds cannot be trusted, and callers must say so.
+type Gap struct {
+	// Resource is "plural" for the core group, else "plural.group", with the version when it
+	// matters (e.g. "adminnetworkpolicies.policy.networking.k8s.io/v1alpha1").
+	Resource string `json:"resource"`
+	// Reason is why it could not be read.
+	Reason string `json:"reason"`
+	// Affects names the verdicts and checks left incomplete.
+	Affects string `json:"affects"`
+}
+
+func (g Gap) String() string {
+	return fmt.Sprintf("%s could not be read (%s): %s", g.Resource, g.Reason, g.Affects)
+}
+
+// DefaultPageSize is how many objects one List request asks for.
+const DefaultPageSize = 500
+
+// ClusterOptions tunes LoadCluster.
+type ClusterOptions struct {
+	// PageSize is the List limit; DefaultPageSize when zero.
+	PageSize int64
+	// Name names the cluster in reports (the kubeconfig context, or the server URL).
+	Name string
+}
+
+// The policy groups imdsguard reads, and those it recognises but cannot evaluate yet.
+var (
+	anpGroupVersion = schema.GroupVersion{Group: "policy.networking.k8s.io", Version: "v1alpha1"}
+	// unevaluated are policy resources that change verdicts where their CNI enforces them.
+	unevaluated = []schema.GroupVersionResource{
+		{Group: "projectcalico.org", Version: "v3", Resource: "globalnetworkpolicies"},
+		{Group: "projectcalico.org", Version: "v3", Resource: "networkpolicies"},
+		{Group: "crd.projectcalico.org", Version: "v1", Resource: "globalnetworkpolicies"},
+		{Group: "crd.projectcalico.org", Version: "v1", Resource: "networkpolicies"},
+		{Group: "cilium.io", Version: "v2", Resource: "ciliumnetworkpolicies"},
+		{Group: "cilium.io", Version: "v2", Resource: "ciliumclusterwidenetworkpolicies"},
+	}
+)
+
+// What each resource feeds, for gaps.
+const (
+	affectsEverything = "every verdict: policies of this kind allow or deny egress"
+	affectsPods       = "running pods are not audited (reachability, hostNetwork, IPv6 gaps, add-ons, identity)"
+	affectsWorkloads  = "workload pod templates of this kind are not audited"
+)
+
+// lister reads one resource page by page into objs.
+type lister struct {
+	resource string
+	affects  string
+	list     pager.ListPageFunc
+	// optional lists are recorded as warnings, not gaps, when forbidden.
+	optional bool
+	objs     []runtime.Object
+	err      error
+}
+
+// LoadCluster reads the inventory from the API server cfg points at: namespaces, pods,
+// workloads, service accounts, NetworkPolicies, AdminNetworkPolicies (where served) and nodes,
+// with paginated Lists. Built-in kinds travel as protobuf.
+//
+// An error means nothing usable was read: the server is unreachable, rejects the credentials or
+// fails discovery. A resource the credentials may not list (Forbidden) or whose API version the
+// server does not serve becomes a Gap, and the rest is loaded.
+func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*Inventory, error) {
+	if opts.PageSize <= 0 {
+		opts.PageSize = DefaultPageSize
+	}
+	cfg = rest.CopyConfig(cfg)
+	// Deprecation and schema warnings from the server would interleave with the report.
+	cfg.WarningHandler = rest.NoWarnings{}
+	pb := rest.CopyConfig(cfg)
+	pb.ContentType = "application/vnd.kubernetes.protobuf"
+	pb.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	core, err := kubernetes.NewForConfig(pb)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	version, err := disc.ServerVersion()
+	if err != nil {
+		return nil, clusterError(cfg.Host, err)
+	}
+	groups, err := disc.ServerGroups()
+	if err != nil {
+		return nil, clusterError(cfg.Host, err)
+	}
+	served := servedVersions(groups)
+
+	b := newBuilder()
+	b.inv.Cluster = opts.Name
+	if b.inv.Cluster == "" {
+		b.inv.Cluster = cfg.Host
+	}
+	b.inv.ServerVersion = version.GitVersion
+
+	listers := coreListers(core)
+	switch {
+	case served[anpGroupVersion.Group] == nil:
+		b.inv.Warnings = append(b.inv.Warnings, "the cluster does not serve policy.networking.k8s.io (AdminNetworkPolicy CRDs not installed): no AdminNetworkPolicy can exist")
+	case !served[anpGroupVersion.Group][anpGroupVersion.Version]:
+		versions := sortedKeys(served[anpGroupVersion.Group])
+		for _, r := range []string{"adminnetworkpolicies", "baselineadminnetworkpolicies"} {
+			b.inv.Gaps = append(b.inv.Gaps, Gap{
+				Resource: r + "." + anpGroupVersion.Group + "/" + anpGroupVersion.Version,
+				Reason:   fmt.Sprintf("the cluster serves %s only at %s, and imdsguard reads %s", anpGroupVersion.Group, strings.Join(versions, ", "), anpGroupVersion.Version),
+				Affects:  affectsEverything,
+			})
+		}
+	default:
+		anp, err := anpclient.NewForConfig(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client: %w", err)
+		}
+		listers = append(listers,
+			&lister{resource: "adminnetworkpolicies.policy.networking.k8s.io", affects: affectsEverything, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return anp.PolicyV1alpha1().AdminNetworkPolicies().List(ctx, o)
+			}},
+			&lister{resource: "baselineadminnetworkpolicies.policy.networking.k8s.io", affects: affectsEverything, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return anp.PolicyV1alpha1().BaselineAdminNetworkPolicies().List(ctx, o)
+			}})
+	}
+
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, l := range listers {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p := pager.New(l.list)
+			p.PageSize = opts.PageSize
+			l.err = p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+				l.objs = append(l.objs, obj)
+				return nil
+			})
+		})
+	}
+	foreign := unevaluatedPolicies(ctx, cfg, served)
+	wg.Wait()
+
+	for _, l := range listers {
+		if l.err != nil {
+			switch {
+			case apierrors.IsForbidden(l.err) && l.optional:
+				b.inv.Warnings = append(b.inv.Warnings, fmt.Sprintf("%s could not be read (forbidden): %s", l.resource, l.affects))
+			case apierrors.IsForbidden(l.err):
+				b.inv.Gaps = append(b.inv.Gaps, Gap{Resource: l.resource, Reason: "forbidden: " + apiMessage(l.err), Affects: l.affects})
+			case apierrors.IsNotFound(l.err):
+				b.inv.Gaps = append(b.inv.Gaps, Gap{Resource: l.resource, Reason: "not served by the cluster", Affects: l.affects})
+			default:
+				return nil, fmt.Errorf("list %s: %w", l.resource, clusterError(cfg.Host, l.err))
+			}
+			continue
+		}
+		for _, obj := range l.objs {
+			b.inv.Documents++
+			if m, err := meta.Accessor(obj); err == nil {
+				m.SetManagedFields(nil)
+			}
+			b.add(decoded{obj: obj})
+		}
+	}
+	b.inv.Gaps = append(b.inv.Gaps, foreign.gaps...)
+	b.inv.Warnings = append(b.inv.Warnings, foreign.warnings...)
+	b.finish()
+	return b.inv, nil
+}
+
+// coreListers are the built-in resources, in the order their objects are added.
+func coreListers(c kubernetes.Interface) []*lister {
+	ns := ""
+	return []*lister{
+		{resource: "namespaces", affects: "namespace labels: verdicts of policies that select namespaces by label", list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.CoreV1().Namespaces().List(ctx, o)
+		}},
+		{resource: "serviceaccounts", affects: "pod identity (IMDS008): IRSA and workload identity annotations", list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.CoreV1().ServiceAccounts(ns).List(ctx, o)
+		}},
+		{resource: "pods", affects: affectsPods, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.CoreV1().Pods(ns).List(ctx, o)
+		}},
+		{resource: "deployments.apps", affects: affectsWorkloads, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.AppsV1().Deployments(ns).List(ctx, o)
+		}},
+		{resource: "replicasets.apps", affects: affectsWorkloads, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.AppsV1().ReplicaSets(ns).List(ctx, o)
+		}},
+		{resource: "statefulsets.apps", affects: affectsWorkloads, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.AppsV1().StatefulSets(ns).List(ctx, o)
+		}},
+		{resource: "daemonsets.apps", affects: affectsWorkloads, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.AppsV1().DaemonSets(ns).List(ctx, o)
+		}},
+		{resource: "jobs.batch", affects: affectsWorkloads, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.BatchV1().Jobs(ns).List(ctx, o)
+		}},
+		{resource: "cronjobs.batch", affects: affectsWorkloads, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.BatchV1().CronJobs(ns).List(ctx, o)
+		}},
+		{resource: "replicationcontrollers", affects: affectsWorkloads, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.CoreV1().ReplicationControllers(ns).List(ctx, o)
+		}},
+		{resource: "networkpolicies.networking.k8s.io", affects: affectsEverything, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.NetworkingV1().NetworkPolicies(ns).List(ctx, o)
+		}},
+		{resource: "nodes", affects: "cloud detection from spec.providerID: every cloud's endpoints are audited unless --cloud is given", optional: true, list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.CoreV1().Nodes().List(ctx, o)
+		}},
+	}
+}
+
+// servedVersions maps each API group to the versions the server serves.
+func servedVersions(groups *metav1.APIGroupList) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, g := range groups.Groups {
+		out[g.Name] = map[string]bool{}
+		for _, v := range g.Versions {
+			out[g.Name][v.Version] = true
+		}
+	}
+	return out
+}
+
+// foreignPolicies is what the cluster holds of policy kinds imdsguard does not evaluate.
+type foreignPolicies struct {
+	gaps     []Gap
+	warnings []string
+}
+
+// unevaluatedPolicies checks whether the cluster holds Calico or Cilium policies. Where it does,
+// verdicts that ignore them cannot be trusted: each kind present is a gap.
+func unevaluatedPolicies(ctx context.Context, cfg *rest.Config, served map[string]map[string]bool) foreignPolicies {
+	var out foreignPolicies
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		out.warnings = append(out.warnings, "cannot check for Calico and Cilium policies: "+err.Error())
+		return out
+	}
+	for _, gvr := range unevaluated {
+		if !served[gvr.Group][gvr.Version] {
+			continue
+		}
+		name := gvr.Resource + "." + gvr.Group + "/" + gvr.Version
+		list, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
+		switch {
+		case apierrors.IsForbidden(err):
+			out.gaps = append(out.gaps, Gap{Resource: name, Reason: "forbidden: " + apiMessage(err), Affects: affectsEverything})
+		case err != nil:
+			out.gaps = append(out.gaps, Gap{Resource: name, Reason: apiMessage(err), Affects: affectsEverything})
+		case len(list.Items) > 0:
+			out.gaps = append(out.gaps, Gap{Resource: name, Reason: "policies of this kind exist and imdsguard does not evaluate them yet", Affects: affectsEverything})
+		}
+	}
+	return out
+}
+
+// apiMessage is the API server's own message of a status error.
+func apiMessage(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Message != "" {
+		return status.Status().Message
+	}
+	return err.Error()
+}
+
+// clusterError explains the errors that mean the API server cannot be used at all.
+func clusterError(host string, err error) error {
+	var urlErr *url.Error
+	var netErr net.Error
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("the API server at %s rejected the credentials (401 Unauthorized): the token or certificate is invalid or expired; check the kubeconfig user: %w", host, err)
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		return fmt.Errorf("the API server at %s did not answer in time: %w", host, err)
+	case errors.As(err, &urlErr):
+		return fmt.Errorf("cannot reach the API server at %s: %w", host, urlErr.Err)
+	}
+	return fmt.Errorf("API server %s: %w", host, err)
+}
+
+// DefaultRequestTimeout bounds each request to the API server.
+const DefaultRequestTimeout = 30 * time.Second
+
+// Node is a cluster node, read for its cloud provider.
+type Node struct {
+	Name string
+	// ProviderID is spec.providerID, e.g. "aws:///eu-west-1a/i-0abc".
+	ProviderID string
+	Labels     map[string]string
+	Source     Source
+}
+
+// nodeOf keeps what imdsguard reads of a node.
+func nodeOf(n *corev1.Node, src Source) *Node {
+	return &Node{Name: n.Name, ProviderID: n.Spec.ProviderID, Labels: n.Labels, Source: src}
+}
