@@ -137,7 +137,9 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	for _, p := range inv.Problems {
 		log.Error("input problem", "at", p.Source.String(), "field", p.Field, "error", p.Message)
 	}
-	if len(inv.Pods)+len(inv.Workloads) == 0 {
+	// Manifests without pods are a mistake; a live cluster may simply be empty, or unreadable,
+	// which its gaps report.
+	if inv.Cluster == "" && len(inv.Pods)+len(inv.Workloads) == 0 {
 		if len(inv.Problems) > 0 {
 			return usageError("nothing could be evaluated: %s and no pod or workload was loaded (first: %s)", plural(len(inv.Problems), "input problem"), inv.Problems[0].Error())
 		}

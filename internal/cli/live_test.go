@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/imdsguard/imdsguard/internal/kubetest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var controlPlane = kubetest.NewShared(kubetest.Options{})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	controlPlane.Stop()
+	os.Exit(code)
+}
+
+// liveCluster returns the shared control plane with the policy CRDs and the example cluster
+// applied, and a kubeconfig for it.
+func liveCluster(t *testing.T) (*kubetest.ControlPlane, string) {
+	t.Helper()
+	cp := controlPlane.Get(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := kubetest.DecodeFiles(filepath.Join("..", "..", "examples", "cluster"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier, err := kubetest.NewApplier(cp.Config("admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applier.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := cp.Kubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp, kubeconfig
+}
+
+// auditJSON is the part of the JSON report compared between manifest and live audits.
+type auditJSON struct {
+	Complete bool              `json:"complete"`
+	Cluster  string            `json:"cluster"`
+	Gaps     []json.RawMessage `json:"gaps"`
+	Findings []struct {
+		ID        string `json:"id"`
+		Namespace string `json:"namespace"`
+		Objects   []struct {
+			Kind, Namespace, Name string
+		} `json:"objects"`
+		Endpoints []string `json:"endpoints"`
+		Message   string   `json:"message"`
+	} `json:"findings"`
+	Exposure []json.RawMessage `json:"exposure"`
+}
+
+func decodeAudit(t *testing.T, out string) auditJSON {
+	t.Helper()
+	var a auditJSON
+	if err := json.Unmarshal([]byte(out), &a); err != nil {
+		t.Fatalf("audit output is not JSON: %v\n%s", err, out)
+	}
+	return a
+}
+
+// TestLiveAuditMatchesManifests: the example cluster applied to a real API server and audited
+// live gives the same verdicts and findings as the manifests it came from.
+func TestLiveAuditMatchesManifests(t *testing.T) {
+	_, kubeconfig := liveCluster(t)
+	exampleNamespaces := []string{"analytics", "kube-system", "marketing", "payments", "shop"}
+
+	code, out, stderr := run(t, "", "audit", "--cloud", "aws", "--output", "json", "--fail-on", "none", filepath.Join("..", "..", "examples", "cluster"))
+	if code != 0 {
+		t.Fatalf("manifest audit: exit %d\n%s", code, stderr)
+	}
+	fromFiles := decodeAudit(t, out)
+	code, out, stderr = run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--output", "json", "--fail-on", "none")
+	if code != 0 {
+		t.Fatalf("live audit: exit %d\n%s", code, stderr)
+	}
+	live := decodeAudit(t, out)
+	if !live.Complete || len(live.Gaps) != 0 || live.Cluster != "admin" {
+		t.Fatalf("live audit as admin: complete %v, gaps %s, cluster %q; want complete, no gaps, cluster admin (the context)", live.Complete, live.Gaps, live.Cluster)
+	}
+	inExample := func(a auditJSON) auditJSON {
+		var kept auditJSON
+		for _, f := range a.Findings {
+			if f.Namespace == "" || slices.Contains(exampleNamespaces, f.Namespace) {
+				kept.Findings = append(kept.Findings, f)
+			}
+		}
+		for _, e := range a.Exposure {
+			var head struct{ Namespace string }
+			_ = json.Unmarshal(e, &head)
+			if slices.Contains(exampleNamespaces, head.Namespace) {
+				kept.Exposure = append(kept.Exposure, e)
+			}
+		}
+		return kept
+	}
+	want, got := inExample(fromFiles), inExample(live)
+	if len(want.Exposure) == 0 || len(want.Findings) == 0 {
+		t.Fatal("the manifest audit found nothing to compare")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("live audit differs from the manifest audit (-manifests +live):\n%s", diff)
+	}
+}
+
+// TestLiveAuditDetectsCloudAndReportsGaps: without --cloud the nodes' provider IDs choose the
+// endpoints; a user without list rights gets an incomplete report and exit status 1, never a
+// silent pass.
+func TestLiveAuditDetectsCloudAndReportsGaps(t *testing.T) {
+	cp, kubeconfig := liveCluster(t)
+	ctx := context.Background()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "gke-pool-1"}, Spec: corev1.NodeSpec{ProviderID: "gce://project/europe-west1-b/gke-pool-1"}}
+	if _, err := cp.Client("admin").CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cp.Client("admin").CoreV1().Nodes().Delete(ctx, node.Name, metav1.DeleteOptions{}) }()
+
+	code, out, stderr := run(t, "", "audit", "--kubeconfig", kubeconfig, "--output", "json", "--fail-on", "none", "--log-level", "info")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var report struct {
+		Endpoints []struct{ Name string } `json:"endpoints"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range report.Endpoints {
+		names = append(names, e.Name)
+	}
+	if !slices.Equal(names, []string{"gcp-metadata"}) {
+		t.Errorf("endpoints %v, want only gcp-metadata (the node is on GCE)", names)
+	}
+	if !strings.Contains(stderr, "cloud detected from node spec.providerID") {
+		t.Errorf("the detection is not logged:\n%s", stderr)
+	}
+
+	// "nobody" may list nothing: every resource is a gap, and the table says so.
+	code, out, _ = run(t, "", "audit", "--kubeconfig", kubeconfig, "--context", "nobody", "--cloud", "aws")
+	if code != ExitFindings {
+		t.Errorf("audit without list rights: exit %d, want %d (IMDS012 findings are high)", code, ExitFindings)
+	}
+	for _, want := range []string{"INCOMPLETE: pods could not be read (forbidden:", "IMDS012", "cluster nobody"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestLiveAuditErrors: a cluster that cannot be used is a usage error (exit 2) that says why.
+func TestLiveAuditErrors(t *testing.T) {
+	cp, kubeconfig := liveCluster(t)
+	data, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	unreachable := filepath.Join(dir, "unreachable")
+	if err := os.WriteFile(unreachable, []byte(strings.ReplaceAll(string(data), cp.URL, "https://127.0.0.1:1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("clusters: [this is not a kubeconfig"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unreachable server", []string{"--kubeconfig", unreachable}, "cannot reach the API server at https://127.0.0.1:1"},
+		{"malformed kubeconfig", []string{"--kubeconfig", garbage}, "kubeconfig:"},
+		{"missing kubeconfig", []string{"--kubeconfig", filepath.Join(dir, "absent")}, "absent"},
+		{"unknown context", []string{"--kubeconfig", kubeconfig, "--context", "prod"}, `context "prod" does not exist`},
+		{"files and a cluster", []string{"--kubeconfig", kubeconfig, "pods.yaml"}, "either manifests (pods.yaml) or a live cluster"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, "", append([]string{"audit"}, tt.args...)...)
+			if code != ExitUsage {
+				t.Errorf("exit %d, want %d", code, ExitUsage)
+			}
+			if line := errorLine(t, stderr); !strings.Contains(line, tt.want) {
+				t.Errorf("error %q, want it to contain %q", line, tt.want)
+			}
+		})
+	}
+}
