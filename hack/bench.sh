@@ -31,19 +31,8 @@ TARGET_WALL_S=5
 TARGET_EVAL_S=0.5
 TARGET_RSS_KB=$((3 * 1024 * 1024 / 2)) # 1.5 GiB
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-	printf 'bench: %s\n' "$*" >&2
-	exit 1
-}
-
-# median reads numbers, one per line, and prints their median.
-median() {
-	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# verdict prints PASS when value <= limit, FAIL otherwise.
-verdict() { awk -v v="$1" -v l="$2" 'BEGIN { print (v <= l ? "PASS" : "FAIL") }'; }
+# shellcheck source=hack/lib/bench.sh
+source hack/lib/bench.sh
 
 # json_field prints a numeric field of a flat JSON object.
 json_field() { sed -n "s/.*\"$2\": *\([0-9.]*\).*/\1/p" "$1" | head -n1; }
@@ -57,13 +46,7 @@ if [[ ! -x $BIN ]]; then
 fi
 
 # 2. GNU time, for peak RSS.
-if [[ ! -x /usr/bin/time ]]; then
-	log "installing GNU time (Debian package time)"
-	if [[ $(id -u) -ne 0 ]]; then
-		die "/usr/bin/time is missing: install the Debian package 'time' (apt-get install -y time)"
-	fi
-	apt-get install -y time >/dev/null || { apt-get update >/dev/null && apt-get install -y time >/dev/null; }
-fi
+need_gnu_time
 
 # 3. The input, regenerated only when the parameters or the generator changed.
 generator=$(ls internal/synth/*.go hack/gencluster/*.go | grep -v '_test\.go$' | xargs cat | sha256sum | cut -c1-16)
@@ -93,10 +76,7 @@ walls=() rss=() cpus=() syss=()
 for i in $(seq 1 "$RUNS"); do
 	tfile=$OUT/time.$i.txt
 	/usr/bin/time -v -o "$tfile" "${cmd[@]}" >/dev/null
-	wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (k = 1; k <= n; k++) s = s * 60 + p[k]; print s }' "$tfile")
-	kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tfile")
-	cpu=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { print u + s }' "$tfile")
-	sys=$(awk -F': ' '/System time/ { print $2 }' "$tfile")
+	read -r wall cpu sys kb < <(time_fields "$tfile")
 	walls+=("$wall") rss+=("$kb") cpus+=("$cpu") syss+=("$sys")
 	log "run $i/$RUNS: wall ${wall}s, cpu ${cpu}s, peak RSS $((kb / 1024)) MiB"
 done
@@ -182,8 +162,7 @@ go run ./hack/gencluster -pods $PODS -seed $SEED -o $INPUT
 IMDSGUARD_BENCH_PODS=$PODS $gocmd_text
 \`\`\`
 
-**Machine:** $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1),
-$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1024 / 1024 }' /proc/meminfo) memory, Linux $(uname -r), $(go version | cut -d' ' -f3).
+**Machine:** $(machine).
 Load average (1, 5, 15 min): $load_before before the runs, $load_after after.
 
 **Input:** \`$INPUT\`, $(awk -v b="$in_bytes" 'BEGIN { printf "%.1f MB", b / 1e6 }'), one JSON List of
@@ -231,28 +210,7 @@ EOF
 
 printf '%s\n' "$section" >"$OUT/section.md"
 if [[ $DOC != none ]]; then
-	if [[ ! -f $DOC ]]; then
-		mkdir -p "$(dirname "$DOC")"
-		cat >"$DOC" <<'EOF'
-# Benchmarks
-
-Performance figures for imdsguard, each section written by the script named in it. The
-machines are shared and noisy: every figure is a median of several runs, and the load
-average during the runs is recorded next to them. Rerun the script to refresh a section;
-only the text between its markers is replaced.
-
-EOF
-	fi
-	if grep -q '<!-- audit-bench:begin -->' "$DOC"; then
-		awk -v file="$OUT/section.md" '
-			/<!-- audit-bench:begin -->/ { while ((getline line < file) > 0) print line; skip = 1; next }
-			/<!-- audit-bench:end -->/ { skip = 0; next }
-			!skip { print }' "$DOC" >"$DOC.tmp"
-		mv "$DOC.tmp" "$DOC"
-	else
-		printf '%s\n' "$section" >>"$DOC"
-	fi
-	log "updated $DOC"
+	write_section "$DOC" audit-bench "$OUT/section.md"
 fi
 
 cat >&2 <<EOF
