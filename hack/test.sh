@@ -21,6 +21,7 @@ step "test control plane: kube-apiserver ($(cd hack/tools/kube-apiserver && go l
 eval "$(hack/kube-apiserver.sh)"
 export KUBE_APISERVER ETCD
 
+hack/node-deps.sh # nft, iptables, ip, nsenter for the network-namespace firewall tests
 step "unit and integration tests (race detector on)"
 go test -race -count=1 ./...
 

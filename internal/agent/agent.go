@@ -1,0 +1,387 @@
+// Package agent is the node loop behind `imdsguard agent`: it works out the node's firewall
+// configuration (pods cgroup, exempt pods, allowed hostNetwork pods), applies the firewall
+// package's ruleset in one transaction, watches for anyone changing it (nft monitor, plus a
+// periodic resync) and repairs it, and serves metrics and health.
+//
+// It fails closed: nothing is removed when the agent stops, whatever the signal; the rules stay
+// until `imdsguard agent uninstall` removes them on purpose. A restarted agent replaces the
+// table atomically, so there is no instant without rules.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/firewall"
+)
+
+// Options configure an Agent.
+type Options struct {
+	// Endpoints are the catalogue endpoints for this node's cloud.
+	Endpoints []endpoint.Endpoint
+	// Mode is enforce or observe.
+	Mode firewall.Mode
+	// PodsCgroup is the kubelet's pods cgroup relative to the cgroup2 root; empty detects it
+	// (kubepods.slice, then kubepods) on every sync, "-" disables hostNetwork protection.
+	PodsCgroup string
+	// CgroupRoot is where the cgroup2 hierarchy is mounted; nft resolves paths under
+	// /sys/fs/cgroup, so the default is right wherever nft runs.
+	CgroupRoot string
+	// ExemptPodIPs and AllowedHostNetworkPodUIDs are static exemptions; Exempt and
+	// AllowHostNetwork select pods through the Kubernetes API (Pods must be set).
+	ExemptPodIPs              []netip.Addr
+	AllowedHostNetworkPodUIDs []string
+	Exempt                    []PodSelector
+	AllowHostNetwork          []PodSelector
+	// ResyncInterval is the backstop: a full check (and repair) this often, whatever the
+	// monitor says.
+	ResyncInterval time.Duration
+	// Listen is the address for /metrics, /healthz and /readyz; empty disables them.
+	Listen string
+	// Backend is the firewall implementation.
+	Backend Backend
+	// Pods lists this node's pods; nil when the Kubernetes API is not used.
+	Pods PodLister
+	// Taint, when Nodes is set, is removed from NodeName once the rules are in place.
+	Nodes    NodeTainter
+	NodeName string
+	Taint    Taint
+}
+
+// Agent keeps the firewall in place.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+
+	mu          sync.Mutex
+	ready       bool
+	applied     string // script of the last successful replacement
+	fingerprint string // the kernel's fingerprint right after it
+	cgroupGone  bool   // warned that the pods cgroup is missing
+	tainted     bool   // startup taint still to remove
+	logged      map[netip.Addr]bool
+	lastPods    []Pod
+	pods        map[netip.Addr]Pod
+}
+
+// New returns an agent; Run starts it.
+func New(opts Options, log *slog.Logger) (*Agent, error) {
+	if opts.Backend == nil {
+		return nil, errors.New("agent: no firewall backend")
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = 30 * time.Second
+	}
+	if opts.CgroupRoot == "" {
+		opts.CgroupRoot = "/sys/fs/cgroup"
+	}
+	if opts.Mode == "" {
+		opts.Mode = firewall.Enforce
+	}
+	if (len(opts.Exempt) > 0 || len(opts.AllowHostNetwork) > 0) && opts.Pods == nil {
+		return nil, errors.New("agent: pod selectors need the Kubernetes API")
+	}
+	return &Agent{
+		opts:    opts,
+		log:     log,
+		metrics: newMetrics(opts.Backend.Name(), opts.Mode),
+		tainted: opts.Nodes != nil && opts.Taint.Key != "",
+		logged:  map[netip.Addr]bool{},
+		pods:    map[netip.Addr]Pod{},
+	}, nil
+}
+
+// Ready reports whether the first sync succeeded.
+func (a *Agent) Ready() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ready
+}
+
+// Run applies the firewall and keeps it in place until ctx ends. It never removes the rules.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if a.opts.Listen != "" {
+		l, err := net.Listen("tcp", a.opts.Listen)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", a.opts.Listen, err)
+		}
+		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		a.log.Info("serving metrics and health", "address", l.Addr().String())
+	}
+
+	changed := make(chan struct{}, 1)
+	if w, ok := a.opts.Backend.(Watcher); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.watch(ctx, w, changed)
+		}()
+	}
+
+	a.log.Info("agent starting", "backend", a.opts.Backend.Name(), "mode", a.opts.Mode, "endpoints", len(a.opts.Endpoints), "resync", a.opts.ResyncInterval)
+	if _, err := net.InterfaceByName("cilium_host"); err == nil {
+		a.log.Error("Cilium detected (cilium_host): with eBPF host routing, pod traffic bypasses netfilter and this firewall's forward rules; " +
+			"use a CiliumClusterwideNetworkPolicy denying the metadata endpoints (imdsguard generate), or set bpf.hostLegacyRouting=true; " +
+			"hostNetwork pods are still blocked by the output rules")
+		a.metrics.ciliumDetected.Store(1)
+	}
+	tick := time.NewTicker(a.opts.ResyncInterval)
+	defer tick.Stop()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info("agent stopping; the firewall stays in place")
+			return nil
+		case <-retry.C:
+		case <-tick.C:
+		case <-changed:
+		}
+		if err := a.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			a.log.Error("sync failed", "err", err, "retry_in", backoff)
+			retry.Reset(backoff)
+			backoff = min(backoff*2, a.opts.ResyncInterval)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// watch runs the backend's change monitor, restarting it when it exits.
+func (a *Agent) watch(ctx context.Context, w Watcher, changed chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := w.Watch(ctx, changed)
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("firewall monitor stopped; restarting", "err", err)
+		// A missed event is caught by this check and, at worst, by the periodic resync.
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Sync makes the kernel hold the desired ruleset: it reads the table, replaces it when it
+// differs from the last one applied (drift, counted as a repair) or when the desired ruleset
+// changed, and refreshes metrics.
+func (a *Agent) Sync(ctx context.Context) error {
+	start := time.Now()
+	err := a.sync(ctx)
+	a.metrics.observeSync(err, time.Since(start))
+	return err
+}
+
+func (a *Agent) sync(ctx context.Context) error {
+	cfg, err := a.desired(ctx)
+	if err != nil {
+		return err
+	}
+	rs, err := firewall.Build(cfg)
+	if err != nil {
+		return err
+	}
+	script := rs.Script()
+	b := a.opts.Backend
+	before, err := b.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("read firewall: %w", err)
+	}
+	a.mu.Lock()
+	applied, fingerprint := a.applied, a.fingerprint
+	a.mu.Unlock()
+
+	a.observeSources(before)
+	if before.Present && script == applied && before.Fingerprint == fingerprint {
+		a.metrics.setKernel(rs, before)
+		return a.afterSync(ctx)
+	}
+	drift := applied != "" && script == applied
+	a.metrics.carry(before) // the replacement resets the kernel's counters
+	if err := b.Replace(ctx, cfg, rs); err != nil {
+		return fmt.Errorf("apply firewall: %w", err)
+	}
+	after, err := b.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("read firewall after apply: %w", err)
+	}
+	if !after.Present || !b.Matches(after, rs) {
+		return errors.New("the firewall changed while it was applied; retrying")
+	}
+	a.mu.Lock()
+	a.applied, a.fingerprint = script, after.Fingerprint
+	a.mu.Unlock()
+	a.metrics.setKernel(rs, after)
+	if drift {
+		a.metrics.repairs.Add(1)
+		a.log.Warn("firewall was changed by someone else; restored", "table_present", before.Present)
+	} else {
+		a.log.Info("firewall applied", "mode", cfg.Mode, "endpoints", len(cfg.Denied()), "pods_cgroup", cfg.PodsCgroup, "exempt_pod_ips", len(cfg.ExemptPodIPs), "allowed_hostnetwork_pods", len(cfg.AllowedHostNetworkPods))
+	}
+	return a.afterSync(ctx)
+}
+
+// afterSync marks the agent ready and, once, removes the startup taint.
+func (a *Agent) afterSync(ctx context.Context) error {
+	a.mu.Lock()
+	first := !a.ready
+	a.ready = true
+	tainted := a.tainted
+	a.mu.Unlock()
+	a.metrics.ready.Store(1)
+	if first {
+		a.log.Info("agent ready")
+	}
+	if !tainted {
+		return nil
+	}
+	removed, err := a.opts.Nodes.RemoveTaint(ctx, a.opts.NodeName, a.opts.Taint)
+	if err != nil {
+		return fmt.Errorf("remove startup taint %s from node %s: %w", a.opts.Taint, a.opts.NodeName, err)
+	}
+	a.mu.Lock()
+	a.tainted = false
+	a.mu.Unlock()
+	if removed {
+		a.log.Info("startup taint removed: pods may now be scheduled", "node", a.opts.NodeName, "taint", a.opts.Taint.String())
+	}
+	return nil
+}
+
+// desired gathers the firewall configuration: the pods cgroup as it is now, static and
+// API-selected exemptions.
+func (a *Agent) desired(ctx context.Context) (firewall.Config, error) {
+	cfg := firewall.Config{Endpoints: a.opts.Endpoints, Mode: a.opts.Mode, ExemptPodIPs: slices.Clone(a.opts.ExemptPodIPs)}
+	var pods []Pod
+	if a.opts.Pods != nil {
+		var err error
+		pods, err = a.opts.Pods.ListPods(ctx)
+		a.mu.Lock()
+		if err != nil {
+			// Repairs must not wait for the API: go on with the pods known last (none at
+			// first, which exempts nobody: stricter, never looser).
+			pods = a.lastPods
+			a.log.Warn("cannot list pods on this node; using the last known list", "err", err, "pods", len(pods))
+		}
+		a.lastPods = pods
+		a.mu.Unlock()
+		byIP := map[netip.Addr]Pod{}
+		for _, p := range pods {
+			if p.HostNetwork {
+				continue
+			}
+			for _, ip := range p.IPs {
+				byIP[ip] = p
+			}
+			if matchesAny(p, a.opts.Exempt) {
+				cfg.ExemptPodIPs = append(cfg.ExemptPodIPs, p.IPs...)
+			}
+		}
+		a.mu.Lock()
+		a.pods = byIP
+		a.mu.Unlock()
+	}
+
+	switch a.opts.PodsCgroup {
+	case "-":
+	case "":
+		cfg.PodsCgroup = DetectPodsCgroup(a.opts.CgroupRoot)
+	default:
+		if cgroupExists(a.opts.CgroupRoot, a.opts.PodsCgroup) {
+			cfg.PodsCgroup = a.opts.PodsCgroup
+		}
+	}
+	a.mu.Lock()
+	warn := cfg.PodsCgroup == "" && a.opts.PodsCgroup != "-" && !a.cgroupGone
+	a.cgroupGone = cfg.PodsCgroup == "" && a.opts.PodsCgroup != "-"
+	a.mu.Unlock()
+	if warn {
+		a.log.Warn("no kubelet pods cgroup yet: hostNetwork pods are not blocked until it appears", "configured", a.opts.PodsCgroup, "cgroup_root", a.opts.CgroupRoot)
+	}
+	a.metrics.hostNetworkProtected.Store(boolInt(cfg.PodsCgroup != ""))
+	if cfg.PodsCgroup == "" {
+		return cfg, nil
+	}
+	uids := slices.Clone(a.opts.AllowedHostNetworkPodUIDs)
+	for _, p := range pods {
+		if p.HostNetwork && matchesAny(p, a.opts.AllowHostNetwork) {
+			uids = append(uids, p.UID)
+		}
+	}
+	for _, uid := range uids {
+		path, ok := FindPodCgroup(a.opts.CgroupRoot, cfg.PodsCgroup, uid)
+		if !ok {
+			continue // not started yet, or gone: nothing to allow
+		}
+		cfg.AllowedHostNetworkPods = append(cfg.AllowedHostNetworkPods, firewall.PodCgroup{UID: uid, Path: path})
+	}
+	return cfg, nil
+}
+
+// observeSources logs every new source address once, with its pod when known.
+func (a *Agent) observeSources(st *firewall.State) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for addr := range st.Seen {
+		if a.logged[addr] {
+			continue
+		}
+		a.logged[addr] = true
+		p, known := a.pods[addr]
+		attrs := []any{"source", addr.String(), "mode", a.opts.Mode}
+		if known {
+			attrs = append(attrs, "namespace", p.Namespace, "pod", p.Name)
+		}
+		if a.opts.Mode == firewall.Observe {
+			a.log.Warn("pod reached for a metadata endpoint (observe mode: not dropped)", attrs...)
+		} else {
+			a.log.Info("pod tried a metadata endpoint and was dropped", attrs...)
+		}
+	}
+	a.metrics.setSources(st.Seen, a.pods)
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
