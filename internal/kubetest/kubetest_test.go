@@ -2,12 +2,14 @@ package kubetest
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
@@ -72,5 +74,54 @@ func TestControlPlane(t *testing.T) {
 	}
 	if _, err := cp.Client("admin").CoreV1().Namespaces().Get(ctx, "kubetest", metav1.GetOptions{}); err != nil {
 		t.Fatalf("namespace lost across an API server restart: %v", err)
+	}
+}
+
+// TestCalicoFallbackCRDs: our own Calico schema, used when Calico's CRDs are not beside the
+// repository, loads into the API server, accepts a documented GlobalNetworkPolicy and rejects
+// an unknown rule action.
+func TestCalicoFallbackCRDs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	files, err := filepath.Glob("testdata/calico/*.yaml")
+	if err != nil || len(files) != 3 {
+		t.Fatalf("fallback CRDs: %v %v", files, err)
+	}
+	if err := InstallCRDFiles(ctx, cp.Config("admin"), files...); err != nil {
+		t.Fatal(err)
+	}
+	gnp := func(action string) []*unstructured.Unstructured {
+		objs, err := Decode([]byte(`apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: deny-metadata}
+spec:
+  order: 100
+  selector: all()
+  types: [Egress]
+  egress:
+  - action: ` + action + `
+    protocol: TCP
+    destination: {nets: [169.254.169.254/32], ports: [80]}
+  - action: Pass
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	applier, err := NewApplier(cp.Config("admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applier.Apply(ctx, gnp("Deny"), false); err != nil {
+		t.Errorf("a documented GlobalNetworkPolicy was rejected: %v", err)
+	}
+	if err := applier.Apply(ctx, gnp("Reject"), true); err == nil {
+		t.Error("a rule with action Reject was accepted")
 	}
 }
