@@ -11,6 +11,7 @@
 #   BENCH_RUNS   runs of the whole command (default 5)
 #   BENCH_COUNT  -count of the Go benchmarks (default 5)
 #   BENCH_DOC    file to update (default docs/benchmarks.md; "none" to leave the docs alone)
+#   BENCH_CALICO Calico policies added to the cluster (default 0)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +21,7 @@ SEED=1
 RUNS=${BENCH_RUNS:-5}
 COUNT=${BENCH_COUNT:-5}
 DOC=${BENCH_DOC:-docs/benchmarks.md}
+CALICO=${BENCH_CALICO:-0}
 BIN=bin/imdsguard
 OUT=_output/bench
 INPUT=$OUT/cluster.json
@@ -50,13 +52,13 @@ need_gnu_time
 
 # 3. The input, regenerated only when the parameters or the generator changed.
 generator=$(ls internal/synth/*.go hack/gencluster/*.go | grep -v '_test\.go$' | xargs cat | sha256sum | cut -c1-16)
-params="pods=$PODS seed=$SEED generator=$generator"
+params="pods=$PODS seed=$SEED calico=$CALICO generator=$generator"
 if [[ -s $INPUT && -s $STATS && -f $PARAMS && $(cat "$PARAMS") == "$params" ]]; then
 	log "reusing $INPUT ($params)"
 else
 	log "generating $INPUT ($params)"
 	rm -f "$PARAMS"
-	go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -o "$INPUT.tmp" -stats "$STATS"
+	go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -o "$INPUT.tmp" -stats "$STATS"
 	mv "$INPUT.tmp" "$INPUT"
 	printf '%s\n' "$params" >"$PARAMS"
 fi

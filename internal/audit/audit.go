@@ -46,7 +46,11 @@ func (s *Subject) Label() string {
 }
 
 func (s *Subject) policySubject() policy.Subject {
-	return policy.Subject{Namespace: s.Namespace, Labels: s.Meta.Labels, HostNetwork: s.Spec.HostNetwork}
+	sa := s.Spec.ServiceAccountName
+	if sa == "" {
+		sa = s.Spec.DeprecatedServiceAccount
+	}
+	return policy.Subject{Namespace: s.Namespace, Labels: s.Meta.Labels, HostNetwork: s.Spec.HostNetwork, ServiceAccount: sa}
 }
 
 // Subjects lists the pods and workload templates of an inventory, ordered by namespace, then
@@ -132,7 +136,7 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 		Gaps:      inv.Gaps,
 		Cluster:   inv.Cluster,
 		Skipped:   inv.Skipped,
-		Warnings:  inv.Warnings,
+		Warnings:  hostEndpointWarnings(inv.Warnings, model),
 		Files:     inv.Files,
 		Docs:      inv.Documents,
 		model:     model,
@@ -159,4 +163,17 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 // Explain returns the evaluation trace of subject i for every endpoint.
 func (r *Report) Explain(i int) ([]policy.Verdict, [][]policy.Step) {
 	return r.model.Explain(r.Subjects[i].policySubject(), r.Endpoints)
+}
+
+// hostEndpointWarnings adds to the input's warnings the Calico policies that govern host
+// endpoints: what they do to pods is said, not guessed.
+func hostEndpointWarnings(warnings []string, model *policy.Model) []string {
+	if len(model.HostEndpointPolicies) == 0 {
+		return warnings
+	}
+	out := slices.Clone(warnings)
+	for _, h := range model.HostEndpointPolicies {
+		out = append(out, h.String())
+	}
+	return out
 }

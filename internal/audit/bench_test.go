@@ -24,6 +24,9 @@ import (
 // with it (synth.Scaled). The default is the full 100,000-pod cluster.
 const benchPodsEnv = "IMDSGUARD_BENCH_PODS"
 
+// benchCalicoEnv adds Calico policies to the synthetic cluster (synth.Config.CalicoPolicies).
+const benchCalicoEnv = "IMDSGUARD_BENCH_CALICO"
+
 // benchInput is the synthetic cluster, generated once per test process.
 var benchInput struct {
 	once  sync.Once
@@ -74,7 +77,15 @@ func generateCluster() error {
 	if err != nil {
 		return fmt.Errorf("create input: %w", err)
 	}
-	stats, err := synth.Generate(f, synth.Scaled(pods))
+	cfg := synth.Scaled(pods)
+	if s := os.Getenv(benchCalicoEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s=%q: want a number of Calico policies", benchCalicoEnv, s)
+		}
+		cfg.CalicoPolicies = n
+	}
+	stats, err := synth.Generate(f, cfg)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", path, cerr)
 	}
@@ -146,7 +157,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	subjects := audit.Subjects(inv)
 	ps := make([]policy.Subject, len(subjects))
 	for i, s := range subjects {
-		ps[i] = policy.Subject{Namespace: s.Namespace, Labels: s.Meta.Labels, HostNetwork: s.Spec.HostNetwork}
+		ps[i] = policy.Subject{Namespace: s.Namespace, Labels: s.Meta.Labels, HostNetwork: s.Spec.HostNetwork, ServiceAccount: s.Spec.ServiceAccountName}
 	}
 	b.ReportAllocs()
 	var verdicts [][]policy.Verdict

@@ -196,6 +196,10 @@ func reachRemedy(eps []endpoint.Endpoint, ep endpoint.Endpoint, ns *NamespaceSum
 		return fmt.Sprintf("AdminNetworkPolicy %s rule %d allows %s via %s: narrow that rule, or put a Deny rule for %s before it (or in an AdminNetworkPolicy with a lower priority number).", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
 	case policy.TierBaseline:
 		return fmt.Sprintf("BaselineAdminNetworkPolicy %s rule %d allows %s via %s: put a Deny rule for %s before it.", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
+	case policy.TierCalico:
+		return fmt.Sprintf("%s %s (Calico tier %s) egress rule %d allows %s via %s: put a rule 'action: Deny, destination: {nets: [%s]}' before it, or a GlobalNetworkPolicy denying %s in a tier with a lower order.", d.Kind, d.Policy, d.CalicoTier, d.Rule, ep.Destination(), d.Peer, ep.Prefix(), ep.Prefix())
+	case policy.TierCilium:
+		return fmt.Sprintf("%s %s %s allows %s via %s: add an egressDeny rule with toCIDR %s (deny wins over every allow), or narrow the allow rule.", d.Kind, d.Policy, d.RuleName, ep.Destination(), d.Peer, ep.Prefix())
 	}
 	return ""
 }
@@ -345,6 +349,10 @@ func groupByVerdict(r *Report, subjects unit, j int) []unit {
 func broadFindings(r *Report, broad map[policy.Reason]*broadUse) []Finding {
 	var out []Finding
 	for reason, use := range broad {
+		kind := string(reason.Tier)
+		if reason.Kind != "" {
+			kind = reason.Kind
+		}
 		var fix string
 		switch {
 		case reason.Tier == policy.TierNetworkPolicy && strings.HasPrefix(reason.Peer, "ipBlock"):
@@ -352,11 +360,10 @@ func broadFindings(r *Report, broad map[policy.Reason]*broadUse) []Finding {
 		case reason.Tier == policy.TierNetworkPolicy:
 			fix = fmt.Sprintf("Egress rule %d of NetworkPolicy %s has no 'to': replace it with ipBlock 0.0.0.0/0 except [%s], ipBlock ::/0 except [%s] and a namespaceSelector: {} peer.", reason.Rule, reason.Policy, credentialPrefixes(r.Endpoints, true), credentialPrefixes(r.Endpoints, false))
 		default:
-			fix = fmt.Sprintf("Put a Deny rule for [%s, %s] before rule %d of %s %s.", credentialPrefixes(r.Endpoints, true), credentialPrefixes(r.Endpoints, false), reason.Rule, reason.Tier, reason.Policy)
+			fix = fmt.Sprintf("Put a Deny rule for [%s, %s] before rule %d of %s %s.", credentialPrefixes(r.Endpoints, true), credentialPrefixes(r.Endpoints, false), reason.Rule, kind, reason.Policy)
 		}
-		kind := string(reason.Tier)
 		name, namespace := reason.Policy, ""
-		if ns, n, ok := strings.Cut(reason.Policy, "/"); ok && reason.Tier == policy.TierNetworkPolicy {
+		if ns, n, ok := strings.Cut(reason.Policy, "/"); ok {
 			namespace, name = ns, n
 		}
 		slices.Sort(use.endpoints)

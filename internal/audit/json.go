@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
 // major version when a field changes meaning or disappears; new fields bump the minor version.
-const SchemaVersion = "1.1"
+const SchemaVersion = "1.2"
 
 type jsonEndpoint struct {
 	Name        string   `json:"name"`
@@ -40,6 +40,8 @@ type jsonEgressControl struct {
 	NetworkPolicies              []string `json:"networkPolicies"`
 	AdminNetworkPolicies         []string `json:"adminNetworkPolicies"`
 	BaselineAdminNetworkPolicies []string `json:"baselineAdminNetworkPolicies"`
+	CalicoPolicies               []string `json:"calicoPolicies,omitempty"`
+	CiliumPolicies               []string `json:"ciliumPolicies,omitempty"`
 }
 
 type jsonFinding struct {
@@ -141,7 +143,7 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 	for _, ns := range r.Namespaces {
 		head.Namespaces = append(head.Namespaces, jsonNamespace{Name: ns.Name, Synthesized: ns.Synthesized, EgressIsolatedPods: ns.Isolated,
 			EgressControl: jsonEgressControl{NetworkPolicies: nonNil(ns.Control.NetworkPolicies), AdminNetworkPolicies: nonNil(ns.Control.Admin),
-				BaselineAdminNetworkPolicies: nonNil(ns.Control.Baseline)}})
+				BaselineAdminNetworkPolicies: nonNil(ns.Control.Baseline), CalicoPolicies: ns.Control.Calico, CiliumPolicies: ns.Control.Cilium}})
 	}
 	data, err := json.MarshalIndent(head, "", "  ")
 	if err != nil {
@@ -275,13 +277,15 @@ func encodeReason(d policy.Reason) []byte {
 		rule = &d.Rule
 	}
 	return mustJSON(struct {
-		Tier     string `json:"tier"`
-		Policy   string `json:"policy"`
-		Rule     *int   `json:"rule"`
-		RuleName string `json:"ruleName,omitempty"`
-		Action   string `json:"action"`
-		Peer     string `json:"peer,omitempty"`
-	}{string(d.Tier), d.Policy, rule, d.RuleName, string(d.Action), d.Peer})
+		Tier       string `json:"tier"`
+		Kind       string `json:"kind,omitempty"`
+		CalicoTier string `json:"calicoTier,omitempty"`
+		Policy     string `json:"policy"`
+		Rule       *int   `json:"rule"`
+		RuleName   string `json:"ruleName,omitempty"`
+		Action     string `json:"action"`
+		Peer       string `json:"peer,omitempty"`
+	}{string(d.Tier), d.Kind, d.CalicoTier, d.Policy, rule, d.RuleName, string(d.Action), d.Peer})
 }
 
 // mustJSON encodes values that cannot fail to encode (strings, plain structs).

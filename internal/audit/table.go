@@ -121,6 +121,12 @@ func describeControl(ns NamespaceSummary) string {
 	if n := len(ns.Control.Baseline); n > 0 {
 		parts = append(parts, "BaselineAdminNetworkPolicy")
 	}
+	if n := len(ns.Control.Calico); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d Calico policy", n))
+	}
+	if n := len(ns.Control.Cilium); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d Cilium policy", n))
+	}
 	if len(parts) == 0 {
 		return "none"
 	}

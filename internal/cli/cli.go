@@ -96,7 +96,7 @@ MITRE ATT&CK T1552.005, Unsecured Credentials: Cloud Instance Metadata API.`,
 	root.SetErr(streams.Err)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format on standard error: text or json")
-	root.AddCommand(newAuditCommand(g, streams), newVersionCommand(streams))
+	root.AddCommand(newAuditCommand(g, streams), newGenerateCommand(g, streams), newVersionCommand(streams))
 	root.AddCommand(newAgentCommand(g, streams))
 	return root
 }

@@ -206,3 +206,35 @@ func TestLiveAuditErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveGenerate: generate reads the live cluster like audit does, refuses the isolated
+// namespaces it finds there, and refuses the networkpolicy layer outright when the cluster could
+// not be read completely.
+func TestLiveGenerate(t *testing.T) {
+	_, kubeconfig := liveCluster(t)
+	code, out, stderr := run(t, "", "generate", "--kubeconfig", kubeconfig, "--cloud", "aws", "--layer", "networkpolicy,adminnetworkpolicy")
+	if code != ExitFindings {
+		t.Fatalf("exit %d, want %d (the example has egress-isolated namespaces to refuse)\n%s", code, ExitFindings, stderr)
+	}
+	for _, want := range []string{"kind: NetworkPolicy", "namespace: default", "kind: AdminNetworkPolicy", "fd00:ec2::254/128"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("generated objects lack %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr, "payments") {
+		t.Errorf("the refusal of the isolated namespace payments is not reported:\n%s", stderr)
+	}
+
+	code, _, stderr = run(t, "", "generate", "--kubeconfig", kubeconfig, "--context", "nobody", "--cloud", "aws", "--layer", "networkpolicy")
+	if code != ExitUsage {
+		t.Errorf("networkpolicy layer from an unreadable cluster: exit %d, want %d", code, ExitUsage)
+	}
+	if line := errorLine(t, stderr); !strings.Contains(line, "could not be read completely") || !strings.Contains(line, "pods could not be read (forbidden") {
+		t.Errorf("error %q does not say the read was incomplete and what was missing", line)
+	}
+	// Deny-only layers need no inventory and are still generated.
+	code, out, stderr = run(t, "", "generate", "--kubeconfig", kubeconfig, "--context", "nobody", "--cloud", "aws", "--layer", "adminnetworkpolicy")
+	if code != ExitOK || !strings.Contains(out, "kind: AdminNetworkPolicy") {
+		t.Errorf("adminnetworkpolicy layer from an unreadable cluster: exit %d, output %q\n%s", code, out, stderr)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
+	"github.com/imdsguard/imdsguard/internal/inventory/ciliumv2"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -41,19 +43,58 @@ var newObject = map[kindKey]func() any{
 	{"networking.k8s.io/v1", "NetworkPolicy"}: func() any { return &networkingv1.NetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}:         func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"}: func() any { return &anpv1alpha1.BaselineAdminNetworkPolicy{} },
+	{calicov3.GroupVersion, "GlobalNetworkPolicy"}:                      func() any { return &calicov3.GlobalNetworkPolicy{} },
+	{calicov3.GroupVersion, "NetworkPolicy"}:                            func() any { return &calicov3.NetworkPolicy{} },
+	{calicov3.GroupVersion, "Tier"}:                                     func() any { return &calicov3.Tier{} },
+	{calicov3.StorageGroupVersion, "GlobalNetworkPolicy"}:               func() any { return &calicov3.GlobalNetworkPolicy{} },
+	{calicov3.StorageGroupVersion, "NetworkPolicy"}:                     func() any { return &calicov3.NetworkPolicy{} },
+	{calicov3.StorageGroupVersion, "Tier"}:                              func() any { return &calicov3.Tier{} },
+	{ciliumv2.GroupVersion, "CiliumNetworkPolicy"}:                      func() any { return &ciliumv2.CiliumNetworkPolicy{} },
+	{ciliumv2.GroupVersion, "CiliumClusterwideNetworkPolicy"}:           func() any { return &ciliumv2.CiliumClusterwideNetworkPolicy{} },
 }
 
 // clusterScoped kinds have no namespace.
-var clusterScoped = map[string]bool{"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true}
+var clusterScoped = map[string]bool{
+	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true,
+	"GlobalNetworkPolicy": true, "Tier": true, "CiliumClusterwideNetworkPolicy": true,
+}
 
-// evaluatedKinds lists the kinds by name, to tell "unsupported version" from "not evaluated".
+// evaluatedKinds maps the kinds imdsguard evaluates to the apiVersion to suggest when one is read
+// in an apiVersion that is not supported, to tell "unsupported version" from "not evaluated".
 var evaluatedKinds = func() map[string]string {
 	m := map[string]string{}
 	for k := range newObject {
-		m[k.kind] = k.apiVersion
+		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion {
+			m[k.kind] = k.apiVersion
+		}
 	}
+	m["GlobalNetworkPolicy"], m["Tier"] = calicov3.GroupVersion, calicov3.GroupVersion
 	return m
 }()
+
+// suggestedVersion returns the supported apiVersion of a kind read in an unsupported one:
+// Calico's group for Calico versions (projectcalico.org/v1, crd.projectcalico.org/v2), the
+// Kubernetes one otherwise.
+func suggestedVersion(apiVersion, kind string) (string, bool) {
+	want, known := evaluatedKinds[kind]
+	if group, _, _ := strings.Cut(apiVersion, "/"); strings.HasSuffix(group, "projectcalico.org") &&
+		(kind == "NetworkPolicy" || kind == "GlobalNetworkPolicy" || kind == "Tier") {
+		return calicov3.GroupVersion + " or " + calicov3.StorageGroupVersion, true
+	}
+	return want, known
+}
+
+// refKind names a kind in object references: Calico's NetworkPolicy is told from Kubernetes' by
+// its group, as kubectl does ("NetworkPolicy.projectcalico.org").
+func refKind(apiVersion, kind string) string {
+	if kind == "NetworkPolicy" && (apiVersion == calicov3.GroupVersion || apiVersion == calicov3.StorageGroupVersion) {
+		return CalicoNetworkPolicyKind
+	}
+	return kind
+}
+
+// CalicoNetworkPolicyKind is how object references name a Calico NetworkPolicy.
+const CalicoNetworkPolicyKind = "NetworkPolicy.projectcalico.org"
 
 func decodeDoc(doc rawDoc) decoded {
 	if doc.problem != nil {
@@ -78,7 +119,7 @@ func decodeDoc(doc rawDoc) decoded {
 	newObj, ok := newObject[kindKey{head.APIVersion, head.Kind}]
 	if !ok {
 		reason := "kind not evaluated by imdsguard"
-		if want, known := evaluatedKinds[head.Kind]; known {
+		if want, known := suggestedVersion(head.APIVersion, head.Kind); known {
 			reason = fmt.Sprintf("apiVersion %s is not supported for %s (use %s)", head.APIVersion, head.Kind, want)
 		}
 		return decoded{source: doc.source, skipped: &Skipped{Source: doc.source, APIVersion: head.APIVersion, Kind: head.Kind, Reason: reason}}
@@ -87,13 +128,13 @@ func decodeDoc(doc rawDoc) decoded {
 	if err := unmarshal(doc.data, obj); err != nil {
 		// Decoding goes on past a type error, so the object can usually still be named.
 		meta := obj.(metav1.Object)
-		ref := &ObjectRef{Kind: head.Kind, Namespace: meta.GetNamespace(), Name: meta.GetName(), Source: doc.source}
+		ref := &ObjectRef{Kind: refKind(head.APIVersion, head.Kind), Namespace: meta.GetNamespace(), Name: meta.GetName(), Source: doc.source}
 		field, msg := decodeError(err)
 		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Object: ref, Field: field, Message: "cannot decode " + head.Kind + ": " + msg}}
 	}
 	meta := obj.(metav1.Object)
 	if meta.GetName() == "" {
-		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Object: &ObjectRef{Kind: head.Kind, Source: doc.source}, Field: "metadata.name", Message: "name is required"}}
+		return decoded{source: doc.source, problem: &Problem{Source: doc.source, Object: &ObjectRef{Kind: refKind(head.APIVersion, head.Kind), Source: doc.source}, Field: "metadata.name", Message: "name is required"}}
 	}
 	if clusterScoped[head.Kind] {
 		meta.SetNamespace("")
@@ -114,6 +155,7 @@ type builder struct {
 	netpols  map[string]int
 	anps     map[string]int
 	banps    map[string]int
+	foreign  map[string]int         // Calico and Cilium policies and tiers, by kind/namespace/name
 	ownerOf  map[string]WorkloadRef // "ReplicaSet/ns/name" → its controller
 	declared map[string]bool
 }
@@ -130,6 +172,7 @@ func newBuilder() *builder {
 		netpols:  map[string]int{},
 		anps:     map[string]int{},
 		banps:    map[string]int{},
+		foreign:  map[string]int{},
 		ownerOf:  map[string]WorkloadRef{},
 		declared: map[string]bool{},
 	}
@@ -183,6 +226,16 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.AdminNetworkPolicies, b.anps, "AdminNetworkPolicy", "", o.Name, src, &AdminNetworkPolicy{Policy: o, Source: src})
 	case *anpv1alpha1.BaselineAdminNetworkPolicy:
 		upsert(b, &b.inv.BaselineAdminNetworkPolicies, b.banps, "BaselineAdminNetworkPolicy", "", o.Name, src, &BaselineAdminNetworkPolicy{Policy: o, Source: src})
+	case *calicov3.GlobalNetworkPolicy:
+		upsert(b, &b.inv.CalicoGlobalNetworkPolicies, b.foreign, "GlobalNetworkPolicy", "", o.Name, src, &CalicoGlobalNetworkPolicy{Policy: o, Source: src})
+	case *calicov3.NetworkPolicy:
+		upsert(b, &b.inv.CalicoNetworkPolicies, b.foreign, CalicoNetworkPolicyKind, o.Namespace, o.Name, src, &CalicoNetworkPolicy{Policy: o, Source: src})
+	case *calicov3.Tier:
+		upsert(b, &b.inv.CalicoTiers, b.foreign, "Tier", "", o.Name, src, &CalicoTier{Tier: o, Source: src})
+	case *ciliumv2.CiliumNetworkPolicy:
+		upsert(b, &b.inv.CiliumNetworkPolicies, b.foreign, "CiliumNetworkPolicy", o.Namespace, o.Name, src, &CiliumNetworkPolicy{Policy: o, Source: src})
+	case *ciliumv2.CiliumClusterwideNetworkPolicy:
+		upsert(b, &b.inv.CiliumClusterwideNetworkPolicies, b.foreign, "CiliumClusterwideNetworkPolicy", "", o.Name, src, &CiliumClusterwideNetworkPolicy{Policy: o, Source: src})
 	default:
 		w, ok := workloadOf(d.obj)
 		if !ok {
@@ -295,6 +348,12 @@ func (b *builder) finish() {
 	}
 	for _, np := range inv.NetworkPolicies {
 		reference(np.Policy.Namespace, np.Source, "NetworkPolicy "+np.Policy.Name)
+	}
+	for _, np := range inv.CalicoNetworkPolicies {
+		reference(np.Policy.Namespace, np.Source, CalicoNetworkPolicyKind+" "+np.Policy.Name)
+	}
+	for _, np := range inv.CiliumNetworkPolicies {
+		reference(np.Policy.Namespace, np.Source, "CiliumNetworkPolicy "+np.Policy.Name)
 	}
 	for _, key := range sortedKeys(inv.ServiceAccounts) {
 		sa := inv.ServiceAccounts[key]

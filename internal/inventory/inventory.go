@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
+	"github.com/imdsguard/imdsguard/internal/inventory/ciliumv2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
@@ -145,6 +147,38 @@ type BaselineAdminNetworkPolicy struct {
 	Source Source
 }
 
+// CalicoGlobalNetworkPolicy is a Calico GlobalNetworkPolicy (projectcalico.org/v3 or
+// crd.projectcalico.org/v1).
+type CalicoGlobalNetworkPolicy struct {
+	Policy *calicov3.GlobalNetworkPolicy
+	Source Source
+}
+
+// CalicoNetworkPolicy is a namespaced Calico NetworkPolicy (projectcalico.org/v3 or
+// crd.projectcalico.org/v1).
+type CalicoNetworkPolicy struct {
+	Policy *calicov3.NetworkPolicy
+	Source Source
+}
+
+// CalicoTier is a Calico Tier.
+type CalicoTier struct {
+	Tier   *calicov3.Tier
+	Source Source
+}
+
+// CiliumNetworkPolicy is a namespaced cilium.io/v2 CiliumNetworkPolicy.
+type CiliumNetworkPolicy struct {
+	Policy *ciliumv2.CiliumNetworkPolicy
+	Source Source
+}
+
+// CiliumClusterwideNetworkPolicy is a cilium.io/v2 CiliumClusterwideNetworkPolicy.
+type CiliumClusterwideNetworkPolicy struct {
+	Policy *ciliumv2.CiliumClusterwideNetworkPolicy
+	Source Source
+}
+
 // ServiceAccount is a service account read from the input.
 type ServiceAccount struct {
 	ServiceAccount *corev1.ServiceAccount
@@ -160,6 +194,12 @@ type Inventory struct {
 	NetworkPolicies              []*NetworkPolicy
 	AdminNetworkPolicies         []*AdminNetworkPolicy
 	BaselineAdminNetworkPolicies []*BaselineAdminNetworkPolicy
+	// Calico and Cilium policies, in input order.
+	CalicoGlobalNetworkPolicies      []*CalicoGlobalNetworkPolicy
+	CalicoNetworkPolicies            []*CalicoNetworkPolicy
+	CalicoTiers                      []*CalicoTier
+	CiliumNetworkPolicies            []*CiliumNetworkPolicy
+	CiliumClusterwideNetworkPolicies []*CiliumClusterwideNetworkPolicy
 	// Nodes are read for their cloud provider only.
 	Nodes []*Node
 
@@ -185,7 +225,9 @@ type Inventory struct {
 // accounts and policies).
 func (inv *Inventory) Objects() int {
 	n := len(inv.Pods) + len(inv.Workloads) + len(inv.ServiceAccounts) + len(inv.NetworkPolicies) +
-		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies)
+		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies) +
+		len(inv.CalicoGlobalNetworkPolicies) + len(inv.CalicoNetworkPolicies) + len(inv.CalicoTiers) +
+		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies)
 	for _, ns := range inv.Namespaces {
 		if !ns.Synthesized {
 			n++

@@ -305,26 +305,39 @@ func (t adminTier) bind(ns *namespaceIndex, s Subject, tr *tracer) boundTier {
 
 func (b *adminBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason) {
 	for _, p := range b.selecting {
-		for i := range p.rules {
-			r := &p.rules[i]
-			ok, peer, broad := r.match(ep)
-			if !ok {
-				if tr != nil {
-					tr.add(b.tier, p.name, i, "%s does not match: %s", r.action, r.explainMiss(ep))
-				}
-				continue
+		o, r := p.decide(b.tier, ep, tr)
+		if o == next && r.Action == actionPass {
+			tr.add(b.tier, p.name, r.Rule, "Pass via %s: skip the remaining AdminNetworkPolicies, go on to NetworkPolicy", r.Peer)
+			return next, Reason{}
+		}
+		if o != next {
+			return o, r
+		}
+	}
+	return next, Reason{}
+}
+
+// decide walks the policy's rules: the first that matches decides. A Pass is returned as next
+// with a reason whose Action is Pass; no match is next with an empty reason.
+func (p *adminPolicy) decide(tier Tier, ep *endpoint.Endpoint, tr *tracer) (outcome, Reason) {
+	for i := range p.rules {
+		r := &p.rules[i]
+		ok, peer, broad := r.match(ep)
+		if !ok {
+			if tr != nil {
+				tr.add(tier, p.name, i, "%s does not match: %s", r.action, r.explainMiss(ep))
 			}
-			switch r.action {
-			case actionPass:
-				tr.add(b.tier, p.name, i, "Pass via %s: skip the remaining AdminNetworkPolicies, go on to NetworkPolicy", peer)
-				return next, Reason{}
-			case ActionAllow:
-				tr.add(b.tier, p.name, i, "Allow via %s: final", peer)
-				return allow, Reason{Tier: b.tier, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionAllow, Peer: peer, Broad: broad}
-			default:
-				tr.add(b.tier, p.name, i, "Deny via %s: final", peer)
-				return deny, Reason{Tier: b.tier, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionDeny, Peer: peer}
-			}
+			continue
+		}
+		switch r.action {
+		case actionPass:
+			return next, Reason{Tier: tier, Policy: p.name, Rule: i, RuleName: r.name, Action: actionPass, Peer: peer}
+		case ActionAllow:
+			tr.add(tier, p.name, i, "Allow via %s: final", peer)
+			return allow, Reason{Tier: tier, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionAllow, Peer: peer, Broad: broad}
+		default:
+			tr.add(tier, p.name, i, "Deny via %s: final", peer)
+			return deny, Reason{Tier: tier, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionDeny, Peer: peer}
 		}
 	}
 	return next, Reason{}

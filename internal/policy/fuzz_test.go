@@ -127,6 +127,59 @@ kind: Pod
 metadata: {name: web, namespace: shop}
 spec: {containers: [{name: w, image: w}]}
 `,
+	// Calico: the seeds' GlobalNetworkPolicy, a tier with Pass, a namespaced policy with every
+	// rule field, a host endpoint policy, and an invalid one.
+	`apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100, defaultAction: Pass}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: allow-all-egress-except-metadata-api}
+spec:
+  selector: all()
+  egress:
+  - action: Deny
+    protocol: TCP
+    destination:
+      nets:
+      - 169.254.169.254/32
+  - action: Allow
+    destination:
+      nets:
+      - 0.0.0.0/0
+---
+apiVersion: crd.projectcalico.org/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  tier: security
+  order: 10
+  selector: app == 'web' && pcns.team in {'storefront'}
+  serviceAccountSelector: "!has(role)"
+  types: [Egress]
+  egress:
+  - {action: Log}
+  - {action: Pass, protocol: UDP, destination: {ports: [53, "1000:2000"]}}
+  - {action: Allow, ipVersion: 6, notProtocol: 17, destination: {notNets: ["fd00:ec2::254/128"], notSelector: "app == 'db'"}, source: {selector: has(app)}}
+  - {action: Deny, destination: {nets: [169.254.0.0/16], notPorts: [443]}, protocol: tcp}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: untracked}
+spec: {doNotTrack: true, applyOnForward: true, selector: all(), egress: [{action: Deny}]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: bad}
+spec: {selector: "app = 'x'", egress: [{action: Drop, destination: {nets: [300.0.0.1]}}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {serviceAccountName: builder, containers: [{name: w, image: w}]}
+`,
 	// Workload templates, a JSON list, an empty egress rule.
 	`{"apiVersion": "v1", "kind": "List", "items": [
   {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "ops"},
@@ -175,11 +228,13 @@ func FuzzEvaluate(f *testing.F) {
 
 		var subjects []policy.Subject
 		for _, p := range inv.Pods {
-			subjects = append(subjects, policy.Subject{Namespace: p.Pod.Namespace, Labels: p.Pod.Labels, HostNetwork: p.Pod.Spec.HostNetwork})
+			subjects = append(subjects, policy.Subject{Namespace: p.Pod.Namespace, Labels: p.Pod.Labels, HostNetwork: p.Pod.Spec.HostNetwork, ServiceAccount: p.Pod.Spec.ServiceAccountName})
 		}
 		for _, w := range inv.Workloads {
-			subjects = append(subjects, policy.Subject{Namespace: w.Namespace, Labels: w.Template.Labels, HostNetwork: w.Template.Spec.HostNetwork})
+			subjects = append(subjects, policy.Subject{Namespace: w.Namespace, Labels: w.Template.Labels, HostNetwork: w.Template.Spec.HostNetwork, ServiceAccount: w.Template.Spec.ServiceAccountName})
 		}
+		// With Calico, a Pass can skip the default tier and its Kubernetes NetworkPolicies.
+		calico := len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
 		all := m.EvaluateAll(subjects, eps)
 		for i, s := range subjects {
 			got := make([]policy.Verdict, len(eps))
@@ -198,14 +253,14 @@ func FuzzEvaluate(f *testing.F) {
 				if len(traces[j]) == 0 {
 					t.Errorf("%s: Explain gave no trace", at)
 				}
-				checkVerdict(t, at, s, v, isolated, control)
+				checkVerdict(t, at, s, v, isolated, calico, control)
 			}
 		}
 	})
 }
 
 // checkVerdict asserts what must hold of any verdict.
-func checkVerdict(t *testing.T, at string, s policy.Subject, v policy.Verdict, isolated bool, control policy.EgressControl) {
+func checkVerdict(t *testing.T, at string, s policy.Subject, v policy.Verdict, isolated, calico bool, control policy.EgressControl) {
 	t.Helper()
 	r := v.DecidedBy
 	switch {
@@ -225,7 +280,7 @@ func checkVerdict(t *testing.T, at string, s policy.Subject, v policy.Verdict, i
 		t.Errorf("%s: %s verdict names no policy", at, r.Tier)
 	case r.Tier == policy.TierNetworkPolicy && !isolated:
 		t.Errorf("%s: decided by NetworkPolicy %s, but no NetworkPolicy isolates the subject", at, r.Policy)
-	case r.Tier == policy.TierDefault && isolated:
+	case r.Tier == policy.TierDefault && isolated && !calico:
 		t.Errorf("%s: allowed by default, but a NetworkPolicy isolates the subject", at)
 	case !s.HostNetwork && !control.Any() && r.Tier != policy.TierDefault:
 		t.Errorf("%s: no policy controls egress in the namespace, but %v", at, v)

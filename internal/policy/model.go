@@ -20,8 +20,19 @@ type Model struct {
 	banps      []*adminPolicy
 	tiers      []tier
 
-	// Rejected lists policies the API server would refuse; they take no part in evaluation.
+	// Calico: the tiers by name, the egress policies, and service accounts' labels (by
+	// namespace/name) for serviceAccountSelector.
+	calico          bool
+	calicoTiers     map[string]*calicoTier
+	calicoPolicies  []*calicoPolicy
+	serviceAccounts map[string]map[string]string
+
+	// Rejected lists policies the API server would refuse, and policies that use what imdsguard
+	// cannot evaluate faithfully; they take no part in evaluation.
 	Rejected []inventory.Problem
+	// HostEndpointPolicies lists Calico policies that govern host endpoints rather than, or as
+	// well as, pod egress.
+	HostEndpointPolicies []HostEndpointPolicy
 	// PriorityTies lists AdminNetworkPolicies sharing a priority.
 	PriorityTies []PriorityTie
 }
@@ -35,6 +46,9 @@ type namespaceIndex struct {
 	netpols []*netpol
 	// anps and banps are the admin policies whose subject selects this namespace.
 	anps, banps []adminBinding
+	// calicoMembers are, with Calico, every policy that may select the namespace's pods, in
+	// evaluation order.
+	calicoMembers []calicoMember
 }
 
 // Compile validates and indexes the policies of an inventory. Invalid policies are rejected
@@ -49,11 +63,46 @@ func Compile(inv *inventory.Inventory) *Model {
 	}
 	compileNetworkPolicies(inv.NetworkPolicies, m)
 	compileAdminPolicies(inv.AdminNetworkPolicies, inv.BaselineAdminNetworkPolicies, m)
-	for _, ns := range m.namespaces {
-		ns.anps = bindAdmin(m.anps, ns.labels)
-		ns.banps = bindAdmin(m.banps, ns.labels)
+	m.calico = len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
+	if m.calico {
+		compileCalico(inv, m)
+		m.tiers = []tier{calicoEngine{m}}
+		m.serviceAccounts = map[string]map[string]string{}
+		for key, sa := range inv.ServiceAccounts {
+			m.serviceAccounts[key] = sa.ServiceAccount.Labels
+		}
+		for _, p := range m.calicoPolicies {
+			if p.namespace != "" {
+				m.namespace(p.namespace)
+			}
+		}
 	}
+	for _, ns := range m.namespaces {
+		m.bindNamespace(ns)
+	}
+	reportCilium(inv, m)
 	return m
+}
+
+// reportCilium reports Cilium policies, which the evaluator does not evaluate yet: verdicts that
+// ignore them cannot be trusted, so each makes the report incomplete.
+func reportCilium(inv *inventory.Inventory, m *Model) {
+	why := fieldErrors{{"spec", "Cilium policies are not evaluated yet: verdicts of the pods it selects ignore it"}}
+	for _, c := range inv.CiliumNetworkPolicies {
+		m.unsupported(inventory.ObjectRef{Kind: "CiliumNetworkPolicy", Namespace: c.Policy.Namespace, Name: c.Policy.Name, Source: c.Source}, why)
+	}
+	for _, c := range inv.CiliumClusterwideNetworkPolicies {
+		m.unsupported(inventory.ObjectRef{Kind: "CiliumClusterwideNetworkPolicy", Name: c.Policy.Name, Source: c.Source}, why)
+	}
+}
+
+// bindNamespace binds the cluster-wide policies to a namespace.
+func (m *Model) bindNamespace(ns *namespaceIndex) {
+	ns.anps = bindAdmin(m.anps, ns.labels)
+	ns.banps = bindAdmin(m.banps, ns.labels)
+	if m.calico {
+		m.bindCalicoNamespace(ns)
+	}
 }
 
 func bindAdmin(policies []*adminPolicy, nsLabels labels.Set) []adminBinding {
@@ -84,9 +133,22 @@ func (m *Model) lookup(name string) *namespaceIndex {
 		return ns
 	}
 	ns := &namespaceIndex{name: name, labels: labels.Set{"kubernetes.io/metadata.name": name}}
-	ns.anps = bindAdmin(m.anps, ns.labels)
-	ns.banps = bindAdmin(m.banps, ns.labels)
+	m.bindNamespace(ns)
 	return ns
+}
+
+// unsupported records a policy that uses what imdsguard cannot evaluate faithfully: it is left
+// out of evaluation and reported, so the report says it is incomplete.
+func (m *Model) unsupported(ref inventory.ObjectRef, errs fieldErrors) {
+	r := ref
+	for _, e := range errs {
+		m.Rejected = append(m.Rejected, inventory.Problem{
+			Source:  ref.Source,
+			Object:  &r,
+			Field:   e.field,
+			Message: e.message + " (imdsguard cannot evaluate this policy faithfully; it is not evaluated)",
+		})
+	}
 }
 
 func (m *Model) reject(ref inventory.ObjectRef, errs fieldErrors) {
@@ -106,11 +168,16 @@ type EgressControl struct {
 	NetworkPolicies []string // egress NetworkPolicies in the namespace
 	Admin           []string // AdminNetworkPolicies whose subject includes the namespace
 	Baseline        []string // BaselineAdminNetworkPolicy, when its subject includes it
+	// Calico lists the Calico egress policies that may select pods of the namespace: its
+	// NetworkPolicies and the GlobalNetworkPolicies whose namespaceSelector includes it.
+	Calico []string
+	// Cilium lists the Cilium egress policies that may select pods of the namespace.
+	Cilium []string
 }
 
 // Any reports whether any policy can restrict egress in the namespace.
 func (c EgressControl) Any() bool {
-	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline) > 0
+	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline)+len(c.Calico)+len(c.Cilium) > 0
 }
 
 // EgressControl returns the policies that can restrict egress in a namespace.
@@ -131,6 +198,11 @@ func (m *Model) EgressControl(namespace string) EgressControl {
 	for _, a := range ns.banps {
 		if len(a.policy.rules) > 0 {
 			c.Baseline = append(c.Baseline, a.policy.name)
+		}
+	}
+	for i := range ns.calicoMembers {
+		if p := ns.calicoMembers[i].calico; p != nil {
+			c.Calico = append(c.Calico, p.name)
 		}
 	}
 	return c
@@ -165,7 +237,7 @@ func (m *Model) evaluate(s Subject, eps []endpoint.Endpoint, out []Verdict, tr *
 	ns := m.lookup(s.Namespace)
 	// Tiers bind to the subject on first use, so a tier after the deciding one costs nothing
 	// and a trace lists each tier's selection just before its rules.
-	var stack [4]boundTier
+	var stack [4]boundTier // the most tiers a model has
 	bound := stack[:len(m.tiers)]
 	for i := range eps {
 		out[i] = m.decide(ns, s, bound, &eps[i], tr)
@@ -189,8 +261,8 @@ func (m *Model) decide(ns *namespaceIndex, s Subject, bound []boundTier, ep *end
 }
 
 // EvaluateAll decides every endpoint for every subject, in parallel, and returns one row of
-// verdicts per subject (row[j] for eps[j]). Subjects with the same namespace, labels and host
-// networking share one evaluation and one row: rows must not be modified.
+// verdicts per subject (row[j] for eps[j]). Subjects with the same namespace, service account,
+// labels and host networking share one evaluation and one row: rows must not be modified.
 func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) [][]Verdict {
 	out := make([][]Verdict, len(subjects))
 	if len(subjects) == 0 {
@@ -211,7 +283,7 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) [][]Ver
 			memo := map[memoKey][]int{}
 			for i := lo; i < hi; i++ {
 				s := &subjects[i]
-				k := memoKey{namespace: s.Namespace, hostNetwork: s.HostNetwork, labels: labelHash(seed, s.Labels)}
+				k := memoKey{namespace: s.Namespace, serviceAccount: s.serviceAccount(), hostNetwork: s.HostNetwork, labels: labelHash(seed, s.Labels)}
 				if first, ok := findEqual(memo[k], subjects, s.Labels); ok {
 					out[i] = out[first]
 					continue
@@ -227,11 +299,12 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) [][]Ver
 }
 
 // memoKey is what a verdict depends on: destinations are outside the cluster, so only the
-// namespace, host networking and labels of a subject matter.
+// namespace, service account, host networking and labels of a subject matter.
 type memoKey struct {
-	namespace   string
-	hostNetwork bool
-	labels      uint64
+	namespace      string
+	serviceAccount string
+	hostNetwork    bool
+	labels         uint64
 }
 
 // labelHash hashes a label set independently of map order (a sum of per-label hashes).

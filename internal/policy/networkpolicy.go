@@ -220,34 +220,53 @@ func (b *npBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason) {
 	}
 	var excepted *Reason
 	for _, p := range b.selecting {
-		for i := range p.rules {
-			r := &p.rules[i]
-			ok, peer, broad, excludedBy := r.match(ep)
-			if ok {
-				tr.add(TierNetworkPolicy, p.name, i, "allows %s via %s, %s", ep.Destination(), peer, r.ports.String())
-				return allow, Reason{Tier: TierNetworkPolicy, Policy: p.name, Rule: i, Action: ActionAllow, Peer: peer, Broad: broad}
-			}
-			if tr != nil {
-				tr.add(TierNetworkPolicy, p.name, i, "does not match: %s", r.explainMiss(ep, excludedBy))
-			}
-			if excludedBy != "" && excepted == nil {
-				excepted = &Reason{Tier: TierNetworkPolicy, Policy: p.name, Rule: i, Action: ActionDeny, Peer: excludedBy}
-			}
+		allowed, r, ex := p.allows(ep, tr)
+		if allowed {
+			return allow, r
+		}
+		if excepted == nil {
+			excepted = ex
 		}
 	}
 	tr.add(TierNetworkPolicy, "", NoRule, "the pod is egress-isolated and no rule of the %d selecting policies allows %s: denied", len(b.selecting), ep.Destination())
-	if excepted != nil {
-		return deny, *excepted
+	return deny, npDenyReason(b.selecting, excepted)
+}
+
+// allows reports whether a rule of the policy allows the endpoint, with the reason. When none
+// does, excepted is the first rule whose except entry removed the destination, if any.
+func (p *netpol) allows(ep *endpoint.Endpoint, tr *tracer) (ok bool, reason Reason, excepted *Reason) {
+	for i := range p.rules {
+		r := &p.rules[i]
+		ok, peer, broad, excludedBy := r.match(ep)
+		if ok {
+			tr.add(TierNetworkPolicy, p.name, i, "allows %s via %s, %s", ep.Destination(), peer, r.ports.String())
+			return true, Reason{Tier: TierNetworkPolicy, Policy: p.name, Rule: i, Action: ActionAllow, Peer: peer, Broad: broad}, nil
+		}
+		if tr != nil {
+			tr.add(TierNetworkPolicy, p.name, i, "does not match: %s", r.explainMiss(ep, excludedBy))
+		}
+		if excludedBy != "" && excepted == nil {
+			excepted = &Reason{Tier: TierNetworkPolicy, Policy: p.name, Rule: i, Action: ActionDeny, Peer: excludedBy}
+		}
 	}
-	names := make([]string, len(b.selecting))
-	decider := b.selecting[0]
-	for i, p := range b.selecting {
+	return false, Reason{}, excepted
+}
+
+// npDenyReason is the reason an egress-isolated pod is denied: the rule whose except entry
+// removed the destination when there is one, else the isolation itself.
+func npDenyReason(selecting []*netpol, excepted *Reason) Reason {
+	if excepted != nil {
+		return *excepted
+	}
+	names := make([]string, len(selecting))
+	decider := selecting[0]
+	for i, p := range selecting {
 		names[i] = p.name
 		if len(p.rules) == 0 && len(decider.rules) > 0 {
 			decider = p // a policy with no egress rules is the default-deny a reader looks for
 		}
 	}
-	return deny, Reason{Tier: TierNetworkPolicy, Policy: decider.name, Rule: NoRule, Action: ActionDeny,
+	return Reason{Tier: TierNetworkPolicy, Policy: decider.name, Rule: NoRule, Action: ActionDeny,
 		Peer: "egress-isolated by " + strings.Join(names, ", ") + "; no rule allows it"}
 }
 

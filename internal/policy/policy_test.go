@@ -64,11 +64,15 @@ type row struct {
 	labels      map[string]string
 	hostNetwork bool
 	endpoint    string
+	// serviceAccount is the pod's service account ("" is "default").
+	serviceAccount string
 	// expected
 	allowed bool
 	tier    policy.Tier
 	policy  string
 	rule    int
+	// kind and calicoTier, when set, are checked against the reason too.
+	kind, calicoTier string
 }
 
 func (r row) run(t *testing.T) {
@@ -84,17 +88,19 @@ func (r row) run(t *testing.T) {
 	}
 	ep := endpointNamed(t, r.endpoint)
 	out := make([]policy.Verdict, 1)
-	m.Evaluate(policy.Subject{Namespace: ns, Labels: r.labels, HostNetwork: r.hostNetwork}, []endpoint.Endpoint{ep}, out)
+	subject := policy.Subject{Namespace: ns, Labels: r.labels, HostNetwork: r.hostNetwork, ServiceAccount: r.serviceAccount}
+	m.Evaluate(subject, []endpoint.Endpoint{ep}, out)
 	v := out[0]
-	if v.Allowed != r.allowed || v.DecidedBy.Tier != r.tier || v.DecidedBy.Policy != r.policy || v.DecidedBy.Rule != r.rule {
-		_, traces := m.Explain(policy.Subject{Namespace: ns, Labels: r.labels, HostNetwork: r.hostNetwork}, []endpoint.Endpoint{ep})
+	if v.Allowed != r.allowed || v.DecidedBy.Tier != r.tier || v.DecidedBy.Policy != r.policy || v.DecidedBy.Rule != r.rule ||
+		(r.kind != "" && v.DecidedBy.Kind != r.kind) || (r.calicoTier != "" && v.DecidedBy.CalicoTier != r.calicoTier) {
+		_, traces := m.Explain(subject, []endpoint.Endpoint{ep})
 		var trace []string
 		for _, s := range traces[0] {
 			trace = append(trace, "  "+s.String())
 		}
-		t.Errorf("%s\n got: allowed=%t by %s %q rule %d\nwant: allowed=%t by %s %q rule %d\ntrace:\n%s",
-			r.name, v.Allowed, v.DecidedBy.Tier, v.DecidedBy.Policy, v.DecidedBy.Rule,
-			r.allowed, r.tier, r.policy, r.rule, strings.Join(trace, "\n"))
+		t.Errorf("%s\n got: allowed=%t by %s %q rule %d (%s %s)\nwant: allowed=%t by %s %q rule %d (%s %s)\nreason: %s\ntrace:\n%s",
+			r.name, v.Allowed, v.DecidedBy.Tier, v.DecidedBy.Policy, v.DecidedBy.Rule, v.DecidedBy.Kind, v.DecidedBy.CalicoTier,
+			r.allowed, r.tier, r.policy, r.rule, r.kind, r.calicoTier, v.DecidedBy, strings.Join(trace, "\n"))
 	}
 }
 

@@ -16,6 +16,10 @@ const (
 	TierNetworkPolicy Tier = "NetworkPolicy"
 	TierBaseline      Tier = "BaselineAdminNetworkPolicy"
 	TierDefault       Tier = "Default"
+	// TierCalico is a Calico GlobalNetworkPolicy or NetworkPolicy, or the end of a Calico tier.
+	TierCalico Tier = "Calico"
+	// TierCilium is a CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy.
+	TierCilium Tier = "Cilium"
 )
 
 // Action is what decided a verdict.
@@ -33,12 +37,20 @@ const NoRule = -1
 // Reason says what decided a verdict: the tier, the policy and the rule.
 type Reason struct {
 	Tier Tier
+	// Kind is the policy's kind in tiers that hold several: GlobalNetworkPolicy or
+	// NetworkPolicy.projectcalico.org (Calico), CiliumNetworkPolicy or
+	// CiliumClusterwideNetworkPolicy (Cilium).
+	Kind string
+	// CalicoTier is the Calico tier of a Calico policy ("default", "security", ...).
+	CalicoTier string
 	// Policy is "namespace/name" for namespaced policies, "name" for cluster-scoped ones, empty
 	// for the hostNetwork and default tiers.
 	Policy string
-	// Rule is the index into the policy's egress rules, or NoRule.
+	// Rule is the index into the policy's egress rules, or NoRule. For Cilium it indexes the
+	// list RuleName names.
 	Rule int
-	// RuleName is the rule's name, for policy kinds whose rules have names.
+	// RuleName is the rule's name, for policy kinds whose rules have names; for Cilium, the
+	// rule's field path (egress[0], egressDeny[1], specs[2].egress[0]).
 	RuleName string
 	Action   Action
 	// Peer describes the peer that matched (e.g. "ipBlock 0.0.0.0/0"), or for a denial by
@@ -58,17 +70,32 @@ func (r Reason) String() string {
 		return "no policy selects the pod for egress: allowed by default"
 	}
 	s := fmt.Sprintf("%s %s", r.Tier, r.Policy)
+	switch {
+	case r.Tier == TierCalico && r.Kind != "":
+		s = fmt.Sprintf("Calico tier %s %s %s", r.CalicoTier, r.Kind, r.Policy)
+	case r.Tier == TierCalico:
+		s = fmt.Sprintf("Calico tier %s", r.CalicoTier)
+	case r.Tier == TierCilium:
+		s = fmt.Sprintf("%s %s", r.Kind, r.Policy)
+		if r.Rule != NoRule {
+			s += " " + r.RuleName
+		}
+		return s + ": " + string(r.Action) + peerText(r.Peer)
+	}
 	if r.Rule != NoRule {
 		s += fmt.Sprintf(" rule %d", r.Rule)
 		if r.RuleName != "" {
 			s += fmt.Sprintf(" (%s)", r.RuleName)
 		}
 	}
-	s += ": " + string(r.Action)
-	if r.Peer != "" {
-		s += " (" + r.Peer + ")"
+	return s + ": " + string(r.Action) + peerText(r.Peer)
+}
+
+func peerText(peer string) string {
+	if peer == "" {
+		return ""
 	}
-	return s
+	return " (" + peer + ")"
 }
 
 // Verdict is the evaluator's answer for one subject and one endpoint.
@@ -82,6 +109,17 @@ type Subject struct {
 	Namespace   string
 	Labels      map[string]string
 	HostNetwork bool
+	// ServiceAccount is the pod's service account; empty means "default". Calico selects pods
+	// by it (serviceAccountSelector), Cilium by its identity label.
+	ServiceAccount string
+}
+
+// serviceAccount returns the subject's service account, "default" when unset.
+func (s *Subject) serviceAccount() string {
+	if s.ServiceAccount == "" {
+		return "default"
+	}
+	return s.ServiceAccount
 }
 
 // Step is one line of an evaluation trace.

@@ -27,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+
+	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
 )
 
 // Config sizes a synthetic cluster.
@@ -40,6 +42,9 @@ type Config struct {
 	// AdminNetworkPolicies is the number of AdminNetworkPolicies (at most 1001: each gets a
 	// distinct priority in 0-1000).
 	AdminNetworkPolicies int
+	// CalicoPolicies is the number of Calico NetworkPolicies and GlobalNetworkPolicies (with a
+	// Calico tier when non-zero); zero by default.
+	CalicoPolicies int
 	// Seed selects the cluster; the same Config always yields the same bytes.
 	Seed uint64
 	// Indent lays the document out as "kubectl get -o json" does, four spaces per level. Items
@@ -98,6 +103,9 @@ func (c Config) Validate() error {
 	if c.NetworkPolicies < 0 {
 		errs = append(errs, fmt.Errorf("network policies: %d is negative", c.NetworkPolicies))
 	}
+	if c.CalicoPolicies < 0 {
+		errs = append(errs, fmt.Errorf("calico policies: %d, want 0 or more", c.CalicoPolicies))
+	}
 	if c.AdminNetworkPolicies < 0 || c.AdminNetworkPolicies > maxAdminNetworkPolicies {
 		errs = append(errs, fmt.Errorf("admin network policies: %d, want 0-%d (one per priority)", c.AdminNetworkPolicies, maxAdminNetworkPolicies))
 	}
@@ -114,6 +122,7 @@ type Stats struct {
 	HostNetworkPods      int   `json:"hostNetworkPods"`
 	NetworkPolicies      int   `json:"networkPolicies"`
 	AdminNetworkPolicies int   `json:"adminNetworkPolicies"`
+	CalicoPolicies       int   `json:"calicoPolicies"`
 	Items                int   `json:"items"`
 	Bytes                int64 `json:"bytes"`
 }
@@ -440,6 +449,14 @@ func (g *generator) write() error {
 			return err
 		}
 		g.stats.AdminNetworkPolicies++
+	}
+	for _, p := range g.calicoPolicies() {
+		if err := emit(p); err != nil {
+			return err
+		}
+		if _, tier := p.(*calicov3.Tier); !tier {
+			g.stats.CalicoPolicies++
+		}
 	}
 	g.out.writeString(tail)
 	if g.out.err == nil {

@@ -1,0 +1,300 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/imdsguard/imdsguard/internal/generate"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/spf13/cobra"
+)
+
+type generateOptions struct {
+	source                sourceOptions
+	clouds                []string
+	cloudSet              bool
+	endpoints             []string
+	layers                []string
+	namespaces            []string
+	exemptNamespaces      []string
+	exemptionLabel        string
+	hostNetworkNamespaces []string
+	priority              int32
+	format                string
+	outputDir             string
+	failOnRefusal         bool
+}
+
+func newGenerateCommand(g *globalOptions, streams Streams) *cobra.Command {
+	o := &generateOptions{}
+	cmd := &cobra.Command{
+		Use:   "generate [FILE|DIR|-]...",
+		Short: "Generate the fixes, layer by layer, without widening anyone's egress",
+		Long: `Generate what keeps pods away from the metadata endpoints of the selected clouds,
+IPv4 and IPv6, for each layer:
+
+  networkpolicy       per namespace: all egress except the metadata endpoints
+                      (needs the cluster's manifests; refused where it could widen egress)
+  adminnetworkpolicy  a cluster-wide Deny: preferred where the cluster supports it
+  calico              a Calico tier and GlobalNetworkPolicy: deny, then pass
+  cilium              a CiliumClusterwideNetworkPolicy egressDeny (Cilium 1.16+)
+  admission           ValidatingAdmissionPolicies rejecting hostNetwork pods
+  node                nftables and iptables scripts and a boot snippet (files: needs -o)
+  ec2                 IMDSv2 required, hop limit 1: AWS CLI, launch template, Terraform,
+                      eksctl, Karpenter (AWS only; files: needs -o)
+
+Input, as for audit: files, directories and "-" for standard input, or the live cluster
+(--live, --kubeconfig, --context); without --cloud, the clouds of the nodes in the input.
+A live cluster that could not be read completely (see audit's IMDS012) is refused for the
+networkpolicy layer. The networkpolicy
+layer refuses every namespace where a pod is, or could become, egress-isolated (a
+NetworkPolicy only adds allowances) and names the deny-capable layers to use there. Generated
+NetworkPolicies and AdminNetworkPolicies are checked with the evaluator before they are
+written: every protected pod denied every credential endpoint, no other verdict changed.
+
+Without -o, Kubernetes objects go to standard output (a YAML stream or a JSON List, ready for
+kubectl apply -f -). With -o DIR, every layer is written to its own file, atomically, with
+SUMMARY.txt.
+
+Exit status: 0 when everything selected was generated, 1 when a namespace was refused (the
+output is complete for everything else; --fail-on-refusal=false exits 0), 2 on a usage or
+input error.`,
+		Example: `  imdsguard generate --cloud aws --layer adminnetworkpolicy,admission | kubectl apply -f -
+  imdsguard generate --cloud aws -o fixes/ examples/cluster
+  imdsguard generate --live --layer networkpolicy | kubectl apply --server-side -f -
+  kubectl get ns,pods,deploy,sts,ds,rs,job,cronjob,netpol -A -o yaml | imdsguard generate --layer networkpolicy -
+  imdsguard generate --cloud azure --layer node,cilium -o fixes/`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.cloudSet = cmd.Flags().Changed("cloud")
+			return runGenerate(cmd.Context(), g, streams, o, args)
+		},
+	}
+	f := cmd.Flags()
+	o.source.addFlags(f)
+	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when the input has nodes, else all")
+	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] to deny, e.g. 10.0.0.5:8080/TCP (repeatable)")
+	f.StringSliceVar(&o.layers, "layer", nil, "layers to generate: networkpolicy, adminnetworkpolicy, calico, cilium, admission, node, ec2 or all (comma-separated or repeated; default: all that apply to the selected clouds)")
+	f.StringSliceVar(&o.namespaces, "namespace", nil, "limit the networkpolicy layer to these namespaces (default: every namespace in the input)")
+	f.StringSliceVar(&o.exemptNamespaces, "exempt-namespace", slices.Clone(generate.DefaultExemptNamespaces), "namespaces the networkpolicy, adminnetworkpolicy, calico and cilium layers leave alone (--exempt-namespace= for none)")
+	f.StringVar(&o.exemptionLabel, "exemption-label", generate.DefaultExemptionLabel, "pod label key whose value \""+generate.ExemptionValue+"\" exempts a pod from the networkpolicy layer (empty: no exemption)")
+	f.StringSliceVar(&o.hostNetworkNamespaces, "hostnetwork-namespace", slices.Clone(generate.DefaultHostNetworkNamespaces), "namespaces the admission layer lets run hostNetwork pods (--hostnetwork-namespace= for none)")
+	f.Int32Var(&o.priority, "priority", generate.DefaultAdminPriority, "AdminNetworkPolicy priority, 0-1000 (lower numbers are evaluated first)")
+	f.StringVar(&o.format, "format", "yaml", "format of Kubernetes objects: yaml or json")
+	f.StringVarP(&o.outputDir, "output-dir", "o", "", "write every layer to its own file in this directory (created if missing) instead of standard output")
+	f.BoolVar(&o.failOnRefusal, "fail-on-refusal", true, "exit 1 when a layer refused a namespace")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"yaml", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner", "ecs"}, cobra.ShellCompDirectiveNoFileComp))
+	layers := []string{"all"}
+	for _, l := range generate.Layers {
+		layers = append(layers, string(l))
+	}
+	_ = cmd.RegisterFlagCompletionFunc("layer", cobra.FixedCompletions(layers, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *generateOptions, args []string) error {
+	log, err := g.logger(streams.Err)
+	if err != nil {
+		return err
+	}
+	if _, err := selectEndpoints(o.clouds, o.endpoints); err != nil {
+		return err // flags are checked before anything is read
+	}
+	layers, err := generate.ParseLayers(o.layers)
+	if err != nil {
+		return usageError("--layer: %v", err)
+	}
+	format, err := generate.ParseFormat(o.format)
+	if err != nil {
+		return usageError("--format: %v", err)
+	}
+	var inv *inventory.Inventory
+	if o.source.isLive() || len(o.source.files)+len(args) > 0 {
+		if inv, err = o.source.load(ctx, log, streams, args); err != nil {
+			return err
+		}
+		log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "networkPolicies", len(inv.NetworkPolicies))
+		for _, w := range inv.Warnings {
+			log.Warn(w)
+		}
+		if len(inv.Gaps) > 0 && (len(layers) == 0 || slices.Contains(layers, generate.NetworkPolicy)) {
+			gaps := make([]string, len(inv.Gaps))
+			for i, gap := range inv.Gaps {
+				gaps[i] = gap.String()
+			}
+			return usageError("the cluster could not be read completely, so where a NetworkPolicy is safe cannot be decided: %s (grant the read, or choose deny-only layers with --layer)", strings.Join(gaps, "; "))
+		}
+	}
+	clouds := o.clouds
+	if !o.cloudSet && inv != nil {
+		clouds = detectClouds(log, inv)
+	}
+	eps, err := selectEndpoints(clouds, o.endpoints)
+	if err != nil {
+		return err
+	}
+
+	opts := generate.DefaultOptions(eps)
+	opts.Layers = layers
+	opts.Namespaces = o.namespaces
+	opts.ExemptNamespaces = o.exemptNamespaces
+	opts.ExemptionLabel = o.exemptionLabel
+	opts.HostNetworkNamespaces = o.hostNetworkNamespaces
+	opts.AdminPriority = o.priority
+	opts.Inventory = inv
+
+	out, err := generate.Generate(opts)
+	var input *generate.InputError
+	var verification *generate.VerificationError
+	switch {
+	case errors.As(err, &input):
+		for _, p := range input.Problems {
+			log.Error("input problem", "at", p.Source.String(), "field", p.Field, "error", p.Message)
+		}
+		return usageError("nothing generated: the input has %s, and generating from a partial picture of the cluster could widen egress it does not show (first: %s)",
+			plural(len(input.Problems), "problem"), input.Problems[0].Error())
+	case errors.As(err, &verification):
+		for _, v := range verification.Violations {
+			log.Error("verification failed", "layer", verification.What, "subject", v.Subject, "destination", v.Destination, "problem", v.Problem)
+		}
+		return &exitError{code: ExitUsage, err: fmt.Errorf("nothing generated: %w", err)}
+	case err != nil:
+		return usageError("%v", err)
+	}
+
+	if o.outputDir == "" && !slices.ContainsFunc(out.Layers, func(l generate.Layer) bool { return !l.WritesFiles() }) {
+		return usageError("the %s layers write scripts and configuration files, not Kubernetes objects: give -o DIR to write them", layerNames(out.Layers))
+	}
+	for _, r := range out.Refusals {
+		log.Warn("namespace refused", "layer", r.Layer, "namespace", r.Namespace, "reason", strings.Join(r.Reasons, "; "), "instead", layerNames(r.Instead))
+	}
+	for _, n := range out.Notes {
+		log.Warn(n)
+	}
+
+	if o.outputDir != "" {
+		files, err := out.OutputFiles(format)
+		if err != nil {
+			return err
+		}
+		if err := writeFiles(o.outputDir, files); err != nil {
+			return &exitError{code: ExitUsage, err: err}
+		}
+		for _, f := range files {
+			if _, err := fmt.Fprintf(streams.Out, "wrote %s: %s\n", filepath.Join(o.outputDir, filepath.FromSlash(f.Path)), f.Description); err != nil {
+				return err
+			}
+		}
+	} else if err := writeManifests(streams.Out, log, out, format); err != nil {
+		return err
+	}
+
+	if len(out.Refusals) > 0 {
+		msg := fmt.Sprintf("%s refused: protect %s with a deny-capable layer (adminnetworkpolicy, calico, cilium or node)",
+			plural(len(out.Refusals), "namespace"), refusedNamespaces(out.Refusals))
+		log.Warn(msg)
+		if o.failOnRefusal {
+			return &exitError{code: ExitFindings, err: errors.New(msg)}
+		}
+	}
+	return nil
+}
+
+// writeManifests writes the Kubernetes objects to w. Scripts and configuration files are not
+// Kubernetes objects: they are written only to an output directory.
+func writeManifests(w io.Writer, log *slog.Logger, out *generate.Output, format generate.Format) error {
+	if files := out.FileLayers(); len(files) > 0 {
+		log.Info("not written: these layers produce scripts and configuration files; give -o DIR to write them", "layers", layerNames(files))
+	}
+	data, err := generate.RenderManifests(out.Manifests, format, out.Summary())
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
+}
+
+// writeFiles writes every file below dir through a temporary file in the same directory, and
+// renames them into place only once all are written: a failure leaves the previous files
+// untouched, never a partial one.
+func writeFiles(dir string, files []generate.File) error {
+	type pending struct{ tmp, final string }
+	var written []pending
+	cleanup := func() {
+		for _, p := range written {
+			_ = os.Remove(p.tmp)
+		}
+	}
+	for _, f := range files {
+		final := filepath.Join(dir, filepath.FromSlash(f.Path))
+		tmp, err := writeTemp(final, f)
+		if err != nil {
+			cleanup()
+			return err
+		}
+		written = append(written, pending{tmp, final})
+	}
+	for i, p := range written {
+		if err := os.Rename(p.tmp, p.final); err != nil {
+			for _, rest := range written[i:] {
+				_ = os.Remove(rest.tmp)
+			}
+			return fmt.Errorf("write %s: %w", p.final, err)
+		}
+	}
+	return nil
+}
+
+// writeTemp writes f's content to a new temporary file beside final and returns its name.
+func writeTemp(final string, f generate.File) (string, error) {
+	// Generated manifests and scripts are meant to be read and run by others: not secrets.
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil { //nolint:gosec // output directory for non-secret files
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(final), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", final, err)
+	}
+	mode := os.FileMode(0o644)
+	if f.Executable {
+		mode = 0o755
+	}
+	_, err = tmp.Write(f.Content)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), mode)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("write %s: %w", final, err)
+	}
+	return tmp.Name(), nil
+}
+
+func layerNames(ls []generate.Layer) string {
+	names := make([]string, len(ls))
+	for i, l := range ls {
+		names[i] = string(l)
+	}
+	return strings.Join(names, ", ")
+}
+
+func refusedNamespaces(rs []generate.Refusal) string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.Namespace
+	}
+	return strings.Join(names, ", ")
+}
