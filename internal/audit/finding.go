@@ -92,7 +92,7 @@ var (
 	RuleInput = Rule{"IMDS011", "Input could not be evaluated", High,
 		"A document could not be decoded, or an object is invalid and would be rejected by the API server. The audit is incomplete: verdicts that depend on it may be wrong.", nil}
 	RuleUnreadable = Rule{"IMDS012", "Cluster resource could not be read", High,
-		"A resource of the live cluster could not be listed (forbidden, or its API version is not served), or holds policies imdsguard does not evaluate. The audit is incomplete: the checks that resource feeds cannot be trusted.", nil}
+		"A resource of the live cluster could not be listed: forbidden, or its API version is not served. The audit is incomplete: the checks that resource feeds cannot be trusted.", nil}
 )
 
 // Rules lists every rule, in ID order.

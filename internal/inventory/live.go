@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -51,18 +52,16 @@ type ClusterOptions struct {
 	Name string
 }
 
-// The policy groups imdsguard reads, and those it recognises but cannot evaluate yet.
+// The policy groups imdsguard reads besides the built-in ones.
 var (
 	anpGroupVersion = schema.GroupVersion{Group: "policy.networking.k8s.io", Version: "v1alpha1"}
-	// unevaluated are policy resources that change verdicts where their CNI enforces them.
-	unevaluated = []schema.GroupVersionResource{
-		{Group: "projectcalico.org", Version: "v3", Resource: "globalnetworkpolicies"},
-		{Group: "projectcalico.org", Version: "v3", Resource: "networkpolicies"},
-		{Group: "crd.projectcalico.org", Version: "v1", Resource: "globalnetworkpolicies"},
-		{Group: "crd.projectcalico.org", Version: "v1", Resource: "networkpolicies"},
-		{Group: "cilium.io", Version: "v2", Resource: "ciliumnetworkpolicies"},
-		{Group: "cilium.io", Version: "v2", Resource: "ciliumclusterwidenetworkpolicies"},
-	}
+	// calicoGroupVersions are Calico's API groups, preferred first: projectcalico.org/v3 (CRDs
+	// since Calico 3.29, or the Calico API server) and the crd.projectcalico.org/v1 storage CRDs.
+	// Only one is read, so an object is never counted twice.
+	calicoGroupVersions = []schema.GroupVersion{{Group: "projectcalico.org", Version: "v3"}, {Group: "crd.projectcalico.org", Version: "v1"}}
+	calicoResources     = []string{"tiers", "globalnetworkpolicies", "networkpolicies"}
+	ciliumGroupVersion  = schema.GroupVersion{Group: "cilium.io", Version: "v2"}
+	ciliumResources     = []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}
 )
 
 // What each resource feeds, for gaps.
@@ -152,6 +151,20 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 			}})
 	}
 
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	for _, gv := range calicoGroupVersions {
+		if served[gv.Group][gv.Version] {
+			listers = append(listers, dynamicListers(dyn, gv, calicoResources)...)
+			break
+		}
+	}
+	if served[ciliumGroupVersion.Group][ciliumGroupVersion.Version] {
+		listers = append(listers, dynamicListers(dyn, ciliumGroupVersion, ciliumResources)...)
+	}
+
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	for _, l := range listers {
@@ -166,7 +179,6 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 			})
 		})
 	}
-	foreign := unevaluatedPolicies(ctx, cfg, served)
 	wg.Wait()
 
 	for _, l := range listers {
@@ -188,11 +200,19 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 			if m, err := meta.Accessor(obj); err == nil {
 				m.SetManagedFields(nil)
 			}
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				// Custom resources go through the manifest decoder: the same types, checks and
+				// field-path problems as a file.
+				data, err := u.MarshalJSON()
+				if err != nil {
+					return nil, fmt.Errorf("list %s: %s: %w", l.resource, u.GetName(), err)
+				}
+				b.add(decodeDoc(rawDoc{data: data}))
+				continue
+			}
 			b.add(decoded{obj: obj})
 		}
 	}
-	b.inv.Gaps = append(b.inv.Gaps, foreign.gaps...)
-	b.inv.Warnings = append(b.inv.Warnings, foreign.warnings...)
 	b.finish()
 	return b.inv, nil
 }
@@ -252,35 +272,13 @@ func servedVersions(groups *metav1.APIGroupList) map[string]map[string]bool {
 	return out
 }
 
-// foreignPolicies is what the cluster holds of policy kinds imdsguard does not evaluate.
-type foreignPolicies struct {
-	gaps     []Gap
-	warnings []string
-}
-
-// unevaluatedPolicies checks whether the cluster holds Calico or Cilium policies. Where it does,
-// verdicts that ignore them cannot be trusted: each kind present is a gap.
-func unevaluatedPolicies(ctx context.Context, cfg *rest.Config, served map[string]map[string]bool) foreignPolicies {
-	var out foreignPolicies
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		out.warnings = append(out.warnings, "cannot check for Calico and Cilium policies: "+err.Error())
-		return out
-	}
-	for _, gvr := range unevaluated {
-		if !served[gvr.Group][gvr.Version] {
-			continue
-		}
-		name := gvr.Resource + "." + gvr.Group + "/" + gvr.Version
-		list, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
-		switch {
-		case apierrors.IsForbidden(err):
-			out.gaps = append(out.gaps, Gap{Resource: name, Reason: "forbidden: " + apiMessage(err), Affects: affectsEverything})
-		case err != nil:
-			out.gaps = append(out.gaps, Gap{Resource: name, Reason: apiMessage(err), Affects: affectsEverything})
-		case len(list.Items) > 0:
-			out.gaps = append(out.gaps, Gap{Resource: name, Reason: "policies of this kind exist and imdsguard does not evaluate them yet", Affects: affectsEverything})
-		}
+// dynamicListers lists custom resources of one group version.
+func dynamicListers(dyn dynamic.Interface, gv schema.GroupVersion, resources []string) []*lister {
+	out := make([]*lister, 0, len(resources))
+	for _, r := range resources {
+		res := dyn.Resource(gv.WithResource(r))
+		out = append(out, &lister{resource: r + "." + gv.Group + "/" + gv.Version, affects: affectsEverything,
+			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }})
 	}
 	return out
 }

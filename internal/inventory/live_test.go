@@ -17,8 +17,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 	anpclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
@@ -182,7 +180,7 @@ func TestLoadClusterForbiddenIsAGap(t *testing.T) {
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"adminnetworkpolicies", "baselineadminnetworkpolicies"}, Verbs: []string{"list"}},
-		{APIGroups: []string{"projectcalico.org", "crd.projectcalico.org"}, Resources: []string{"globalnetworkpolicies", "networkpolicies"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"projectcalico.org", "crd.projectcalico.org"}, Resources: []string{"tiers", "globalnetworkpolicies", "networkpolicies"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"cilium.io"}, Resources: []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}, Verbs: []string{"list"}},
 	}}
 	must[*rbacv1.ClusterRole](t)(c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}))
@@ -227,29 +225,94 @@ func TestLoadClusterForbiddenIsAGap(t *testing.T) {
 	}
 }
 
-// TestLoadClusterUnevaluatedPoliciesAreGaps: Calico and Cilium policies present in the cluster
-// make the read incomplete (they change verdicts imdsguard does not compute yet).
-func TestLoadClusterUnevaluatedPoliciesAreGaps(t *testing.T) {
+// TestLoadClusterCalicoAndCilium: Calico tiers and policies and Cilium policies are read from
+// the cluster through the same decoder as manifests.
+func TestLoadClusterCalicoAndCilium(t *testing.T) {
 	cp := cluster(t)
 	ctx := testContext(t)
-	dyn := must[*dynamic.DynamicClient](t)(dynamic.NewForConfig(cp.Config("admin")))
-	gnp := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
-		"metadata": map[string]any{"name": "deny-imds"},
-		"spec": map[string]any{"selector": "all()", "types": []any{"Egress"},
-			"egress": []any{map[string]any{"action": "Deny", "destination": map[string]any{"nets": []any{"169.254.169.254/32"}}}}},
-	}}
-	gvr := schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "globalnetworkpolicies"}
-	must[*unstructured.Unstructured](t)(dyn.Resource(gvr).Create(ctx, gnp, metav1.CreateOptions{}))
-	t.Cleanup(func() { _ = dyn.Resource(gvr).Delete(context.Background(), "deny-imds", metav1.DeleteOptions{}) })
+	objs := must[[]*unstructured.Unstructured](t)(kubetest.Decode([]byte(`apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: live-security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: live-security.deny-imds}
+spec:
+  tier: live-security
+  selector: all()
+  types: [Egress]
+  egress:
+  - action: Deny
+    protocol: TCP
+    destination: {nets: [169.254.169.254/32]}
+  - action: Pass
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: live-deny-imds}
+spec:
+  endpointSelector: {}
+  enableDefaultDeny: {egress: false, ingress: false}
+  egressDeny:
+  - toCIDR: [169.254.169.254/32]
+`)))
+	applier := must[*kubetest.Applier](t)(kubetest.NewApplier(cp.Config("admin")))
+	if err := applier.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
 
 	inv, err := LoadCluster(ctx, cp.Config("admin"), ClusterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "globalnetworkpolicies.projectcalico.org/v3"
-	if len(inv.Gaps) != 1 || inv.Gaps[0].Resource != want {
-		t.Fatalf("gaps %v, want exactly one for %s (Cilium CRDs are installed but hold no policy)", inv.Gaps, want)
+	if len(inv.Gaps) != 0 {
+		t.Errorf("gaps %v, want none", inv.Gaps)
+	}
+	if !slices.ContainsFunc(inv.CalicoTiers, func(tr *CalicoTier) bool { return tr.Tier.Name == "live-security" }) {
+		t.Error("Calico Tier not read")
+	}
+	if !slices.ContainsFunc(inv.CalicoGlobalNetworkPolicies, func(p *CalicoGlobalNetworkPolicy) bool { return p.Policy.Name == "live-security.deny-imds" }) {
+		t.Error("Calico GlobalNetworkPolicy not read")
+	}
+	if !slices.ContainsFunc(inv.CiliumClusterwideNetworkPolicies, func(p *CiliumClusterwideNetworkPolicy) bool { return p.Policy.Name == "live-deny-imds" }) {
+		t.Error("CiliumClusterwideNetworkPolicy not read")
+	}
+}
+
+// TestLoadClusterAuditClusterRoleIsEnough: the shipped least-privilege ClusterRole reads
+// everything: no gap, no warning about nodes.
+func TestLoadClusterAuditClusterRoleIsEnough(t *testing.T) {
+	cp := cluster(t)
+	ctx := testContext(t)
+	objs := must[[]*unstructured.Unstructured](t)(kubetest.DecodeFiles("../../deploy/rbac/audit-clusterrole.yaml"))
+	objs = append(objs, must[[]*unstructured.Unstructured](t)(kubetest.Decode([]byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: imdsguard-audit}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: imdsguard-audit}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: auditor}]
+`)))...)
+	applier := must[*kubetest.Applier](t)(kubetest.NewApplier(cp.Config("admin")))
+	if err := applier.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	var inv *Inventory
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		if inv, err = LoadCluster(ctx, cp.Config("auditor"), ClusterOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(inv.Gaps) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // RBAC reaches the authorizer's cache within moments
+	}
+	if len(inv.Gaps) != 0 {
+		t.Errorf("the audit ClusterRole leaves gaps: %v", inv.Gaps)
+	}
+	if slices.ContainsFunc(inv.Warnings, func(w string) bool { return strings.Contains(w, "forbidden") }) {
+		t.Errorf("the audit ClusterRole leaves forbidden reads: %q", inv.Warnings)
 	}
 }
 

@@ -40,8 +40,8 @@ import (
 const KubernetesVersion = "v1.34.3"
 
 // Users are the static token users every control plane knows, by name. "admin" is in
-// system:masters; "viewer" and "nobody" start without permissions.
-var Users = []string{"admin", "viewer", "nobody"}
+// system:masters; the others start without permissions.
+var Users = []string{"admin", "viewer", "auditor", "nobody"}
 
 // Options tunes Start.
 type Options struct {
