@@ -12,6 +12,7 @@
 #   BENCH_COUNT  -count of the Go benchmarks (default 5)
 #   BENCH_DOC    file to update (default docs/benchmarks.md; "none" to leave the docs alone)
 #   BENCH_CALICO Calico policies added to the cluster (default 0)
+#   BENCH_CILIUM Cilium policies added to the cluster (default 0)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +23,7 @@ RUNS=${BENCH_RUNS:-5}
 COUNT=${BENCH_COUNT:-5}
 DOC=${BENCH_DOC:-docs/benchmarks.md}
 CALICO=${BENCH_CALICO:-0}
+CILIUM=${BENCH_CILIUM:-0}
 BIN=bin/imdsguard
 OUT=_output/bench
 INPUT=$OUT/cluster.json
@@ -52,13 +54,13 @@ need_gnu_time
 
 # 3. The input, regenerated only when the parameters or the generator changed.
 generator=$(ls internal/synth/*.go hack/gencluster/*.go | grep -v '_test\.go$' | xargs cat | sha256sum | cut -c1-16)
-params="pods=$PODS seed=$SEED calico=$CALICO generator=$generator"
+params="pods=$PODS seed=$SEED calico=$CALICO cilium=$CILIUM generator=$generator"
 if [[ -s $INPUT && -s $STATS && -f $PARAMS && $(cat "$PARAMS") == "$params" ]]; then
 	log "reusing $INPUT ($params)"
 else
 	log "generating $INPUT ($params)"
 	rm -f "$PARAMS"
-	go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -o "$INPUT.tmp" -stats "$STATS"
+	go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -cilium "$CILIUM" -o "$INPUT.tmp" -stats "$STATS"
 	mv "$INPUT.tmp" "$INPUT"
 	printf '%s\n' "$params" >"$PARAMS"
 fi
@@ -106,7 +108,7 @@ rss_max=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n1)
 gocmd=(go test -run '^$' -bench 'Decode|Evaluate|Audit' -benchtime 3x -count "$COUNT" ./internal/audit/)
 gocmd_text="go test -run '^\$' -bench 'Decode|Evaluate|Audit' -benchtime 3x -count $COUNT ./internal/audit/"
 log "IMDSGUARD_BENCH_PODS=$PODS $gocmd_text"
-IMDSGUARD_BENCH_PODS=$PODS "${gocmd[@]}" | tee "$OUT/gobench.txt" >&2
+IMDSGUARD_BENCH_PODS=$PODS IMDSGUARD_BENCH_CALICO=$CALICO IMDSGUARD_BENCH_CILIUM=$CILIUM "${gocmd[@]}" | tee "$OUT/gobench.txt" >&2
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -31,6 +31,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	netpols := fs.Int("netpols", def.NetworkPolicies, "number of NetworkPolicies; scales with -pods unless given")
 	anps := fs.Int("anps", def.AdminNetworkPolicies, "number of AdminNetworkPolicies, at most 1001; scales with -pods unless given")
 	calico := fs.Int("calico", 0, "number of Calico NetworkPolicies and GlobalNetworkPolicies (0: none)")
+	cilium := fs.Int("cilium", 0, "number of CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies (0: none)")
 	seed := fs.Uint64("seed", def.Seed, "random seed")
 	indent := fs.Bool("indent", false, "indent as kubectl does instead of one compact line per item")
 	output := fs.String("o", "-", "output file, or - for standard output")
@@ -46,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	// Sizes not given keep the default cluster's ratio to pods.
 	cfg := synth.Scaled(*pods)
-	cfg.Seed, cfg.Indent, cfg.CalicoPolicies = *seed, *indent, *calico
+	cfg.Seed, cfg.Indent, cfg.CalicoPolicies, cfg.CiliumPolicies = *seed, *indent, *calico, *cilium
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "namespaces":

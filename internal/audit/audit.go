@@ -165,15 +165,19 @@ func (r *Report) Explain(i int) ([]policy.Verdict, [][]policy.Step) {
 	return r.model.Explain(r.Subjects[i].policySubject(), r.Endpoints)
 }
 
-// hostEndpointWarnings adds to the input's warnings the Calico policies that govern host
-// endpoints: what they do to pods is said, not guessed.
+// hostEndpointWarnings adds to the input's warnings the Calico and Cilium policies that govern
+// host endpoints, and the policies the cluster's policy engine does not enforce: what they do
+// to pods is said, not guessed.
 func hostEndpointWarnings(warnings []string, model *policy.Model) []string {
-	if len(model.HostEndpointPolicies) == 0 {
+	if len(model.HostEndpointPolicies)+len(model.NotEnforced) == 0 {
 		return warnings
 	}
 	out := slices.Clone(warnings)
 	for _, h := range model.HostEndpointPolicies {
 		out = append(out, h.String())
+	}
+	for _, n := range model.NotEnforced {
+		out = append(out, n.String())
 	}
 	return out
 }

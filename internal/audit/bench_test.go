@@ -27,6 +27,9 @@ const benchPodsEnv = "IMDSGUARD_BENCH_PODS"
 // benchCalicoEnv adds Calico policies to the synthetic cluster (synth.Config.CalicoPolicies).
 const benchCalicoEnv = "IMDSGUARD_BENCH_CALICO"
 
+// benchCiliumEnv adds Cilium policies to the synthetic cluster (synth.Config.CiliumPolicies).
+const benchCiliumEnv = "IMDSGUARD_BENCH_CILIUM"
+
 // benchInput is the synthetic cluster, generated once per test process.
 var benchInput struct {
 	once  sync.Once
@@ -84,6 +87,13 @@ func generateCluster() error {
 			return fmt.Errorf("%s=%q: want a number of Calico policies", benchCalicoEnv, s)
 		}
 		cfg.CalicoPolicies = n
+	}
+	if s := os.Getenv(benchCiliumEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s=%q: want a number of Cilium policies", benchCiliumEnv, s)
+		}
+		cfg.CiliumPolicies = n
 	}
 	stats, err := synth.Generate(f, cfg)
 	if cerr := f.Close(); err == nil && cerr != nil {

@@ -63,7 +63,7 @@ func TestCalicoExample(t *testing.T) {
 }
 
 // TestCalicoFindings: a Calico rule that lets pods reach the metadata address is the reason
-// of the finding and of its fix; a host endpoint policy is a warning; Cilium policies make the
+// of the finding and of its fix; a host endpoint policy is a warning; Cilium policies beside Calico make the
 // report incomplete.
 func TestCalicoFindings(t *testing.T) {
 	r := auditYAML(t, pod("shop", "web", "")+`---

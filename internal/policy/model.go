@@ -27,6 +27,10 @@ type Model struct {
 	calicoPolicies  []*calicoPolicy
 	serviceAccounts map[string]map[string]string
 
+	// Cilium: the CiliumClusterwideNetworkPolicy rules that govern pod egress, by policy name.
+	cilium            bool
+	ciliumClusterwide []*ciliumSpec
+
 	// Rejected lists policies the API server would refuse, and policies that use what imdsguard
 	// cannot evaluate faithfully; they take no part in evaluation.
 	Rejected []inventory.Problem
@@ -35,6 +39,25 @@ type Model struct {
 	HostEndpointPolicies []HostEndpointPolicy
 	// PriorityTies lists AdminNetworkPolicies sharing a priority.
 	PriorityTies []PriorityTie
+	// NotEnforced lists policies that the cluster's policy engine, as the input shows it, does
+	// not enforce: with Cilium policies in the input, AdminNetworkPolicies and the
+	// BaselineAdminNetworkPolicy. They take no part in evaluation.
+	NotEnforced []Note
+}
+
+// Note says why a policy takes no part in evaluation.
+type Note struct {
+	Object inventory.ObjectRef
+	Reason string
+}
+
+// String renders the note for a report.
+func (n Note) String() string {
+	s := n.Object.String()
+	if src := n.Object.Source.String(); src != "" {
+		s += " (" + src + ")"
+	}
+	return s + ": " + n.Reason
 }
 
 // namespaceIndex holds, per namespace, the policies that can select its pods, so that the cost
@@ -49,6 +72,9 @@ type namespaceIndex struct {
 	// calicoMembers are, with Calico, every policy that may select the namespace's pods, in
 	// evaluation order.
 	calicoMembers []calicoMember
+	// ciliumSpecs are, with Cilium, the rules of the namespace's CiliumNetworkPolicies, by
+	// policy name.
+	ciliumSpecs []*ciliumSpec
 }
 
 // Compile validates and indexes the policies of an inventory. Invalid policies are rejected
@@ -77,22 +103,44 @@ func Compile(inv *inventory.Inventory) *Model {
 			}
 		}
 	}
+	switch {
+	case len(inv.CiliumNetworkPolicies)+len(inv.CiliumClusterwideNetworkPolicies) == 0:
+	case m.calico:
+		reportCiliumBesideCalico(inv, m)
+	default:
+		m.cilium = true
+		compileCilium(inv, m)
+		m.tiers = []tier{ciliumEngine{m}}
+		reportAdminNotEnforced(inv, m)
+	}
 	for _, ns := range m.namespaces {
 		m.bindNamespace(ns)
 	}
-	reportCilium(inv, m)
 	return m
 }
 
-// reportCilium reports Cilium policies, which the evaluator does not evaluate yet: verdicts that
-// ignore them cannot be trusted, so each makes the report incomplete.
-func reportCilium(inv *inventory.Inventory, m *Model) {
-	why := fieldErrors{{"spec", "Cilium policies are not evaluated yet: verdicts of the pods it selects ignore it"}}
+// reportCiliumBesideCalico reports Cilium policies in an input that holds Calico objects too: a
+// cluster's pod egress is enforced by one of them, and imdsguard evaluates Calico's.
+func reportCiliumBesideCalico(inv *inventory.Inventory, m *Model) {
+	why := fieldErrors{{"spec", "the input holds Calico policies too; a cluster enforces pod egress with one of them, and imdsguard evaluates Calico's"}}
 	for _, c := range inv.CiliumNetworkPolicies {
-		m.unsupported(inventory.ObjectRef{Kind: "CiliumNetworkPolicy", Namespace: c.Policy.Namespace, Name: c.Policy.Name, Source: c.Source}, why)
+		m.unsupported(inventory.ObjectRef{Kind: kindCiliumNetworkPolicy, Namespace: c.Policy.Namespace, Name: c.Policy.Name, Source: c.Source}, why)
 	}
 	for _, c := range inv.CiliumClusterwideNetworkPolicies {
-		m.unsupported(inventory.ObjectRef{Kind: "CiliumClusterwideNetworkPolicy", Name: c.Policy.Name, Source: c.Source}, why)
+		m.unsupported(inventory.ObjectRef{Kind: kindCiliumClusterwideNetworkPolicy, Name: c.Policy.Name, Source: c.Source}, why)
+	}
+}
+
+// reportAdminNotEnforced lists the admin policies of an input with Cilium policies: Cilium does
+// not implement AdminNetworkPolicy or BaselineAdminNetworkPolicy (policy.networking.k8s.io
+// v1alpha1), so they protect no pod.
+func reportAdminNotEnforced(inv *inventory.Inventory, m *Model) {
+	const why = "Cilium does not implement AdminNetworkPolicy or BaselineAdminNetworkPolicy (v1alpha1): with Cilium enforcing pod egress this policy has no effect and is not evaluated"
+	for _, a := range inv.AdminNetworkPolicies {
+		m.NotEnforced = append(m.NotEnforced, Note{Object: inventory.ObjectRef{Kind: "AdminNetworkPolicy", Name: a.Policy.Name, Source: a.Source}, Reason: why})
+	}
+	for _, b := range inv.BaselineAdminNetworkPolicies {
+		m.NotEnforced = append(m.NotEnforced, Note{Object: inventory.ObjectRef{Kind: "BaselineAdminNetworkPolicy", Name: b.Policy.Name, Source: b.Source}, Reason: why})
 	}
 }
 
@@ -189,6 +237,10 @@ func (m *Model) EgressControl(namespace string) EgressControl {
 	}
 	for _, p := range ns.netpols {
 		c.NetworkPolicies = append(c.NetworkPolicies, p.name)
+	}
+	if m.cilium {
+		c.Cilium = m.ciliumControl(ns)
+		return c
 	}
 	for _, a := range ns.anps {
 		if len(a.policy.rules) > 0 {
@@ -336,12 +388,17 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("%s: %s", word, v.DecidedBy)
 }
 
-// Isolated reports whether a NetworkPolicy isolates the subject for egress.
+// Isolated reports whether a NetworkPolicy (with Cilium, or a Cilium policy) isolates the
+// subject for egress.
 func (m *Model) Isolated(s Subject) bool {
 	if s.HostNetwork {
 		return false
 	}
 	ns := m.lookup(s.Namespace)
+	if m.cilium {
+		b := ciliumEngine{m}.bind(ns, s, nil).(*ciliumBound)
+		return b.isolating != nil || len(b.netpols) > 0
+	}
 	set := labels.Set(s.Labels)
 	for _, p := range ns.netpols {
 		if p.selector.Matches(set) {

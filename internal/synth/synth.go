@@ -45,6 +45,9 @@ type Config struct {
 	// CalicoPolicies is the number of Calico NetworkPolicies and GlobalNetworkPolicies (with a
 	// Calico tier when non-zero); zero by default.
 	CalicoPolicies int
+	// CiliumPolicies is the number of CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies;
+	// zero by default.
+	CiliumPolicies int
 	// Seed selects the cluster; the same Config always yields the same bytes.
 	Seed uint64
 	// Indent lays the document out as "kubectl get -o json" does, four spaces per level. Items
@@ -106,6 +109,9 @@ func (c Config) Validate() error {
 	if c.CalicoPolicies < 0 {
 		errs = append(errs, fmt.Errorf("calico policies: %d, want 0 or more", c.CalicoPolicies))
 	}
+	if c.CiliumPolicies < 0 {
+		errs = append(errs, fmt.Errorf("cilium policies: %d, want 0 or more", c.CiliumPolicies))
+	}
 	if c.AdminNetworkPolicies < 0 || c.AdminNetworkPolicies > maxAdminNetworkPolicies {
 		errs = append(errs, fmt.Errorf("admin network policies: %d, want 0-%d (one per priority)", c.AdminNetworkPolicies, maxAdminNetworkPolicies))
 	}
@@ -123,6 +129,7 @@ type Stats struct {
 	NetworkPolicies      int   `json:"networkPolicies"`
 	AdminNetworkPolicies int   `json:"adminNetworkPolicies"`
 	CalicoPolicies       int   `json:"calicoPolicies"`
+	CiliumPolicies       int   `json:"ciliumPolicies"`
 	Items                int   `json:"items"`
 	Bytes                int64 `json:"bytes"`
 }
@@ -457,6 +464,12 @@ func (g *generator) write() error {
 		if _, tier := p.(*calicov3.Tier); !tier {
 			g.stats.CalicoPolicies++
 		}
+	}
+	for _, p := range g.ciliumPolicies() {
+		if err := emit(p); err != nil {
+			return err
+		}
+		g.stats.CiliumPolicies++
 	}
 	g.out.writeString(tail)
 	if g.out.err == nil {

@@ -113,6 +113,8 @@ type FQDNSelector struct {
 type PortRule struct {
 	Ports []PortProtocol  `json:"ports,omitempty"`
 	Rules json.RawMessage `json:"rules,omitempty"`
+	// ServerNames restricts the rule to TLS connections with these server names.
+	ServerNames []string `json:"serverNames,omitempty"`
 }
 
 // PortProtocol is a port (a number, a range with EndPort, or a name) and a protocol.
