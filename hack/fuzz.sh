@@ -5,6 +5,9 @@
 #
 # Environment:
 #   FUZZTIME      how long to fuzz each target, as go test -fuzztime takes it (default 30s)
+#   FUZZMINIMIZETIME  bound on minimizing each new interesting input (default 100x runs): go
+#                 test's default of 60 s would spend a short run minimizing large YAML inputs
+#                 instead of fuzzing
 #   FUZZ_TARGETS  space-separated target names to run instead of all (e.g. "FuzzLoad")
 #
 # A failing input is written by go test to testdata/fuzz/<target>/ next to the target's
@@ -48,7 +51,7 @@ for t in "${targets[@]}"; do
 	fi
 	ran=$((ran + 1))
 	printf '\n==> %s %s for %s\n' "$pkg" "$name" "$FUZZTIME"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg"; then
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-100x}" "$pkg"; then
 		failed+=("$pkg $name")
 	fi
 done
