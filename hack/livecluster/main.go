@@ -1,9 +1,11 @@
-// Command livecluster serves a synthetic cluster from a real kube-apiserver and etcd, for the
-// live-audit benchmark (hack/bench.sh): it starts the test control plane, installs the
-// AdminNetworkPolicy CRDs, creates every object of a synthetic cluster (internal/synth), writes
-// a kubeconfig and serves until it is interrupted.
+// Command livecluster serves a cluster from a real kube-apiserver and etcd, for the live-audit
+// benchmark (hack/bench-live.sh) and for trying live audits without a cluster: it starts the
+// test control plane, installs the AdminNetworkPolicy, Calico and Cilium CRDs, creates every
+// object of a synthetic cluster (internal/synth) or of manifests (-f), writes a kubeconfig and
+// serves until it is interrupted.
 //
 //	go run ./hack/livecluster -pods 20000 -namespaces 2000 -kubeconfig _output/bench/live.kubeconfig
+//	go run ./hack/livecluster -f examples/cluster -kubeconfig /tmp/example.kubeconfig
 //
 // Run it from the repository root after hack/kube-apiserver.sh.
 package main
@@ -42,21 +44,32 @@ func run() error {
 	namespaces := flag.Int("namespaces", 2000, "number of namespaces")
 	kubeconfig := flag.String("kubeconfig", "", "write the kubeconfig here (required)")
 	workers := flag.Int("workers", 32, "concurrent create requests")
+	manifests := flag.String("f", "", "create the objects of these manifests (a file or directory) instead of a synthetic cluster")
 	flag.Parse()
 	if *kubeconfig == "" {
 		return errors.New("-kubeconfig is required")
 	}
 
-	cfg := synth.Scaled(*pods)
-	cfg.Namespaces = *namespaces
-	var buf bytes.Buffer
-	stats, err := synth.Generate(&buf, cfg)
-	if err != nil {
-		return err
-	}
-	objs, err := kubetest.Decode(buf.Bytes())
-	if err != nil {
-		return fmt.Errorf("decode synthetic cluster: %w", err)
+	var objs []*unstructured.Unstructured
+	var what string
+	if *manifests != "" {
+		var err error
+		if objs, err = kubetest.DecodeFiles(*manifests); err != nil {
+			return err
+		}
+		what = *manifests
+	} else {
+		cfg := synth.Scaled(*pods)
+		cfg.Namespaces = *namespaces
+		var buf bytes.Buffer
+		stats, err := synth.Generate(&buf, cfg)
+		if err != nil {
+			return err
+		}
+		if objs, err = kubetest.Decode(buf.Bytes()); err != nil {
+			return fmt.Errorf("decode synthetic cluster: %w", err)
+		}
+		what = fmt.Sprintf("%d pods, %d namespaces, %d NetworkPolicies, %d AdminNetworkPolicies", stats.Pods, stats.Namespaces, stats.NetworkPolicies, stats.AdminNetworkPolicies)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,7 +81,7 @@ func run() error {
 	defer cp.Stop()
 	admin := cp.Config("admin")
 	admin.Timeout = 5 * time.Minute
-	if err := kubetest.InstallCRDs(ctx, admin, kubetest.AdminNetworkPolicy); err != nil {
+	if err := kubetest.InstallCRDs(ctx, admin, kubetest.AdminNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
 		return err
 	}
 	client, err := dynamic.NewForConfig(admin)
@@ -77,6 +90,16 @@ func run() error {
 	}
 
 	started := time.Now()
+	if *manifests != "" {
+		applier, err := kubetest.NewApplier(admin)
+		if err != nil {
+			return err
+		}
+		if err := applier.Apply(ctx, objs, false); err != nil {
+			return err
+		}
+		objs = nil // applied
+	}
 	var first, rest []*unstructured.Unstructured
 	for _, o := range objs {
 		if o.GetKind() == "Namespace" {
@@ -90,8 +113,7 @@ func run() error {
 			return err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "livecluster: created %d objects (%d pods, %d namespaces, %d NetworkPolicies, %d AdminNetworkPolicies) in %s\n",
-		len(objs), stats.Pods, stats.Namespaces, stats.NetworkPolicies, stats.AdminNetworkPolicies, time.Since(started).Round(time.Second))
+	fmt.Fprintf(os.Stderr, "livecluster: created the objects of %s in %s\n", what, time.Since(started).Round(time.Second))
 
 	path, err := cp.Kubeconfig()
 	if err != nil {
