@@ -751,14 +751,4 @@ func compileCilium(inv *inventory.Inventory, m *Model) {
 
 // refuse records a Cilium policy that Cilium's agent refuses when it imports it: the API server
 // stores it, but it is never enforced.
-func (m *Model) refuse(ref inventory.ObjectRef, errs fieldErrors) {
-	r := ref
-	for _, e := range errs {
-		m.Rejected = append(m.Rejected, inventory.Problem{
-			Source:  ref.Source,
-			Object:  &r,
-			Field:   e.field,
-			Message: e.message + " (Cilium's agent refuses this policy and does not enforce it; it is not evaluated)",
-		})
-	}
-}
+func (m *Model) refuse(ref inventory.ObjectRef, errs fieldErrors) { m.leaveOut(ref, errs, whyRefused) }

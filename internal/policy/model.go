@@ -185,30 +185,33 @@ func (m *Model) lookup(name string) *namespaceIndex {
 	return ns
 }
 
-// unsupported records a policy that uses what imdsguard cannot evaluate faithfully: it is left
-// out of evaluation and reported, so the report says it is incomplete.
-func (m *Model) unsupported(ref inventory.ObjectRef, errs fieldErrors) {
+// Why a policy is left out of evaluation, appended to each of its problems.
+const (
+	whyInvalid     = "the API server would reject this policy; it is not evaluated"
+	whyUnsupported = "imdsguard cannot evaluate this policy faithfully; it is not evaluated"
+	whyRefused     = "Cilium's agent refuses this policy and does not enforce it; it is not evaluated"
+)
+
+// leaveOut records a policy left out of evaluation, one problem per field error, so the report
+// says it is incomplete.
+func (m *Model) leaveOut(ref inventory.ObjectRef, errs fieldErrors, why string) {
 	r := ref
 	for _, e := range errs {
 		m.Rejected = append(m.Rejected, inventory.Problem{
 			Source:  ref.Source,
 			Object:  &r,
 			Field:   e.field,
-			Message: e.message + " (imdsguard cannot evaluate this policy faithfully; it is not evaluated)",
+			Message: e.message + " (" + why + ")",
 		})
 	}
 }
 
-func (m *Model) reject(ref inventory.ObjectRef, errs fieldErrors) {
-	r := ref
-	for _, e := range errs {
-		m.Rejected = append(m.Rejected, inventory.Problem{
-			Source:  ref.Source,
-			Object:  &r,
-			Field:   e.field,
-			Message: e.message + " (the API server would reject this policy; it is not evaluated)",
-		})
-	}
+// reject records a policy the API server would reject.
+func (m *Model) reject(ref inventory.ObjectRef, errs fieldErrors) { m.leaveOut(ref, errs, whyInvalid) }
+
+// unsupported records a policy that uses what imdsguard cannot evaluate faithfully.
+func (m *Model) unsupported(ref inventory.ObjectRef, errs fieldErrors) {
+	m.leaveOut(ref, errs, whyUnsupported)
 }
 
 // EgressControl says which policy tiers can restrict egress of pods in a namespace.
