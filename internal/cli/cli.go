@@ -98,6 +98,7 @@ MITRE ATT&CK T1552.005, Unsecured Credentials: Cloud Instance Metadata API.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format on standard error: text or json")
 	root.AddCommand(newAuditCommand(g, streams), newGenerateCommand(g, streams), newVersionCommand(streams))
 	root.AddCommand(newAgentCommand(g, streams))
+	root.AddCommand(newControllerCommand(g, streams))
 	return root
 }
 

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/imdsguard/imdsguard/internal/controller"
+	"github.com/imdsguard/imdsguard/internal/generate"
+	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+type controllerOptions struct {
+	source           sourceOptions
+	mode             string
+	clouds           []string
+	endpoints        []string
+	exemptNamespaces []string
+	exemptLabel      string
+	podExemption     string
+	priority         int32
+	namespace        string
+	metricsAddr      string
+	probeAddr        string
+	leaderElect      bool
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
+	qps              float32
+	burst            int
+	concurrency      int
+	statusInterval   time.Duration
+}
+
+func newControllerCommand(g *globalOptions, streams Streams) *cobra.Command {
+	o := &controllerOptions{}
+	defaults := controller.DefaultOptions(nil)
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Keep the cluster-level policy against metadata endpoints in place (runs as a Deployment)",
+		Long: `Run the controller: it keeps the layer of --mode in place, continuously.
+
+  networkpolicy       the NetworkPolicy imdsguard-deny-metadata in every namespace, new ones
+                      within seconds; refused (Event, status) where it would widen egress
+  adminnetworkpolicy  one cluster-wide AdminNetworkPolicy Deny
+  calico              a Calico tier and GlobalNetworkPolicy
+  cilium              one CiliumClusterwideNetworkPolicy with egressDeny
+  auto                the strongest the cluster serves: adminnetworkpolicy > calico > cilium
+                      > networkpolicy (logged with the reason)
+
+The objects are exactly those of "imdsguard generate". Namespaces listed with
+--exempt-namespace or labelled --exempt-label are left alone, and a managed policy
+there is removed. Only objects labelled app.kubernetes.io/managed-by=imdsguard are
+ever changed (server-side apply, field manager imdsguard-controller); changes others
+make to them are reverted. A summary of protected, exempt and refused namespaces is
+kept in the ConfigMap imdsguard-status in --namespace.
+
+Serves /metrics, /healthz and /readyz; with --leader-elect (default) only the
+replica holding the Lease imdsguard-controller writes.`,
+		Example: `  imdsguard controller --mode auto --cloud aws
+  imdsguard controller --kubeconfig ~/.kube/config --mode networkpolicy --leader-elect=false`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runController(cmd.Context(), g, streams, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.mode, "mode", string(controller.ModeAuto), "layer to keep in place: auto, adminnetworkpolicy, calico, cilium or networkpolicy")
+	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all")
+	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] to deny (repeatable)")
+	f.StringSliceVar(&o.exemptNamespaces, "exempt-namespace", defaults.ExemptNamespaces, "namespaces left alone (comma-separated or repeated; --exempt-namespace= for none)")
+	f.StringVar(&o.exemptLabel, "exempt-label", controller.DefaultExemptLabel, "namespace label KEY=VALUE that exempts a namespace (empty: none)")
+	f.StringVar(&o.podExemption, "exemption-label", generate.DefaultExemptionLabel, "pod label key whose value allow leaves a pod out of the managed NetworkPolicy (empty: none)")
+	f.Int32Var(&o.priority, "priority", generate.DefaultAdminPriority, "AdminNetworkPolicy priority (0-1000, lower first)")
+	f.StringVar(&o.namespace, "namespace", envOr("POD_NAMESPACE", defaults.Namespace), "the controller's namespace: status ConfigMap and leader election Lease (default: $POD_NAMESPACE)")
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics (0 disables)")
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0 disables)")
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "hold the Lease imdsguard-controller before writing, so several replicas are safe")
+	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a lost leader's Lease blocks the others")
+	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before giving up")
+	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often the Lease is tried")
+	f.Float32Var(&o.qps, "kube-api-qps", 100, "requests per second to the API server")
+	f.IntVar(&o.burst, "kube-api-burst", 200, "request burst to the API server")
+	f.IntVar(&o.concurrency, "max-concurrent-reconciles", defaults.MaxConcurrentReconciles, "namespaces reconciled in parallel")
+	f.DurationVar(&o.statusInterval, "status-interval", defaults.StatusInterval, "how often the status ConfigMap is brought up to date")
+	f.StringVar(&o.source.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the in-cluster service account, else $KUBECONFIG or ~/.kube/config)")
+	f.StringVar(&o.source.context, "context", "", "kubeconfig context")
+	return cmd
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func runController(ctx context.Context, g *globalOptions, streams Streams, o *controllerOptions) error {
+	log, err := g.logger(streams.Err)
+	if err != nil {
+		return err
+	}
+	mode, err := controller.ParseMode(o.mode)
+	if err != nil {
+		return usageError("--mode: %v", err)
+	}
+	eps, err := selectEndpoints(o.clouds, o.endpoints)
+	if err != nil {
+		return err
+	}
+	opts := controller.DefaultOptions(eps)
+	opts.Mode = mode
+	opts.ExemptNamespaces = o.exemptNamespaces
+	if opts.ExemptLabelKey, opts.ExemptLabelValue, err = controller.ParseExemptLabel(o.exemptLabel); err != nil {
+		return usageError("%v", err)
+	}
+	opts.PodExemptionLabel = o.podExemption
+	opts.AdminPriority = o.priority
+	opts.Namespace = o.namespace
+	opts.MaxConcurrentReconciles = o.concurrency
+	opts.StatusInterval = o.statusInterval
+	if err := opts.Validate(); err != nil {
+		return usageError("%v", err)
+	}
+	if o.qps <= 0 || o.burst <= 0 {
+		return usageError("--kube-api-qps and --kube-api-burst must be positive")
+	}
+	cfg, name, err := o.source.restConfig()
+	if err != nil {
+		return usageError("%v", err)
+	}
+	cfg.QPS, cfg.Burst = o.qps, o.burst
+	cfg.UserAgent = "imdsguard-controller/" + Version()
+
+	logger := logr.FromSlogHandler(log.Handler())
+	ctrllog.SetLogger(logger)
+	log.Info("starting controller", "cluster", name, "server", cfg.Host, "mode", mode, "namespace", opts.Namespace, "leaderElection", o.leaderElect)
+	c, err := controller.New(ctx, controller.Config{
+		Options:        opts,
+		Rest:           cfg,
+		MetricsAddr:    o.metricsAddr,
+		ProbeAddr:      o.probeAddr,
+		LeaderElection: o.leaderElect,
+		LeaseDuration:  o.leaseDuration,
+		RenewDeadline:  o.renewDeadline,
+		RetryPeriod:    o.retryPeriod,
+		Log:            logger,
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if err := c.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("controller stopped", "err", err)
+		return &exitError{code: ExitFindings, err: err}
+	}
+	return nil
+}
