@@ -25,6 +25,7 @@ unit: ## go test only (no set-up, no lint)
 bench: build ## benchmarks; figures go to docs/benchmarks.md
 	hack/bench.sh
 	hack/bench-live.sh
+	hack/bench-agent.sh
 
 lint: ## gofmt, go vet, golangci-lint
 	hack/lint.sh

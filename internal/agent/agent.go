@@ -1,7 +1,8 @@
 // Package agent is the node loop behind `imdsguard agent`: it works out the node's firewall
 // configuration (pods cgroup, exempt pods, allowed hostNetwork pods), applies the firewall
-// package's ruleset in one transaction, watches for anyone changing it (nft monitor, plus a
-// periodic resync) and repairs it, and serves metrics and health.
+// package's ruleset in one transaction, watches for anyone changing it (nf_tables' change
+// notifications, plus a periodic resync) and repairs it, follows the pods on its node through the
+// Kubernetes API, and serves metrics and health.
 //
 // It fails closed: nothing is removed when the agent stops, whatever the signal; the rules stay
 // until `imdsguard agent uninstall` removes them on purpose. A restarted agent replaces the
@@ -49,8 +50,20 @@ type Options struct {
 	Listen string
 	// Backend is the firewall implementation.
 	Backend Backend
-	// Pods lists this node's pods; nil when the Kubernetes API is not used.
+	// Pods lists this node's pods; nil when the Kubernetes API is not used. A PodWatcher is
+	// run for the agent's lifetime, and its changes trigger syncs.
 	Pods PodLister
+	// PodsWait bounds how long a restarted agent waits for the pod list before its first sync
+	// when a table is already in place (so exempt pods keep their exemption across restarts);
+	// without a table it applies at once. Default 5s.
+	PodsWait time.Duration
+	// CiliumStateDir is the Cilium agent's state directory as mounted here, where its datapath
+	// configuration says whether eBPF host routing is on. Default /var/run/cilium/state.
+	CiliumStateDir string
+	// ReleaseStartupMemory returns the memory only start-up used to the kernel after the
+	// first sync (see releaseStartupMemory): for the long-running agent process, not for tests
+	// that embed an Agent.
+	ReleaseStartupMemory bool
 	// Taint, when Nodes is set, is removed from NodeName once the rules are in place.
 	Nodes    NodeTainter
 	NodeName string
@@ -65,10 +78,11 @@ type Agent struct {
 
 	mu          sync.Mutex
 	ready       bool
-	applied     string // script of the last successful replacement
-	fingerprint string // the kernel's fingerprint right after it
-	cgroupGone  bool   // warned that the pods cgroup is missing
-	tainted     bool   // startup taint still to remove
+	applied     string        // script of the last successful replacement
+	fingerprint string        // the kernel's fingerprint right after it
+	cgroupGone  bool          // warned that the pods cgroup is missing
+	cilium      CiliumRouting // the Cilium routing mode seen last
+	tainted     bool          // startup taint still to remove
 	logged      map[netip.Addr]bool
 	lastPods    []Pod
 	pods        map[netip.Addr]Pod
@@ -87,6 +101,12 @@ func New(opts Options, log *slog.Logger) (*Agent, error) {
 	}
 	if opts.Mode == "" {
 		opts.Mode = firewall.Enforce
+	}
+	if opts.CiliumStateDir == "" {
+		opts.CiliumStateDir = DefaultCiliumStateDir
+	}
+	if opts.PodsWait <= 0 {
+		opts.PodsWait = 5 * time.Second
 	}
 	if (len(opts.Exempt) > 0 || len(opts.AllowHostNetwork) > 0) && opts.Pods == nil {
 		return nil, errors.New("agent: pod selectors need the Kubernetes API")
@@ -110,6 +130,9 @@ func (a *Agent) Ready() bool {
 
 // Run applies the firewall and keeps it in place until ctx ends. It never removes the rules.
 func (a *Agent) Run(ctx context.Context) error {
+	if c, ok := a.opts.Backend.(interface{ Close() }); ok {
+		defer c.Close()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -147,12 +170,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	a.log.Info("agent starting", "backend", a.opts.Backend.Name(), "mode", a.opts.Mode, "endpoints", len(a.opts.Endpoints), "resync", a.opts.ResyncInterval)
-	if _, err := net.InterfaceByName("cilium_host"); err == nil {
-		a.log.Error("Cilium detected (cilium_host): with eBPF host routing, pod traffic bypasses netfilter and this firewall's forward rules; " +
-			"use a CiliumClusterwideNetworkPolicy denying the metadata endpoints (imdsguard generate), or set bpf.hostLegacyRouting=true; " +
-			"hostNetwork pods are still blocked by the output rules")
-		a.metrics.ciliumDetected.Store(1)
+	if w, ok := a.opts.Pods.(PodWatcher); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.watchPods(ctx, w, changed)
+		}()
+		a.awaitPods(ctx, w)
 	}
+	a.checkCilium()
 	tick := time.NewTicker(a.opts.ResyncInterval)
 	defer tick.Stop()
 	retry := time.NewTimer(0)
@@ -165,6 +191,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-retry.C:
 		case <-tick.C:
+			a.checkCilium() // Cilium may start after the agent, or change its configuration
 		case <-changed:
 		}
 		if err := a.Sync(ctx); err != nil {
@@ -177,6 +204,33 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+	}
+}
+
+// checkCilium detects Cilium and its host routing mode, and says so when it changes: loudly
+// when pod traffic may bypass the forward rules.
+func (a *Agent) checkCilium() {
+	mode := DetectCilium(a.opts.CiliumStateDir)
+	a.mu.Lock()
+	changed := mode != a.cilium
+	a.cilium = mode
+	a.mu.Unlock()
+	a.metrics.setCilium(mode)
+	if !changed {
+		return
+	}
+	const advice = "use a CiliumClusterwideNetworkPolicy denying the metadata endpoints (imdsguard generate), or set bpf.hostLegacyRouting=true; " +
+		"hostNetwork pods are still blocked by the output rules"
+	switch mode {
+	case CiliumBPFHostRouting:
+		a.log.Error("Cilium uses eBPF host routing: pod traffic bypasses netfilter and this firewall's forward rules; "+advice, "cilium_state_dir", a.opts.CiliumStateDir)
+	case CiliumUnknownRouting:
+		a.log.Error("Cilium detected (cilium_host), but its datapath configuration is not readable here: with eBPF host routing, pod traffic bypasses netfilter and this firewall's forward rules; "+
+			advice+"; mount the host's Cilium state directory to let the agent tell", "cilium_state_dir", a.opts.CiliumStateDir)
+	case CiliumLegacyRouting:
+		a.log.Info("Cilium uses legacy host routing: pod traffic passes netfilter's forward hook, and the forward rules apply", "cilium_state_dir", a.opts.CiliumStateDir)
+	case NoCilium:
+		a.log.Info("Cilium is no longer detected")
 	}
 }
 
@@ -196,6 +250,51 @@ func (a *Agent) watch(ctx context.Context, w Watcher, changed chan<- struct{}) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// watchPods keeps the pod watch running, resuming it when it ends and backing off while it
+// fails.
+func (a *Agent) watchPods(ctx context.Context, w PodWatcher, changed chan<- struct{}) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := w.WatchPods(ctx, changed)
+		if ctx.Err() != nil {
+			return
+		}
+		delay := time.Duration(0)
+		if err != nil {
+			a.log.Warn("pod watch failed; the firewall keeps the last known pods", "err", err, "retry_in", backoff)
+			delay, backoff = backoff, min(backoff*2, 30*time.Second)
+		} else {
+			backoff = time.Second
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
+}
+
+// awaitPods waits, up to PodsWait, for the first pod list when a table is already in place: the
+// table holds the exemptions the previous agent knew, and replacing it before the pods are known
+// would take them away. Without a table, rules come first.
+func (a *Agent) awaitPods(ctx context.Context, w PodWatcher) {
+	st, err := a.opts.Backend.Read(ctx)
+	if err != nil || !st.Present {
+		return
+	}
+	deadline := time.Now().Add(a.opts.PodsWait)
+	for !w.PodsSynced() {
+		if time.Now().After(deadline) {
+			a.log.Warn("no pod list yet; applying the firewall without API-selected exemptions", "waited", a.opts.PodsWait)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
@@ -221,10 +320,12 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	script := rs.Script()
 	b := a.opts.Backend
+	start := time.Now()
 	before, err := b.Read(ctx)
 	if err != nil {
 		return fmt.Errorf("read firewall: %w", err)
 	}
+	read := time.Since(start)
 	a.mu.Lock()
 	applied, fingerprint := a.applied, a.fingerprint
 	a.mu.Unlock()
@@ -235,15 +336,20 @@ func (a *Agent) sync(ctx context.Context) error {
 		return a.afterSync(ctx)
 	}
 	drift := applied != "" && script == applied
-	a.metrics.carry(before) // the replacement resets the kernel's counters
 	if err := b.Replace(ctx, cfg, rs); err != nil {
 		return fmt.Errorf("apply firewall: %w", err)
 	}
+	a.metrics.carry(before) // the replacement reset the kernel's counters
+	applyDone := time.Since(start)
 	after, err := b.Read(ctx)
 	if err != nil {
 		return fmt.Errorf("read firewall after apply: %w", err)
 	}
-	if !after.Present || !b.Matches(after, rs) {
+	// The fingerprint taken now is what later reads are compared with, so it must be of our
+	// table and nobody else's: nothing at all may have been committed between the read before
+	// the replacement and this one but the replacement itself (nftables counts commits).
+	// Otherwise a change slipped in right after ours would be taken for ours and never repaired.
+	if !after.Present || !b.Matches(after, rs) || (after.Generation != 0 && after.Generation != before.Generation+1) {
 		return errors.New("the firewall changed while it was applied; retrying")
 	}
 	a.mu.Lock()
@@ -252,7 +358,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	a.metrics.setKernel(rs, after)
 	if drift {
 		a.metrics.repairs.Add(1)
-		a.log.Warn("firewall was changed by someone else; restored", "table_present", before.Present)
+		a.log.Warn("firewall was changed by someone else; restored", "table_present", before.Present, "read", read, "restored_after", applyDone)
 	} else {
 		a.log.Info("firewall applied", "mode", cfg.Mode, "endpoints", len(cfg.Denied()), "pods_cgroup", cfg.PodsCgroup, "exempt_pod_ips", len(cfg.ExemptPodIPs), "allowed_hostnetwork_pods", len(cfg.AllowedHostNetworkPods))
 	}
@@ -269,6 +375,10 @@ func (a *Agent) afterSync(ctx context.Context) error {
 	a.metrics.ready.Store(1)
 	if first {
 		a.log.Info("agent ready")
+		if a.opts.ReleaseStartupMemory {
+			before, after := releaseStartupMemory()
+			a.log.Debug("released start-up memory", "rss_before_kb", before, "rss_after_kb", after)
+		}
 	}
 	if !tainted {
 		return nil
@@ -299,7 +409,9 @@ func (a *Agent) desired(ctx context.Context) (firewall.Config, error) {
 			// Repairs must not wait for the API: go on with the pods known last (none at
 			// first, which exempts nobody: stricter, never looser).
 			pods = a.lastPods
-			a.log.Warn("cannot list pods on this node; using the last known list", "err", err, "pods", len(pods))
+			if !errors.Is(err, ErrPodsNotSynced) {
+				a.log.Warn("cannot list pods on this node; using the last known list", "err", err, "pods", len(pods))
+			}
 		}
 		a.lastPods = pods
 		a.mu.Unlock()

@@ -8,8 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
@@ -20,35 +23,64 @@ import (
 )
 
 // fakeBackend keeps the "kernel" state in memory; tamper changes it as another process would.
+// Like nftables, it counts transactions in the state's generation.
 type fakeBackend struct {
+	mu       sync.Mutex
 	state    *firewall.State
+	gen      uint32
 	replaced int
 	events   []string
+	// exempt records the exempt addresses of each replacement.
+	exempt []int
+	// afterReplace runs right after a replacement, as a process slipping a change in would.
+	afterReplace func(f *fakeBackend)
 }
 
 func (f *fakeBackend) Name() string { return "fake" }
 
 func (f *fakeBackend) Read(context.Context) (*firewall.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.state == nil {
-		return &firewall.State{}, nil
+		return &firewall.State{Generation: f.gen}, nil
 	}
 	st := *f.state
+	st.Generation = f.gen
 	return &st, nil
 }
 
 func (f *fakeBackend) Replace(_ context.Context, _ firewall.Config, rs *firewall.Ruleset) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.replaced++
+	f.gen++
 	f.events = append(f.events, "replace")
 	elements := map[string]int{}
 	for _, e := range rs.Elements {
 		elements[e.Set]++
 	}
+	f.exempt = append(f.exempt, len(rs.Elements))
 	f.state = &firewall.State{Present: true, Fingerprint: rs.Script(), Rules: rs.RuleCounts(), Elements: elements}
+	if f.afterReplace != nil {
+		f.afterReplace(f)
+	}
 	return nil
 }
 
+// tamper changes the table's structure, as another process editing a rule would.
+func (f *fakeBackend) tamper() {
+	f.gen++
+	f.state.Fingerprint = "edited by someone else"
+}
+
 func (f *fakeBackend) Matches(st *firewall.State, rs *firewall.Ruleset) bool { return st.Matches(rs) }
-func (f *fakeBackend) Delete(context.Context) error                          { f.state = nil; return nil }
+func (f *fakeBackend) Delete(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	f.state = nil
+	return nil
+}
 
 type fakeTainter struct{ b *fakeBackend }
 
@@ -91,11 +123,11 @@ func TestSyncAppliesOnceThenOnlyOnDrift(t *testing.T) {
 	if a.metrics.repairs.Load() != 0 {
 		t.Fatal("first application counted as a repair")
 	}
-	b.state.Fingerprint = "edited by someone else"
+	b.tamper()
 	if err := a.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.state = nil // table deleted
+	_ = b.Delete(ctx) // table deleted
 	if err := a.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -240,11 +272,139 @@ func TestRepairDoesNotWaitForTheAPI(t *testing.T) {
 	if err := a.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.state = nil
+	_ = b.Delete(ctx)
 	if err := a.Sync(ctx); err != nil {
 		t.Fatalf("sync with the API down: %v", err)
 	}
 	if b.state == nil || b.state.Elements[firewall.SetExemptIPv4] != 1 || a.metrics.repairs.Load() != 1 {
 		t.Fatalf("table not repaired with the last known exemption: %+v", b.state)
+	}
+}
+
+// TestChangeRightAfterOursIsNotTakenForOurs: a change committed between our replacement and the
+// read that fingerprints it must not become the reference later reads are compared with: the
+// sync fails, the next one replaces the table again, and a later tamper is still caught.
+func TestChangeRightAfterOursIsNotTakenForOurs(t *testing.T) {
+	b := &fakeBackend{}
+	a := newTestAgent(t, b, Options{})
+	ctx := context.Background()
+	b.afterReplace = func(f *fakeBackend) {
+		f.tamper()
+		f.afterReplace = nil
+	}
+	if err := a.Sync(ctx); err == nil {
+		t.Fatal("sync trusted a table changed right after its replacement")
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.replaced != 2 || b.state.Fingerprint == "edited by someone else" {
+		t.Fatalf("replaced=%d fingerprint=%q: want the table replaced again", b.replaced, b.state.Fingerprint)
+	}
+	b.tamper()
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.replaced != 3 || a.metrics.repairs.Load() != 1 {
+		t.Fatalf("replaced=%d repairs=%d: a later tamper went unnoticed", b.replaced, a.metrics.repairs.Load())
+	}
+}
+
+// fakeWatcher is a PodWatcher whose first list arrives when release is closed.
+type fakeWatcher struct {
+	pods    []Pod
+	release chan struct{}
+}
+
+func (w *fakeWatcher) synced() bool {
+	select {
+	case <-w.release:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *fakeWatcher) ListPods(context.Context) ([]Pod, error) {
+	if !w.synced() {
+		return nil, ErrPodsNotSynced
+	}
+	return w.pods, nil
+}
+
+func (w *fakeWatcher) PodsSynced() bool { return w.synced() }
+
+func (w *fakeWatcher) WatchPods(ctx context.Context, changed chan<- struct{}) error {
+	select {
+	case <-w.release:
+		notify(changed)
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestRestartKeepsExemptionsWhileThePodsLoad: a restarted agent (a table in place) waits for its
+// pod list before replacing the table, so exempt pods keep their exemption; on a node without a
+// table the rules go in at once, and the exemptions follow with the pod list.
+func TestRestartKeepsExemptionsWhileThePodsLoad(t *testing.T) {
+	exempt := []Pod{{Namespace: "kube-system", Name: "lbc", ServiceAccount: "lbc", IPs: []netip.Addr{netip.MustParseAddr("10.0.0.7")}}}
+	for _, tc := range []struct {
+		name       string
+		tableThere bool
+		want       []int // exempt addresses in each replacement
+	}{
+		{"restart with a table in place", true, []int{1}},
+		{"first start without a table", false, []int{0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &fakeBackend{}
+			if tc.tableThere {
+				b.state = &firewall.State{Present: true, Fingerprint: "left by the previous agent"}
+			}
+			w := &fakeWatcher{pods: exempt, release: make(chan struct{})}
+			a := newTestAgent(t, b, Options{Pods: w, Exempt: []PodSelector{{Namespace: "kube-system"}}, ResyncInterval: time.Hour})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			time.Sleep(100 * time.Millisecond) // the pod list is late
+			close(w.release)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				b.mu.Lock()
+				got := slices.Clone(b.exempt)
+				b.mu.Unlock()
+				if len(got) >= len(tc.want) || time.Now().After(deadline) {
+					cancel()
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(got, tc.want) {
+						t.Errorf("exempt addresses per replacement = %v, want %v", got, tc.want)
+					}
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestCiliumRoutingFromNodeConfig(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   CiliumRouting
+	}{
+		{"#define ENABLE_IPV4 1\n#define ENABLE_HOST_ROUTING 1\n", CiliumBPFHostRouting},
+		{"#define ENABLE_HOST_ROUTING\n", CiliumBPFHostRouting},
+		{"  #  define\tENABLE_HOST_ROUTING 1\n", CiliumBPFHostRouting},
+		{"#define ENABLE_IPV4 1\n", CiliumLegacyRouting},
+		{"#define ENABLE_HOST_ROUTING_EXTRA 1\n", CiliumLegacyRouting},
+		{"// #define ENABLE_HOST_ROUTING 1\n", CiliumLegacyRouting},
+		{"#undef ENABLE_HOST_ROUTING\n", CiliumLegacyRouting},
+	} {
+		if got := ciliumRouting([]byte(tc.header)); got != tc.want {
+			t.Errorf("ciliumRouting(%q) = %q, want %q", tc.header, got, tc.want)
+		}
 	}
 }

@@ -58,10 +58,13 @@ func (b *NFTablesBackend) Matches(st *firewall.State, rs *firewall.Ruleset) bool
 // Delete implements Backend.
 func (b *NFTablesBackend) Delete(ctx context.Context) error { return b.NFT.Delete(ctx) }
 
-// Watch implements Watcher with `nft monitor`.
+// Watch implements Watcher with nf_tables' change notifications.
 func (b *NFTablesBackend) Watch(ctx context.Context, changed chan<- struct{}) error {
 	return b.NFT.Monitor(ctx, nil, changed)
 }
+
+// Close ends the standby nft process.
+func (b *NFTablesBackend) Close() { b.NFT.Close() }
 
 // IPTablesBackend is the fallback for kernels without nf_tables. It has no change events: the
 // periodic resync re-asserts the jumps.
@@ -89,7 +92,7 @@ func (b *IPTablesBackend) Delete(ctx context.Context) error { return b.IPT.Delet
 // ChooseBackend returns the backend named "nftables" or "iptables", or for "auto" nftables
 // when nft works here and iptables otherwise.
 func ChooseBackend(ctx context.Context, name string) (Backend, error) {
-	nft := &NFTablesBackend{NFT: &firewall.NFTables{}}
+	nft := &NFTablesBackend{NFT: &firewall.NFTables{Standby: true}}
 	switch name {
 	case "nftables":
 		return nft, nil

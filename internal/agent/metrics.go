@@ -24,6 +24,7 @@ type metrics struct {
 	repairs              atomic.Int64
 	hostNetworkProtected atomic.Int64
 	ciliumDetected       atomic.Int64
+	ciliumRouting        atomic.Value // CiliumRouting
 
 	mu           sync.Mutex
 	syncsOK      int64
@@ -48,6 +49,11 @@ func newMetrics(backend string, mode firewall.Mode) *metrics {
 		base: map[string]uint64{}, current: map[string]uint64{}, labels: map[string]counterLabels{},
 		sourceBase: map[netip.Addr]uint64{}, sourceCurrent: map[netip.Addr]uint64{}, sourcePods: map[netip.Addr]Pod{},
 	}
+}
+
+func (m *metrics) setCilium(mode CiliumRouting) {
+	m.ciliumRouting.Store(mode)
+	m.ciliumDetected.Store(boolInt(mode != NoCilium))
 }
 
 func (m *metrics) observeSync(err error, d time.Duration) {
@@ -121,6 +127,10 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintf(&b, "imdsguard_hostnetwork_protection %d\n", m.hostNetworkProtected.Load())
 	family("imdsguard_cilium_detected", "gauge", "1 when a Cilium datapath is present: with eBPF host routing pod traffic bypasses the forward rules.")
 	fmt.Fprintf(&b, "imdsguard_cilium_detected %d\n", m.ciliumDetected.Load())
+	family("imdsguard_cilium_host_routing", "gauge", "Cilium's host routing mode when Cilium is present: bpf (pod traffic bypasses the forward rules), legacy (it does not) or unknown (assume bpf).")
+	if mode, _ := m.ciliumRouting.Load().(CiliumRouting); mode != NoCilium {
+		fmt.Fprintf(&b, "imdsguard_cilium_host_routing{mode=%q} 1\n", mode)
+	}
 	family("imdsguard_syncs_total", "counter", "Syncs by result.")
 	fmt.Fprintf(&b, "imdsguard_syncs_total{result=\"ok\"} %d\nimdsguard_syncs_total{result=\"error\"} %d\n", m.syncsOK, m.syncsFailed)
 	family("imdsguard_repairs_total", "counter", "Times the firewall was found changed or removed by someone else and restored.")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,8 +22,12 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/cli"
 	"github.com/imdsguard/imdsguard/internal/firewall"
+	"github.com/imdsguard/imdsguard/internal/kubetest"
 	"github.com/imdsguard/imdsguard/internal/sandbox"
 )
+
+// controlPlane is a real kube-apiserver and etcd, started by the first test that needs one.
+var controlPlane = kubetest.NewShared(kubetest.Options{})
 
 // agentEnv turns the re-executed test binary into `imdsguard`: the agent runs as a real
 // process (it must survive and be killed like one) without a separate build.
@@ -36,12 +41,14 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	controlPlane.Stop()
+	os.Exit(code)
 }
 
 // agentProcess is `imdsguard agent` running on a sandbox node.
 type agentProcess struct {
-	t   *testing.T
+	t   testing.TB
 	s   *sandbox.Sandbox
 	cmd *exec.Cmd
 	out *syncBuffer
@@ -66,16 +73,11 @@ func (b *syncBuffer) String() string {
 }
 
 // imdsguard runs the CLI on the node and returns its output.
-func imdsguard(t *testing.T, s *sandbox.Sandbox, args ...string) string {
+func imdsguard(t testing.TB, s *sandbox.Sandbox, args ...string) string {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := s.NodeCommand(ctx, append([]string{exe}, args...)...)
-	cmd.Env = append(os.Environ(), agentEnv+"=1")
+	cmd := imdsguardCommand(t, ctx, s, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("imdsguard %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -83,18 +85,48 @@ func imdsguard(t *testing.T, s *sandbox.Sandbox, args ...string) string {
 	return string(out)
 }
 
-// startAgent starts the agent on the node with the sandbox's endpoints and waits until it is
-// ready.
-func startAgent(t *testing.T, s *sandbox.Sandbox, extra ...string) *agentProcess {
+// agentBinaryEnv names another imdsguard binary to run instead of the test binary: the
+// benchmarks compare builds side by side with it (hack/bench-agent.sh).
+const agentBinaryEnv = "IMDSGUARD_BENCH_AGENT"
+
+// imdsguardCommand returns `imdsguard args...` on the node: the test binary re-executed as the
+// CLI, or the binary named by $IMDSGUARD_BENCH_AGENT.
+func imdsguardCommand(t testing.TB, ctx context.Context, s *sandbox.Sandbox, args ...string) *exec.Cmd {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
+	exe := os.Getenv(agentBinaryEnv)
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	args := append([]string{exe, "agent", "--no-kubernetes", "--cloud", "aws,azure,gcp", "--listen", "127.0.0.1:9808", "--log-level", "debug"}, extra...)
+	cmd := s.NodeCommand(ctx, append([]string{exe}, args...)...)
+	cmd.Env = append(os.Environ(), agentEnv+"=1")
+	return cmd
+}
+
+// startAgent starts the agent on the node with the sandbox's endpoints, without the Kubernetes
+// API, and waits until it is ready.
+func startAgent(t testing.TB, s *sandbox.Sandbox, extra ...string) *agentProcess {
+	t.Helper()
+	return startAgentWith(t, s, nil, append([]string{"--no-kubernetes"}, extra...)...)
+}
+
+// startAgentWith starts the agent with args after the common ones and env added to the
+// environment, and waits until it is ready.
+func startAgentWith(t testing.TB, s *sandbox.Sandbox, env []string, extra ...string) *agentProcess {
+	t.Helper()
+	p := launchAgent(t, s, env, extra...)
+	p.waitReady()
+	return p
+}
+
+// launchAgent starts the agent like startAgentWith without waiting for it to be ready.
+func launchAgent(t testing.TB, s *sandbox.Sandbox, env []string, extra ...string) *agentProcess {
+	t.Helper()
 	p := &agentProcess{t: t, s: s, out: &syncBuffer{}, err: make(chan error, 1)}
-	p.cmd = s.NodeCommand(context.Background(), args...)
-	p.cmd.Env = append(os.Environ(), agentEnv+"=1")
+	p.cmd = imdsguardCommand(t, context.Background(), s, append([]string{"agent", "--cloud", "aws,azure,gcp", "--listen", "127.0.0.1:9808", "--log-level", "debug"}, extra...)...)
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// nsenter execs the agent, so the process we signal is the agent itself.
 	if err := p.cmd.Start(); err != nil {
@@ -107,7 +139,6 @@ func startAgent(t *testing.T, s *sandbox.Sandbox, extra ...string) *agentProcess
 			t.Logf("agent output:\n%s", p.out.String())
 		}
 	})
-	p.waitReady()
 	return p
 }
 
@@ -174,7 +205,7 @@ func (p *agentProcess) stop(sig syscall.Signal) error {
 	}
 }
 
-func nodeTable(t *testing.T, s *sandbox.Sandbox) string {
+func nodeTable(t testing.TB, s *sandbox.Sandbox) string {
 	t.Helper()
 	out, err := s.NodeRun(context.Background(), "", "nft", "list", "table", "inet", firewall.TableName)
 	if err != nil {
@@ -458,19 +489,52 @@ func TestBootstrapRulesAdoptedWithoutGap(t *testing.T) {
 	}
 }
 
-// TestAgentWarnsAboutCilium: on a node with Cilium's datapath the agent says loudly that eBPF
-// host routing bypasses its forward rules. (Cilium creates the cilium_host/cilium_net veth pair.)
-func TestAgentWarnsAboutCilium(t *testing.T) {
+// TestAgentDetectsCiliumHostRouting: the agent tells Cilium's host routing mode from the
+// node_config.h Cilium renders in its state directory, also when Cilium appears after the agent
+// started: eBPF host routing (pod traffic bypasses the forward rules) and an unreadable
+// configuration are logged as errors, legacy routing is not. Cilium creates the
+// cilium_host/cilium_net veth pair; here the test does.
+func TestAgentDetectsCiliumHostRouting(t *testing.T) {
 	t.Parallel()
 	s := sandbox.New(t)
+	state := t.TempDir()
+	a := startAgent(t, s, "--resync", "100ms", "--cilium-state-dir", state)
+	if got := a.metric("imdsguard_cilium_detected"); got != 0 {
+		t.Errorf("imdsguard_cilium_detected = %v without Cilium, want 0", got)
+	}
+	routing := func(mode string) string { return fmt.Sprintf("imdsguard_cilium_host_routing{mode=%q}", mode) }
+	expect := func(mode, log string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for a.metric(routing(mode)) != 1 || !strings.Contains(a.out.String(), log) {
+			if time.Now().After(deadline) {
+				t.Fatalf("mode %s not reported (metric %v, log line %q):\n%s", mode, a.metric(routing(mode)), log, a.out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := a.metric("imdsguard_cilium_detected"); got != 1 {
+			t.Errorf("imdsguard_cilium_detected = %v with Cilium, want 1", got)
+		}
+	}
 	if err := s.Node.IP(context.Background(), "link", "add", "cilium_host", "type", "veth", "peer", "name", "cilium_net"); err != nil {
 		t.Fatal(err)
 	}
-	a := startAgent(t, s)
-	if got := a.metric("imdsguard_cilium_detected"); got != 1 {
-		t.Errorf("imdsguard_cilium_detected = %v, want 1", got)
+	expect("unknown", `level=ERROR msg="Cilium detected (cilium_host), but its datapath configuration is not readable here`)
+	nodeConfig := filepath.Join(state, "globals", "node_config.h")
+	if err := os.MkdirAll(filepath.Dir(nodeConfig), 0o750); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(a.out.String(), "level=ERROR") || !strings.Contains(a.out.String(), "eBPF host routing") {
-		t.Errorf("no loud warning about Cilium:\n%s", a.out.String())
+	write := func(defines string) {
+		t.Helper()
+		if err := os.WriteFile(nodeConfig, []byte("#ifndef __NODE_CONFIG__\n#define __NODE_CONFIG__\n"+defines+"#endif\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("#define ENABLE_IPV4 1\n#define ENABLE_HOST_ROUTING 1\n")
+	expect("bpf", `level=ERROR msg="Cilium uses eBPF host routing: pod traffic bypasses netfilter`)
+	write("#define ENABLE_IPV4 1\n")
+	expect("legacy", `level=INFO msg="Cilium uses legacy host routing`)
+	if got := a.metric(routing("bpf")); got != -1 {
+		t.Errorf("the bpf mode is still reported after the switch to legacy: %v", got)
 	}
 }

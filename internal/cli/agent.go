@@ -32,6 +32,7 @@ type agentOptions struct {
 	noKubernetes     bool
 	nodeName         string
 	startupTaint     string
+	ciliumStateDir   string
 	format           string
 	exempt           []agent.PodSelector
 	allowHostNetwork []agent.PodSelector
@@ -45,8 +46,8 @@ func newAgentCommand(g *globalOptions, streams Streams) *cobra.Command {
 		Long: `Run the node agent: it installs nftables table inet imdsguard, which drops traffic
 from pods (forward hook, any CNI) and from hostNetwork pods (output hook, by the
 kubelet's pods cgroup) to the cloud's credential-bearing metadata endpoints,
-watches it (nft monitor and a periodic resync) and restores it when anything
-changes it. It acts on the network namespace it runs in.
+watches it (nf_tables change notifications and a periodic resync) and restores
+it when anything changes it. It acts on the network namespace it runs in.
 
 It fails closed: on SIGTERM, SIGKILL or a crash the rules stay; a restart
 replaces them atomically. "imdsguard agent uninstall" removes them on purpose.
@@ -73,6 +74,7 @@ Serves /metrics, /healthz and /readyz (ready after the first successful sync).`,
 	f.BoolVar(&o.noKubernetes, "no-kubernetes", false, "do not use the Kubernetes API (no pod names, selectors or taint removal)")
 	f.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	f.StringVar(&o.startupTaint, "startup-taint", "", "taint key:Effect to remove from this node once the rules are in place, e.g. imdsguard.io/agent-not-ready:NoSchedule")
+	f.StringVar(&o.ciliumStateDir, "cilium-state-dir", agent.DefaultCiliumStateDir, "the host's Cilium state directory as mounted here: its datapath configuration tells whether eBPF host routing bypasses the forward rules")
 
 	uninstall := &cobra.Command{
 		Use:   "uninstall",
@@ -206,6 +208,8 @@ func runAgent(ctx context.Context, g *globalOptions, streams Streams, flags *pfl
 		Listen:                    o.listen,
 		Backend:                   backend,
 		NodeName:                  o.nodeName,
+		CiliumStateDir:            o.ciliumStateDir,
+		ReleaseStartupMemory:      true,
 	}
 	if o.startupTaint != "" {
 		t, err := agent.ParseTaint(o.startupTaint)

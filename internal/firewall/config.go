@@ -5,8 +5,9 @@
 //
 // The builder is shared by the `agent` command, which applies it, and by `generate`, which
 // writes it out for nodes that load it at boot. Everything in config.go, ruleset.go and
-// iptables.go is a pure function of its input; nftables.go, iptables_apply.go and monitor.go
-// run `nft` and `iptables-restore`.
+// iptables.go is a pure function of its input; nftables.go and iptables_apply.go run `nft -f`
+// and `iptables-restore`, and netlink.go reads the table and follows its changes over nf_tables'
+// netlink interface.
 //
 // Why the rules look the way they do (docs/design/firewall.md):
 //   - forward hook, no interface names: every CNI (eni*, vlan*, cali*, lxc*, veth*, cni0)

@@ -1,23 +1,127 @@
 package firewall
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // NFTables applies rulesets with the nft command-line tool, in the network namespace it runs
-// in, and reads the table back. It talks to the kernel the way knftables does (one `nft -f -`
-// per transaction); knftables renders the transaction.
+// in, and reads the table back over netlink. It talks to the kernel the way knftables does (one
+// `nft -f -` per transaction); knftables renders the transaction.
 type NFTables struct {
-	// Command is the nft command and any prefix (e.g. nsenter); nil means "nft".
+	// Command is the nft command and any prefix; nil means "nft". It must run nft in the
+	// caller's network namespace: Read and Monitor work there, over netlink.
 	Command []string
+	// Standby keeps one `nft -f -` started ahead and waiting for its input, so that a
+	// Replace does not wait for a process to start (exec, dynamic linking and libnftables'
+	// set-up cost 10 ms of CPU or more on a small VM; a repair's whole budget is 100 ms). The
+	// waiting process is idle; Close ends it.
+	Standby bool
+
+	mu      sync.Mutex
+	standby *pendingLoad
+}
+
+// pendingLoad is a started `nft -f -` waiting for its script on standard input.
+type pendingLoad struct {
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	stdout, stderr bytes.Buffer
+}
+
+// startLoad starts `nft -f -`. It is not tied to a context: it may wait for a later Replace.
+func (n *NFTables) startLoad() (*pendingLoad, error) {
+	p := &pendingLoad{cmd: n.command(context.Background(), "-f", "-")}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, &NFTError{Args: []string{"-f", "-"}, Err: err}
+	}
+	return p, nil
+}
+
+// finish hands script to the process and waits for it; ctx ending kills it.
+func (p *pendingLoad) finish(ctx context.Context, script string) error {
+	_, werr := io.WriteString(p.stdin, script)
+	cerr := p.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = p.cmd.Process.Kill()
+		err = errors.Join(ctx.Err(), <-done)
+	}
+	if err == nil && (werr != nil || cerr != nil) {
+		err = errors.Join(werr, cerr)
+	}
+	if err != nil {
+		return &NFTError{Args: []string{"-f", "-"}, Err: err, Stderr: strings.TrimSpace(p.stderr.String())}
+	}
+	return nil
+}
+
+// load runs script with `nft -f -`, through the standby process when there is one, and starts
+// the next standby.
+func (n *NFTables) load(ctx context.Context, script string) error {
+	if !n.Standby {
+		_, err := n.run(ctx, script, "-f", "-")
+		return err
+	}
+	n.mu.Lock()
+	p := n.standby
+	n.standby = nil
+	n.mu.Unlock()
+	defer n.refill()
+	if p != nil {
+		err := p.finish(ctx, script)
+		if err == nil || p.stdout.Len() > 0 || p.stderr.Len() > 0 || ctx.Err() != nil {
+			return err
+		}
+		// It died silently before it got its script (killed while waiting): run afresh.
+	}
+	p, err := n.startLoad()
+	if err != nil {
+		return err
+	}
+	return p.finish(ctx, script)
+}
+
+// refill starts a standby process unless one is waiting.
+func (n *NFTables) refill() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.standby != nil {
+		return
+	}
+	if p, err := n.startLoad(); err == nil {
+		n.standby = p
+	}
+}
+
+// Close ends the standby process, if any. An NFTables stays usable after Close.
+func (n *NFTables) Close() {
+	n.mu.Lock()
+	p := n.standby
+	n.standby = nil
+	n.mu.Unlock()
+	if p != nil {
+		_ = p.stdin.Close() // nft reads an empty script and exits
+		_ = p.cmd.Wait()
+	}
 }
 
 func (n *NFTables) command(ctx context.Context, args ...string) *exec.Cmd {
@@ -69,8 +173,7 @@ func (n *NFTables) Available(ctx context.Context) error {
 
 // Replace loads r, replacing the table in one transaction.
 func (n *NFTables) Replace(ctx context.Context, r *Ruleset) error {
-	_, err := n.run(ctx, r.Script(), "-f", "-")
-	return err
+	return n.load(ctx, r.Script())
 }
 
 // Check asks nft whether r would load, without loading it.
@@ -92,6 +195,9 @@ func (n *NFTables) Delete(ctx context.Context) error {
 type State struct {
 	// Present is false when the table does not exist.
 	Present bool
+	// Generation is the ruleset generation the state was read at (nftables only): every
+	// committed transaction, whoever makes it and whatever table it touches, increments it.
+	Generation uint32
 	// Fingerprint is the table's structure without anything the kernel changes on its own
 	// (handles, counter values, the seen sets' elements): equal fingerprints, equal rules.
 	Fingerprint string
@@ -104,120 +210,18 @@ type State struct {
 	Seen map[netip.Addr]uint64
 }
 
-// Read lists the table and returns its state.
+// Read returns the table's state, read over netlink in the calling process's network
+// namespace, consistently (one ruleset generation).
 func (n *NFTables) Read(ctx context.Context) (*State, error) {
-	out, err := n.run(ctx, "", "--json", "list", "table", "inet", TableName)
-	if notFound(err) {
-		return &State{}, nil
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	c, err := dialNetlink(0)
 	if err != nil {
 		return nil, err
 	}
-	return parseState([]byte(out))
-}
-
-// parseState turns `nft --json list table` output into a State.
-func parseState(data []byte) (*State, error) {
-	var doc struct {
-		Nftables []map[string]map[string]any `json:"nftables"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("parse nft json: %w", err)
-	}
-	st := &State{Present: true, Rules: map[string]int{}, Elements: map[string]int{}, Counters: map[string]uint64{}, Seen: map[netip.Addr]uint64{}}
-	var structure []map[string]any
-	for _, item := range doc.Nftables {
-		for kind, obj := range item {
-			switch kind {
-			case "metainfo":
-				continue
-			case "chain":
-				name, _ := obj["name"].(string)
-				st.Rules[name] += 0
-			case "rule":
-				chain, _ := obj["chain"].(string)
-				st.Rules[chain]++
-			case "counter":
-				name, _ := obj["name"].(string)
-				packets, _ := obj["packets"].(float64)
-				st.Counters[name] = uint64(packets)
-			case "set":
-				name, _ := obj["name"].(string)
-				elems, _ := obj["elem"].([]any)
-				if strings.HasPrefix(name, "seen_") {
-					for _, e := range elems {
-						addr, packets := seenElement(e)
-						if addr.IsValid() {
-							st.Seen[addr] += packets
-						}
-					}
-					obj = withoutKey(obj, "elem")
-				} else {
-					st.Elements[name] = len(elems)
-				}
-			}
-			structure = append(structure, map[string]any{kind: stripState(obj)})
-		}
-	}
-	fp, err := json.Marshal(structure)
-	if err != nil {
-		return nil, err
-	}
-	st.Fingerprint = string(fp)
-	return st, nil
-}
-
-// seenElement reads {"elem": {"val": "10.0.0.1", "counter": {"packets": 3, ...}}} or a bare
-// address.
-func seenElement(e any) (netip.Addr, uint64) {
-	switch v := e.(type) {
-	case string:
-		a, _ := netip.ParseAddr(v)
-		return a, 0
-	case map[string]any:
-		inner, _ := v["elem"].(map[string]any)
-		val, _ := inner["val"].(string)
-		a, _ := netip.ParseAddr(val)
-		var packets float64
-		if c, ok := inner["counter"].(map[string]any); ok {
-			packets, _ = c["packets"].(float64)
-		}
-		return a, uint64(packets)
-	}
-	return netip.Addr{}, 0
-}
-
-func withoutKey(m map[string]any, key string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		if k != key {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// stripState removes, recursively, what changes without anyone editing the table.
-func stripState(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, val := range t {
-			switch k {
-			case "handle", "packets", "bytes", "expires":
-				continue
-			}
-			out[k] = stripState(val)
-		}
-		return out
-	case []any:
-		out := make([]any, len(t))
-		for i, val := range t {
-			out[i] = stripState(val)
-		}
-		return out
-	}
-	return v
+	defer c.Close()
+	return readNetlink(c)
 }
 
 // Matches reports whether the state holds r's structure: every chain with the right number of
@@ -249,42 +253,52 @@ func (st *State) Matches(r *Ruleset) bool {
 	return true
 }
 
-// Monitor runs `nft monitor` and sends on changed after every kernel transaction that touched
-// table inet imdsguard, whoever made it (our own replacements included: the receiver checks
-// the table against what it wants). It returns when ctx ends or nft exits.
+// Monitor subscribes to nf_tables' change notifications (the multicast group `nft monitor`
+// reads) in the calling process's network namespace and sends on changed after every
+// transaction that touched table inet imdsguard, whoever made it (our own replacements included:
+// the receiver checks the table against what it wants), and after any lost notification. It
+// closes ready once subscribed and returns when ctx ends or the socket fails.
 func (n *NFTables) Monitor(ctx context.Context, ready chan<- struct{}, changed chan<- struct{}) error {
-	cmd := n.command(ctx, "monitor")
-	stdout, err := cmd.StdoutPipe()
+	c, err := dialNetlink(1 << (unix.NFNLGRP_NFTABLES - 1))
 	if err != nil {
 		return err
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start nft monitor: %w", err)
-	}
+	// A burst of changes elsewhere (kube-proxy rewriting its table) must not overflow the
+	// socket; when it does anyway, the receiver is told to check.
+	_ = c.SetReadBuffer(4 << 20)
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer func() {
+		if stop() {
+			_ = c.Close()
+		}
+	}()
 	if ready != nil {
 		close(ready)
 	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	touched := false
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.Contains(line, " inet "+TableName+" ") || strings.HasSuffix(line, " inet "+TableName) || strings.HasPrefix(line, "flush ruleset") {
-			touched = true
+	notify := func() {
+		select {
+		case changed <- struct{}{}:
+		default: // a check is already pending
 		}
-		if strings.HasPrefix(line, "# new generation") && touched {
-			touched = false
-			select {
-			case changed <- struct{}{}:
-			default: // a check is already pending
+	}
+	var events tableEvents
+	for {
+		msgs, err := c.Receive()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, unix.ENOBUFS) {
+			events = tableEvents{}
+			notify()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("nf_tables monitor: %w", err)
+		}
+		for _, m := range msgs {
+			if events.feed(m) {
+				notify()
 			}
 		}
 	}
-	err = cmd.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return fmt.Errorf("nft monitor exited: %w: %s", err, strings.TrimSpace(stderr.String()))
 }

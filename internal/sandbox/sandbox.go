@@ -15,12 +15,14 @@ import (
 )
 
 // Addresses of the sandbox's own test hosts, all from the documentation ranges and all inside
-// namespaces the sandbox creates.
+// namespaces the sandbox creates. The cloud's addresses are the node's gateway; anything that
+// listens on them in the cloud namespace is an ordinary destination beyond the node (a bulk
+// receiver for throughput, say).
 var (
 	NodeIPv4  = netip.MustParseAddr("192.0.2.10")
 	NodeIPv6  = netip.MustParseAddr("2001:db8:1::10")
-	cloudIPv4 = netip.MustParseAddr("192.0.2.1")
-	cloudIPv6 = netip.MustParseAddr("2001:db8:1::1")
+	CloudIPv4 = netip.MustParseAddr("192.0.2.1")
+	CloudIPv6 = netip.MustParseAddr("2001:db8:1::1")
 )
 
 // CNI says how a pod is wired to the node.
@@ -33,6 +35,11 @@ const (
 	// Bridge wires a pod like the bridge plugin: a veth enslaved to cni0, the pod in cni0's
 	// subnet with the bridge as its gateway.
 	Bridge CNI = "bridge"
+	// BranchENI wires a pod like the AWS VPC CNI's security groups for pods: a host veth named
+	// vlan*, and the pod's traffic routed by source (an ip rule and a table of its own) out of
+	// the branch ENI's own interface, vlan.eth.N, rather than the node's eth0. This is the case
+	// the EKS guide blocks with `-t mangle -A POSTROUTING -o vlan+`.
+	BranchENI CNI = "branch-eni"
 )
 
 // Sandbox is a node in network namespaces: a cloud namespace serving the metadata endpoints
@@ -88,8 +95,8 @@ func New(t testing.TB) *Sandbox {
 		{"addr", "add", prefix(NodeIPv4, 24), "dev", "eth0"},
 		{"addr", "add", prefix(NodeIPv6, 64), "dev", "eth0", "nodad"},
 		{"link", "set", "eth0", "up"},
-		{"route", "add", "default", "via", cloudIPv4.String()},
-		{"-6", "route", "add", "default", "via", cloudIPv6.String()},
+		{"route", "add", "default", "via", CloudIPv4.String()},
+		{"-6", "route", "add", "default", "via", CloudIPv6.String()},
 		{"link", "add", "cni0", "type", "bridge"},
 		{"addr", "add", "203.0.113.1/24", "dev", "cni0"},
 		{"addr", "add", "2001:db8:200::1/64", "dev", "cni0", "nodad"},
@@ -98,8 +105,8 @@ func New(t testing.TB) *Sandbox {
 		must(s.Node.IP(ctx, c...))
 	}
 	for _, c := range [][]string{
-		{"addr", "add", prefix(cloudIPv4, 24), "dev", "eth0"},
-		{"addr", "add", prefix(cloudIPv6, 64), "dev", "eth0", "nodad"},
+		{"addr", "add", prefix(CloudIPv4, 24), "dev", "eth0"},
+		{"addr", "add", prefix(CloudIPv6, 64), "dev", "eth0", "nodad"},
 		{"link", "set", "eth0", "up"},
 		{"addr", "add", prefix(IMDSv4, 32), "dev", "lo"},
 		{"addr", "add", prefix(WireServer, 32), "dev", "lo"},
@@ -222,6 +229,8 @@ func (s *Sandbox) AddPod(t testing.TB, cni CNI) *Pod {
 		} {
 			must(p.NS.IP(ctx, c...))
 		}
+	case BranchENI:
+		s.addBranchENIPod(t, ctx, p, n)
 	case Bridge:
 		p.HostIface = fmt.Sprintf("veth%s%d", s.ID[:4], s.pods)
 		p.IPv4 = netip.MustParseAddr(fmt.Sprintf("203.0.113.%d", n))
@@ -243,6 +252,72 @@ func (s *Sandbox) AddPod(t testing.TB, cni CNI) *Pod {
 	return p
 }
 
+// addBranchENIPod wires p as a branch-ENI pod: a link of its own to the cloud (vlan.eth.N on the
+// node, trunkN in the cloud, addresses from 198.18.N.0/24 and 2001:db8:18:N::/64), a host veth
+// vlan*, and policy routing that sends the pod's traffic out of vlan.eth.N. On EKS vlan.eth.N is
+// an 802.1Q interface on the trunk ENI; here it is a veth pair with the same name, because what
+// the firewall sees is the egress interface's name and the route, and not every kernel that
+// runs the tests has 802.1Q.
+func (s *Sandbox) addBranchENIPod(t testing.TB, ctx context.Context, p *Pod, n int) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("sandbox %s pod %s: %v", s.ID, p.Name, err)
+		}
+	}
+	vlan := fmt.Sprintf("vlan.eth.%d", n)
+	trunkNode4, trunkCloud4 := fmt.Sprintf("198.18.%d.10", n), fmt.Sprintf("198.18.%d.1", n)
+	trunkNode6, trunkCloud6 := fmt.Sprintf("2001:db8:18:%x::10", n), fmt.Sprintf("2001:db8:18:%x::1", n)
+	table := fmt.Sprint(100 + n)
+	p.HostIface = fmt.Sprintf("vlan%s%d", s.ID[:4], s.pods)
+	p.IPv4 = netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", n))
+	p.IPv6 = netip.MustParseAddr(fmt.Sprintf("2001:db8:100::%x", n))
+
+	cloudLink := fmt.Sprintf("trunk%d", n)
+	for _, c := range [][]string{
+		{"link", "add", vlan, "type", "veth", "peer", "name", cloudLink, "netns", s.Cloud.Name},
+		{"addr", "add", trunkNode4 + "/24", "dev", vlan},
+		{"addr", "add", trunkNode6 + "/64", "dev", vlan, "nodad"},
+		{"link", "set", vlan, "up"},
+		{"link", "add", p.HostIface, "type", "veth", "peer", "name", "eth0", "netns", p.NS.Name},
+	} {
+		must(s.Node.IP(ctx, c...))
+	}
+	must(s.Node.Sysctl(ctx, map[string]string{"net.ipv4.conf." + p.HostIface + ".proxy_arp": "1"}))
+	for _, c := range [][]string{
+		{"addr", "add", "fe80::1/64", "dev", p.HostIface, "nodad"},
+		{"link", "set", p.HostIface, "up"},
+		{"route", "add", prefix(p.IPv4, 32), "dev", p.HostIface, "scope", "link"},
+		{"-6", "route", "add", prefix(p.IPv6, 128), "dev", p.HostIface},
+		{"rule", "add", "from", p.IPv4.String(), "lookup", table},
+		{"-6", "rule", "add", "from", p.IPv6.String(), "lookup", table},
+		{"route", "add", "default", "via", trunkCloud4, "dev", vlan, "table", table},
+		{"-6", "route", "add", "default", "via", trunkCloud6, "dev", vlan, "table", table},
+	} {
+		must(s.Node.IP(ctx, c...))
+	}
+	for _, c := range [][]string{
+		{"addr", "add", trunkCloud4 + "/24", "dev", cloudLink},
+		{"addr", "add", trunkCloud6 + "/64", "dev", cloudLink, "nodad"},
+		{"link", "set", cloudLink, "up"},
+		{"route", "add", prefix(p.IPv4, 32), "via", trunkNode4, "dev", cloudLink},
+		{"-6", "route", "add", prefix(p.IPv6, 128), "via", trunkNode6, "dev", cloudLink},
+	} {
+		must(s.Cloud.IP(ctx, c...))
+	}
+	for _, c := range [][]string{
+		{"addr", "add", prefix(p.IPv4, 32), "dev", "eth0"},
+		{"addr", "add", prefix(p.IPv6, 128), "dev", "eth0", "nodad"},
+		{"link", "set", "eth0", "up"},
+		{"route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"},
+		{"route", "add", "default", "via", "169.254.1.1", "dev", "eth0"},
+		{"-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0"},
+	} {
+		must(p.NS.IP(ctx, c...))
+	}
+}
+
 // HostNetworkPod is a hostNetwork pod: its processes share the node's network namespace and
 // live in a pod cgroup below the sandbox's kubepods.slice.
 type HostNetworkPod struct {
@@ -252,10 +327,17 @@ type HostNetworkPod struct {
 	s      *Sandbox
 }
 
-// AddHostNetworkPod creates a BestEffort pod cgroup, as the kubelet's systemd driver names it.
+// AddHostNetworkPod creates a BestEffort pod cgroup, as the kubelet's systemd driver names it,
+// for a pod with a random UID.
 func (s *Sandbox) AddHostNetworkPod(t testing.TB) *HostNetworkPod {
 	t.Helper()
-	uid := newUID()
+	return s.AddHostNetworkPodUID(t, newUID())
+}
+
+// AddHostNetworkPodUID creates the pod cgroup of the pod with uid, e.g. a Pod object's UID from
+// an API server.
+func (s *Sandbox) AddHostNetworkPodUID(t testing.TB, uid string) *HostNetworkPod {
+	t.Helper()
 	p := &HostNetworkPod{
 		UID:    uid,
 		Cgroup: s.PodsCgroup() + "/kubepods-besteffort.slice/kubepods-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice",

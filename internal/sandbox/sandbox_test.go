@@ -17,7 +17,7 @@ func TestSandboxWithoutFirewall(t *testing.T) {
 	t.Parallel()
 	s := New(t)
 	ctx := context.Background()
-	pods := []*Pod{s.AddPod(t, VPCCNI), s.AddPod(t, Bridge)}
+	pods := []*Pod{s.AddPod(t, VPCCNI), s.AddPod(t, Bridge), s.AddPod(t, BranchENI)}
 	for _, p := range pods {
 		for _, req := range []Request{AWSCredentials, AWSCredentialsIPv6, GCPToken, AzureToken, WireServerGoalState, WireServerHostPlugin, PodIdentity, PodIdentityIPv6} {
 			if err := p.NS.Fetch(ctx, req); err != nil {
