@@ -319,7 +319,7 @@ func (p *parser) operation() (node, error) {
 		return nil, p.fail(t, "unexpected %s: expected a label, has(), all(), global(), '!' or '('", t.describe())
 	}
 	if negated {
-		n = notNode{n}
+		n = negate(n)
 	}
 	return n, nil
 }
@@ -352,4 +352,13 @@ func (p *parser) comparison(label token) (node, error) {
 		return set, nil
 	}
 	return nil, p.fail(op, "expected an operator after label %q (==, !=, in, not in, contains, starts with, ends with), found %s", label.value, op.describe())
+}
+
+// negate negates a node; a negated negation is its operand, so "!(!a == 'x')" and "a == 'x'"
+// have one canonical form.
+func negate(n node) node {
+	if inner, ok := n.(notNode); ok {
+		return inner.operand
+	}
+	return notNode{n}
 }
