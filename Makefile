@@ -26,6 +26,7 @@ bench: build ## benchmarks; figures go to docs/benchmarks.md
 	hack/bench.sh
 	hack/bench-live.sh
 	hack/bench-agent.sh
+	hack/bench-controller.sh
 
 lint: ## gofmt, go vet, golangci-lint
 	hack/lint.sh
