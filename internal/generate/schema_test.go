@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/kubetest"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -19,28 +19,35 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// modCache returns the Go module cache.
-func modCache(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-	if err != nil {
-		t.Fatalf("go env GOMODCACHE: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // crdSchemas returns the published CRD schemas the generated custom resources must conform
-// to, by kind. The Calico CRDs (v3.32.1) live beside the repository in ../shared/crds/calico;
-// the AdminNetworkPolicy and Cilium CRDs ship in their Go modules.
+// to, by kind: the same files the API server tests install (kubetest.CRDFiles: the Calico CRDs
+// beside the repository, the AdminNetworkPolicy and Cilium CRDs from their Go modules).
 func crdSchemas(t *testing.T) map[string]string {
 	t.Helper()
-	cache := modCache(t)
-	return map[string]string{
-		"Tier":                           filepath.Join("..", "..", "..", "shared", "crds", "calico", "projectcalico.org_tiers.yaml"),
-		"GlobalNetworkPolicy":            filepath.Join("..", "..", "..", "shared", "crds", "calico", "projectcalico.org_globalnetworkpolicies.yaml"),
-		"AdminNetworkPolicy":             filepath.Join(cache, "sigs.k8s.io", "network-policy-api@v0.1.7", "config", "crd", "standard", "policy.networking.k8s.io_adminnetworkpolicies.yaml"),
-		"CiliumClusterwideNetworkPolicy": filepath.Join(cache, "github.com", "cilium", "cilium@v1.20.2", "pkg", "k8s", "apis", "cilium.io", "client", "crds", "v2", "ciliumclusterwidenetworkpolicies.yaml"),
+	files := map[string]string{}
+	for kind, want := range map[string]struct {
+		set  kubetest.CRDSet
+		name string
+	}{
+		"Tier":                           {kubetest.Calico, "projectcalico.org_tiers.yaml"},
+		"GlobalNetworkPolicy":            {kubetest.Calico, "projectcalico.org_globalnetworkpolicies.yaml"},
+		"AdminNetworkPolicy":             {kubetest.AdminNetworkPolicy, "policy.networking.k8s.io_adminnetworkpolicies.yaml"},
+		"CiliumClusterwideNetworkPolicy": {kubetest.Cilium, "ciliumclusterwidenetworkpolicies.yaml"},
+	} {
+		paths, err := kubetest.CRDFiles(want.set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range paths {
+			if filepath.Base(p) == want.name {
+				files[kind] = p
+			}
+		}
+		if files[kind] == "" {
+			t.Fatalf("no %s among the %s CRDs %v", want.name, want.set, paths)
+		}
 	}
+	return files
 }
 
 // strictSchema turns a CRD's structural OpenAPI schema into a JSON Schema that also refuses
@@ -82,7 +89,7 @@ func compileCRD(t *testing.T, path string) *jsonschema.Schema {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("CRD not available here (%v): schema not checked", err)
+		t.Fatal(err)
 	}
 	var crd struct {
 		Spec struct {
