@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -307,11 +309,16 @@ func podOf(p *corev1.Pod) Pod {
 	return pod
 }
 
+// taintRetry outlasts the node's other writers (kubelet, labellers, autoscalers): an update
+// conflicts whenever any of them wrote in between, so a busy node needs more than client-go's
+// default five attempts.
+var taintRetry = wait.Backoff{Steps: 30, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Cap: time.Second}
+
 // RemoveTaint implements NodeTainter: read, filter, update, retried on conflict so a
 // concurrent change to the node (another taint, a label) is never lost.
 func (k *Kube) RemoveTaint(ctx context.Context, node string, t Taint) (bool, error) {
 	removed := false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(taintRetry, func() error {
 		n, err := k.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			return err
