@@ -79,10 +79,11 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 		lo, hi := p*len(all)/parts, (p+1)*len(all)/parts
 		wg.Go(func() {
 			tally := map[policy.Reason]*broadUse{}
+			texts := &reachTexts{}
 			var fs []Finding
 			for _, u := range all[lo:hi] {
 				ns := nsByName[r.Subjects[u[0]].Namespace]
-				fs = appendReachFindings(fs, r, u, ns, tally)
+				fs = appendReachFindings(fs, r, u, ns, tally, texts)
 				fs = appendAddonFindings(fs, r, u)
 				fs = appendIdentityFindings(fs, r, inv, u)
 			}
@@ -204,6 +205,48 @@ func reachRemedy(eps []endpoint.Endpoint, ep endpoint.Endpoint, ns *NamespaceSum
 	return ""
 }
 
+// reachTexts keeps the parts of reach findings' texts that repeat, by endpoint and reason:
+// thousands of workloads share a few reasons. One per goroutine.
+type reachTexts struct {
+	reaches, remedies map[reachKey]string
+}
+
+type reachKey struct {
+	endpoint int
+	reason   policy.Reason
+}
+
+// reach returns "NAME (DESTINATION): REASON" for endpoint j.
+func (t *reachTexts) reach(eps []endpoint.Endpoint, j int, v policy.Verdict) string {
+	k := reachKey{j, v.DecidedBy}
+	s, ok := t.reaches[k]
+	if !ok {
+		s = fmt.Sprintf("%s (%s): %s", eps[j].Name, eps[j].Destination(), v.DecidedBy)
+		if t.reaches == nil {
+			t.reaches = map[reachKey]string{}
+		}
+		t.reaches[k] = s
+	}
+	return s
+}
+
+// remedy returns reachRemedy's text for endpoint j.
+func (t *reachTexts) remedy(eps []endpoint.Endpoint, j int, ns *NamespaceSummary, v policy.Verdict) string {
+	if v.DecidedBy.Tier == policy.TierDefault {
+		return ns.remedy // per namespace
+	}
+	k := reachKey{j, v.DecidedBy}
+	s, ok := t.remedies[k]
+	if !ok {
+		s = reachRemedy(eps, eps[j], ns, v)
+		if t.remedies == nil {
+			t.remedies = map[reachKey]string{}
+		}
+		t.remedies[k] = s
+	}
+	return s
+}
+
 // broadUse aggregates the uses of one broad allow rule.
 type broadUse struct {
 	namespace string
@@ -213,7 +256,7 @@ type broadUse struct {
 
 // appendReachFindings appends, for one unit, reachable credential endpoints, hostNetwork,
 // WireServer, IPv6 gaps and blocked keep-reachable endpoints.
-func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary, broad map[policy.Reason]*broadUse) []Finding {
+func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary, broad map[policy.Reason]*broadUse, texts *reachTexts) []Finding {
 	var host, pod unit
 	for _, i := range u {
 		if r.Subjects[i].Spec.HostNetwork {
@@ -249,8 +292,8 @@ func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary,
 				}
 				out = append(out, Finding{Rule: rule, Severity: rule.Severity, Namespace: ns.Name,
 					Objects: objects(r, g), Endpoints: []string{ep.Name},
-					Message:     fmt.Sprintf("%s can reach %s (%s): %s", describe(r, g), ep.Name, ep.Destination(), v.DecidedBy),
-					Remediation: reachRemedy(r.Endpoints, ep, ns, v)})
+					Message:     describe(r, g) + " can reach " + texts.reach(r.Endpoints, j, v),
+					Remediation: texts.remedy(r.Endpoints, j, ns, v)})
 				if v.DecidedBy.Broad {
 					b := broad[v.DecidedBy]
 					if b == nil {
@@ -405,7 +448,7 @@ func describe(r *Report, g unit) string {
 	if template {
 		what = "template and " + what
 	}
-	return fmt.Sprintf("%s %s/%s (%s)", s.Workload.Kind, s.Namespace, s.Workload.Name, what)
+	return s.Workload.Kind + " " + s.Namespace + "/" + s.Workload.Name + " (" + what + ")"
 }
 
 // gapRemedy says how to close a gap: grant the read, or evaluate the policies another way.

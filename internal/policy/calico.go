@@ -79,10 +79,24 @@ type calicoRule struct {
 	// cluster.
 	endpointPeers []string
 	notSelector   string // destination.notSelector: an outside address is no selected endpoint
+	// family holds, for IPv4 ([0]) and IPv6 ([1]), what the rule becomes once rendered for
+	// that family (familyNets).
+	family [2]calicoFamilyRule
+	// protocolText describes the protocol match in a reason ("protocol TCP").
+	protocolText string
 	// source conditions, checked against the pod itself (the source of its egress)
 	srcSelector, srcNotSelector, srcNamespaceSelector *calicoselector.Selector
 	srcSANames                                        []string
 	srcSASelector                                     *calicoselector.Selector
+}
+
+// calicoFamilyRule is a rule's destination nets for one address family.
+type calicoFamilyRule struct {
+	nets, notNets []netip.Prefix
+	// dropped is set when nets or notNets were given but hold no net of the family: the rule
+	// does not apply to the family at all.
+	dropped     bool
+	notNetsText string
 }
 
 // calicoProtocol is a rule's protocol: a name Calico knows or a number.
@@ -327,6 +341,19 @@ func compileCalicoRule(r *calicov3.Rule, field string, errs, unsupported *fieldE
 	df, sf := field+".destination", field+".source"
 	rule.nets = compileCalicoNets(d.Nets, df+".nets", rule.ipVersion, errs)
 	rule.notNets = compileCalicoNets(d.NotNets, df+".notNets", rule.ipVersion, errs)
+	for f, addr := range [2]netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+		fr := &rule.family[f]
+		var droppedNets, droppedNotNets bool
+		fr.nets, droppedNets = familyNets(rule.nets, addr)
+		fr.notNets, droppedNotNets = familyNets(rule.notNets, addr)
+		fr.dropped = droppedNets || droppedNotNets
+		if len(fr.notNets) > 0 {
+			fr.notNetsText = "notNets " + prefixList(fr.notNets)
+		}
+	}
+	if rule.protocol != nil {
+		rule.protocolText = "protocol " + rule.protocol.String()
+	}
 	rule.ports = compileCalicoPorts(d.Ports, df+".ports", errs)
 	rule.notPorts = compileCalicoPorts(d.NotPorts, df+".notPorts", errs)
 	if (len(d.Ports) > 0 || len(d.NotPorts) > 0 || len(s.Ports) > 0 || len(s.NotPorts) > 0) && (rule.protocol == nil || !rule.protocol.supportsPorts()) {
@@ -549,25 +576,34 @@ func (r *calicoRule) match(e *calicoEndpoint, ep *endpoint.Endpoint, explain boo
 	case !r.sourceMatches(e):
 		return miss(func() string { return "the pod is not in the rule's source" })
 	}
-	nets, dropped := familyNets(r.nets, addr)
-	if dropped {
+	fr := &r.family[1]
+	if addr.Is4() {
+		fr = &r.family[0]
+	}
+	nets, notNets := fr.nets, fr.notNets
+	if fr.dropped {
 		return miss(func() string {
-			return fmt.Sprintf("nets %s hold no IPv%d net: the rule does not apply to IPv%d", prefixList(r.nets), ipv(addr), ipv(addr))
+			list, name := r.notNets, "notNets"
+			if len(r.nets) > 0 && len(nets) == 0 {
+				list, name = r.nets, "nets"
+			}
+			return fmt.Sprintf("%s %s hold no IPv%d net: the rule does not apply to IPv%d", name, prefixList(list), ipv(addr), ipv(addr))
 		})
 	}
-	notNets, dropped := familyNets(r.notNets, addr)
-	if dropped {
-		return miss(func() string {
-			return fmt.Sprintf("notNets %s hold no IPv%d net: the rule does not apply to IPv%d", prefixList(r.notNets), ipv(addr), ipv(addr))
-		})
+	// parts describe what matched; they are joined into the reason's peer only on a match.
+	var parts [6]string
+	n := 0
+	if r.protocol != nil {
+		parts[n] = r.protocolText
+		n++
 	}
-	var parts []string
 	if len(nets) > 0 {
 		in := false
-		for _, n := range nets {
-			if n.Contains(addr) {
-				in, broad = true, n.Bits() == 0
-				parts = append(parts, "nets "+n.String())
+		for _, net := range nets {
+			if net.Contains(addr) {
+				in, broad = true, net.Bits() == 0
+				parts[n] = "nets " + net.String()
+				n++
 				break
 			}
 		}
@@ -575,13 +611,14 @@ func (r *calicoRule) match(e *calicoEndpoint, ep *endpoint.Endpoint, explain boo
 			return miss(func() string { return fmt.Sprintf("%s is not in nets %s", addr, prefixList(nets)) })
 		}
 	}
-	for _, n := range notNets {
-		if n.Contains(addr) {
-			return miss(func() string { return fmt.Sprintf("notNets %s excludes %s", n, addr) })
+	for _, net := range notNets {
+		if net.Contains(addr) {
+			return miss(func() string { return fmt.Sprintf("notNets %s excludes %s", net, addr) })
 		}
 	}
 	if len(notNets) > 0 {
-		parts = append(parts, "notNets "+prefixList(notNets))
+		parts[n] = fr.notNetsText
+		n++
 	}
 	if len(r.endpointPeers) > 0 {
 		return miss(func() string {
@@ -593,7 +630,8 @@ func (r *calicoRule) match(e *calicoEndpoint, ep *endpoint.Endpoint, explain boo
 		for _, p := range r.ports {
 			if p.matches(ep.Port) {
 				in = true
-				parts = append(parts, "port "+p.String())
+				parts[n] = "port " + p.String()
+				n++
 				break
 			}
 		}
@@ -608,17 +646,16 @@ func (r *calicoRule) match(e *calicoEndpoint, ep *endpoint.Endpoint, explain boo
 			return miss(func() string { return fmt.Sprintf("notPorts %s excludes %d", p, ep.Port) })
 		}
 	}
-	if r.protocol != nil {
-		parts = append([]string{"protocol " + r.protocol.String()}, parts...)
-	}
 	if r.notSelector != "" {
-		parts = append(parts, "notSelector "+r.notSelector)
+		parts[n] = "notSelector " + r.notSelector
+		n++
 	}
 	if len(nets) == 0 && len(notNets) == 0 {
 		broad = true
-		parts = append(parts, "any destination")
+		parts[n] = "any destination"
+		n++
 	}
-	return true, strings.Join(parts, ", "), broad, ""
+	return true, strings.Join(parts[:n], ", "), broad, ""
 }
 
 func ipv(a netip.Addr) int {

@@ -81,13 +81,13 @@ func (m *Model) bindCalicoNamespace(ns *namespaceIndex) {
 			sortName: ns.name + "/knp.default." + name, netpol: p})
 	}
 	nsLabels := &calicoNamedLabels{ns.labels, ns.name}
-	for _, p := range m.calicoPolicies {
-		if p.namespace != "" && p.namespace != ns.name {
-			continue
-		}
+	for _, p := range m.calicoGlobal {
 		if p.namespaceSelector != nil && !p.namespaceSelector.Matches(nsLabels) {
 			continue
 		}
+		out = append(out, calicoMember{tier: m.calicoTiers[p.tier], order: p.order, sortName: p.sortName, calico: p})
+	}
+	for _, p := range ns.calicoPolicies {
 		out = append(out, calicoMember{tier: m.calicoTiers[p.tier], order: p.order, sortName: p.sortName, calico: p})
 	}
 	slices.SortStableFunc(out, func(a, b calicoMember) int { return compareMembers(&a, &b) })
@@ -102,7 +102,12 @@ type calicoBound struct {
 	selecting []*calicoMember
 	// denials caches, per tier, the reason of its default Deny when no except entry is
 	// involved: it depends on the selecting policies only, not on the endpoint.
-	denials map[*calicoTier]Reason
+	denials []tierDenial
+}
+
+type tierDenial struct {
+	tier   *calicoTier
+	reason Reason
 }
 
 func (t calicoEngine) bind(ns *namespaceIndex, s Subject, tr *tracer) boundTier {
@@ -179,7 +184,9 @@ func (b *calicoBound) decideTier(members []*calicoMember, ep *endpoint.Endpoint,
 				return o, r, false
 			}
 			if r.Action == actionPass {
-				tr.add(TierCalico, c.calico.name, r.Rule, "Pass via %s: skip the rest of tier %s", r.Peer, tier.name)
+				if tr != nil {
+					tr.add(TierCalico, c.calico.name, r.Rule, "Pass via %s: skip the rest of tier %s", r.Peer, tier.name)
+				}
 				return next, Reason{}, true
 			}
 		case c.netpol != nil:
@@ -196,26 +203,32 @@ func (b *calicoBound) decideTier(members []*calicoMember, ep *endpoint.Endpoint,
 				return o, r, false
 			}
 			if r.Action == actionPass {
-				tr.add(c.adminTier, c.admin.policy.name, r.Rule, "Pass via %s: skip the rest of tier %s", r.Peer, tier.name)
+				if tr != nil {
+					tr.add(c.adminTier, c.admin.policy.name, r.Rule, "Pass via %s: skip the rest of tier %s", r.Peer, tier.name)
+				}
 				return next, Reason{}, true
 			}
 		}
 	}
 	if tier.defaultAction == actionPass {
-		tr.add(TierCalico, "", NoRule, "end of tier %s: no policy decided %s; the tier's default action is Pass", tier.name, ep.Destination())
+		if tr != nil {
+			tr.add(TierCalico, "", NoRule, "end of tier %s: no policy decided %s; the tier's default action is Pass", tier.name, ep.Destination())
+		}
 		return next, Reason{}, true
 	}
-	tr.add(TierCalico, "", NoRule, "end of tier %s: %d policies select the pod and none allowed %s; the tier's default action is Deny", tier.name, len(members), ep.Destination())
-	if r, ok := b.denials[tier]; ok && excepted == nil {
-		return deny, r, false
+	if tr != nil {
+		tr.add(TierCalico, "", NoRule, "end of tier %s: %d policies select the pod and none allowed %s; the tier's default action is Deny", tier.name, len(members), ep.Destination())
 	}
-	r = denial(tier, members, excepted)
-	if excepted == nil {
-		if b.denials == nil {
-			b.denials = map[*calicoTier]Reason{}
+	if excepted != nil {
+		return deny, denial(tier, members, excepted), false
+	}
+	for _, d := range b.denials {
+		if d.tier == tier {
+			return deny, d.reason, false
 		}
-		b.denials[tier] = r
 	}
+	r = denial(tier, members, nil)
+	b.denials = append(b.denials, tierDenial{tier, r})
 	return deny, r, false
 }
 
@@ -262,15 +275,21 @@ func (b *calicoBound) decideCalico(p *calicoPolicy, ep *endpoint.Endpoint, tr *t
 		reason := Reason{Tier: TierCalico, Kind: p.kind, CalicoTier: p.tier, Policy: p.name, Rule: i, Action: r.action, Peer: peer}
 		switch r.action {
 		case actionLog:
-			tr.add(TierCalico, p.name, i, "Log via %s: logged, evaluation goes on", peer)
+			if tr != nil {
+				tr.add(TierCalico, p.name, i, "Log via %s: logged, evaluation goes on", peer)
+			}
 		case actionPass:
 			return next, reason
 		case ActionAllow:
-			tr.add(TierCalico, p.name, i, "Allow via %s: final", peer)
+			if tr != nil {
+				tr.add(TierCalico, p.name, i, "Allow via %s: final", peer)
+			}
 			reason.Broad = broad
 			return allow, reason
 		default:
-			tr.add(TierCalico, p.name, i, "Deny via %s: final", peer)
+			if tr != nil {
+				tr.add(TierCalico, p.name, i, "Deny via %s: final", peer)
+			}
 			return deny, reason
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
+	"slices"
 	"runtime"
 	"sync"
 
@@ -25,6 +26,7 @@ type Model struct {
 	calico          bool
 	calicoTiers     map[string]*calicoTier
 	calicoPolicies  []*calicoPolicy
+	calicoGlobal    []*calicoPolicy // the GlobalNetworkPolicies of calicoPolicies
 	serviceAccounts map[string]map[string]string
 
 	// Cilium: the CiliumClusterwideNetworkPolicy rules that govern pod egress, by policy name.
@@ -72,6 +74,8 @@ type namespaceIndex struct {
 	// calicoMembers are, with Calico, every policy that may select the namespace's pods, in
 	// evaluation order.
 	calicoMembers []calicoMember
+	// calicoPolicies are, with Calico, the namespace's own Calico NetworkPolicies.
+	calicoPolicies []*calicoPolicy
 	// ciliumSpecs are, with Cilium, the rules of the namespace's CiliumNetworkPolicies, by
 	// policy name.
 	ciliumSpecs []*ciliumSpec
@@ -98,9 +102,12 @@ func Compile(inv *inventory.Inventory) *Model {
 			m.serviceAccounts[key] = sa.ServiceAccount.Labels
 		}
 		for _, p := range m.calicoPolicies {
-			if p.namespace != "" {
-				m.namespace(p.namespace)
+			if p.namespace == "" {
+				m.calicoGlobal = append(m.calicoGlobal, p)
+				continue
 			}
+			ns := m.namespace(p.namespace)
+			ns.calicoPolicies = append(ns.calicoPolicies, p)
 		}
 	}
 	switch {
@@ -336,6 +343,9 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) [][]Ver
 			// memo maps what a verdict depends on to the subjects evaluated with it so far;
 			// the label hash is checked by comparing the labels themselves.
 			memo := map[memoKey][]int{}
+			// Pods with different labels mostly get the same verdicts as the pod before
+			// them: such a row is shared too, and the fresh one reused for the next pod.
+			var last, fresh []Verdict
 			for i := lo; i < hi; i++ {
 				s := &subjects[i]
 				k := memoKey{namespace: s.Namespace, serviceAccount: s.serviceAccount(), hostNetwork: s.HostNetwork, labels: labelHash(seed, s.Labels)}
@@ -344,8 +354,15 @@ func (m *Model) EvaluateAll(subjects []Subject, eps []endpoint.Endpoint) [][]Ver
 					continue
 				}
 				memo[k] = append(memo[k], i)
-				out[i] = make([]Verdict, len(eps))
-				m.Evaluate(*s, eps, out[i])
+				if fresh == nil {
+					fresh = make([]Verdict, len(eps))
+				}
+				m.Evaluate(*s, eps, fresh)
+				if slices.Equal(fresh, last) {
+					out[i] = last
+					continue
+				}
+				out[i], last, fresh = fresh, fresh, nil
 			}
 		})
 	}
