@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
-	"slices"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
