@@ -46,9 +46,13 @@ var newObject = map[kindKey]func() any{
 	{calicov3.GroupVersion, "GlobalNetworkPolicy"}:                      func() any { return &calicov3.GlobalNetworkPolicy{} },
 	{calicov3.GroupVersion, "NetworkPolicy"}:                            func() any { return &calicov3.NetworkPolicy{} },
 	{calicov3.GroupVersion, "Tier"}:                                     func() any { return &calicov3.Tier{} },
+	{calicov3.GroupVersion, "GlobalNetworkSet"}:                         func() any { return &calicov3.GlobalNetworkSet{} },
+	{calicov3.GroupVersion, "NetworkSet"}:                               func() any { return &calicov3.NetworkSet{} },
 	{calicov3.StorageGroupVersion, "GlobalNetworkPolicy"}:               func() any { return &calicov3.GlobalNetworkPolicy{} },
 	{calicov3.StorageGroupVersion, "NetworkPolicy"}:                     func() any { return &calicov3.NetworkPolicy{} },
 	{calicov3.StorageGroupVersion, "Tier"}:                              func() any { return &calicov3.Tier{} },
+	{calicov3.StorageGroupVersion, "GlobalNetworkSet"}:                  func() any { return &calicov3.GlobalNetworkSet{} },
+	{calicov3.StorageGroupVersion, "NetworkSet"}:                        func() any { return &calicov3.NetworkSet{} },
 	{ciliumv2.GroupVersion, "CiliumNetworkPolicy"}:                      func() any { return &ciliumv2.CiliumNetworkPolicy{} },
 	{ciliumv2.GroupVersion, "CiliumClusterwideNetworkPolicy"}:           func() any { return &ciliumv2.CiliumClusterwideNetworkPolicy{} },
 }
@@ -56,7 +60,7 @@ var newObject = map[kindKey]func() any{
 // clusterScoped kinds have no namespace.
 var clusterScoped = map[string]bool{
 	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true,
-	"GlobalNetworkPolicy": true, "Tier": true, "CiliumClusterwideNetworkPolicy": true,
+	"GlobalNetworkPolicy": true, "Tier": true, "GlobalNetworkSet": true, "CiliumClusterwideNetworkPolicy": true,
 }
 
 // evaluatedKinds maps the kinds imdsguard evaluates to the apiVersion to suggest when one is read
@@ -69,6 +73,7 @@ var evaluatedKinds = func() map[string]string {
 		}
 	}
 	m["GlobalNetworkPolicy"], m["Tier"] = calicov3.GroupVersion, calicov3.GroupVersion
+	m["GlobalNetworkSet"], m["NetworkSet"] = calicov3.GroupVersion, calicov3.GroupVersion
 	return m
 }()
 
@@ -78,7 +83,7 @@ var evaluatedKinds = func() map[string]string {
 func suggestedVersion(apiVersion, kind string) (string, bool) {
 	want, known := evaluatedKinds[kind]
 	if group, _, _ := strings.Cut(apiVersion, "/"); strings.HasSuffix(group, "projectcalico.org") &&
-		(kind == "NetworkPolicy" || kind == "GlobalNetworkPolicy" || kind == "Tier") {
+		(kind == "NetworkPolicy" || kind == "GlobalNetworkPolicy" || kind == "Tier" || kind == "GlobalNetworkSet" || kind == "NetworkSet") {
 		return calicov3.GroupVersion + " or " + calicov3.StorageGroupVersion, true
 	}
 	return want, known
@@ -232,6 +237,10 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.CalicoNetworkPolicies, b.foreign, CalicoNetworkPolicyKind, o.Namespace, o.Name, src, &CalicoNetworkPolicy{Policy: o, Source: src})
 	case *calicov3.Tier:
 		upsert(b, &b.inv.CalicoTiers, b.foreign, "Tier", "", o.Name, src, &CalicoTier{Tier: o, Source: src})
+	case *calicov3.GlobalNetworkSet:
+		upsert(b, &b.inv.CalicoGlobalNetworkSets, b.foreign, "GlobalNetworkSet", "", o.Name, src, &CalicoGlobalNetworkSet{Set: o, Source: src})
+	case *calicov3.NetworkSet:
+		upsert(b, &b.inv.CalicoNetworkSets, b.foreign, "NetworkSet", o.Namespace, o.Name, src, &CalicoNetworkSet{Set: o, Source: src})
 	case *ciliumv2.CiliumNetworkPolicy:
 		upsert(b, &b.inv.CiliumNetworkPolicies, b.foreign, "CiliumNetworkPolicy", o.Namespace, o.Name, src, &CiliumNetworkPolicy{Policy: o, Source: src})
 	case *ciliumv2.CiliumClusterwideNetworkPolicy:
@@ -351,6 +360,9 @@ func (b *builder) finish() {
 	}
 	for _, np := range inv.CalicoNetworkPolicies {
 		reference(np.Policy.Namespace, np.Source, CalicoNetworkPolicyKind+" "+np.Policy.Name)
+	}
+	for _, ns := range inv.CalicoNetworkSets {
+		reference(ns.Set.Namespace, ns.Source, "NetworkSet "+ns.Set.Name)
 	}
 	for _, np := range inv.CiliumNetworkPolicies {
 		reference(np.Policy.Namespace, np.Source, "CiliumNetworkPolicy "+np.Policy.Name)

@@ -161,6 +161,18 @@ type CalicoNetworkPolicy struct {
 	Source Source
 }
 
+// CalicoGlobalNetworkSet is a Calico GlobalNetworkSet.
+type CalicoGlobalNetworkSet struct {
+	Set    *calicov3.GlobalNetworkSet
+	Source Source
+}
+
+// CalicoNetworkSet is a namespaced Calico NetworkSet.
+type CalicoNetworkSet struct {
+	Set    *calicov3.NetworkSet
+	Source Source
+}
+
 // CalicoTier is a Calico Tier.
 type CalicoTier struct {
 	Tier   *calicov3.Tier
@@ -198,6 +210,8 @@ type Inventory struct {
 	CalicoGlobalNetworkPolicies      []*CalicoGlobalNetworkPolicy
 	CalicoNetworkPolicies            []*CalicoNetworkPolicy
 	CalicoTiers                      []*CalicoTier
+	CalicoGlobalNetworkSets          []*CalicoGlobalNetworkSet
+	CalicoNetworkSets                []*CalicoNetworkSet
 	CiliumNetworkPolicies            []*CiliumNetworkPolicy
 	CiliumClusterwideNetworkPolicies []*CiliumClusterwideNetworkPolicy
 	// Nodes are read for their cloud provider only.
@@ -227,6 +241,7 @@ func (inv *Inventory) Objects() int {
 	n := len(inv.Pods) + len(inv.Workloads) + len(inv.ServiceAccounts) + len(inv.NetworkPolicies) +
 		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies) +
 		len(inv.CalicoGlobalNetworkPolicies) + len(inv.CalicoNetworkPolicies) + len(inv.CalicoTiers) +
+		len(inv.CalicoGlobalNetworkSets) + len(inv.CalicoNetworkSets) +
 		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies)
 	for _, ns := range inv.Namespaces {
 		if !ns.Synthesized {

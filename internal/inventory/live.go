@@ -59,7 +59,7 @@ var (
 	// since Calico 3.29, or the Calico API server) and the crd.projectcalico.org/v1 storage CRDs.
 	// Only one is read, so an object is never counted twice.
 	calicoGroupVersions = []schema.GroupVersion{{Group: "projectcalico.org", Version: "v3"}, {Group: "crd.projectcalico.org", Version: "v1"}}
-	calicoResources     = []string{"tiers", "globalnetworkpolicies", "networkpolicies"}
+	calicoResources     = []string{"tiers", "globalnetworkpolicies", "networkpolicies", "globalnetworksets", "networksets"}
 	ciliumGroupVersion  = schema.GroupVersion{Group: "cilium.io", Version: "v2"}
 	ciliumResources     = []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}
 )
@@ -69,6 +69,7 @@ const (
 	affectsEverything = "every verdict: policies of this kind allow or deny egress"
 	affectsPods       = "running pods are not audited (reachability, hostNetwork, IPv6 gaps, add-ons, identity)"
 	affectsWorkloads  = "workload pod templates of this kind are not audited"
+	affectsSets       = "every verdict that a Calico rule's destination selector or notSelector decides: network sets hold the addresses they select"
 )
 
 // lister reads one resource page by page into objs.
@@ -277,7 +278,11 @@ func dynamicListers(dyn dynamic.Interface, gv schema.GroupVersion, resources []s
 	out := make([]*lister, 0, len(resources))
 	for _, r := range resources {
 		res := dyn.Resource(gv.WithResource(r))
-		out = append(out, &lister{resource: r + "." + gv.Group + "/" + gv.Version, affects: affectsEverything,
+		affects := affectsEverything
+		if strings.HasSuffix(r, "networksets") {
+			affects = affectsSets
+		}
+		out = append(out, &lister{resource: r + "." + gv.Group + "/" + gv.Version, affects: affects,
 			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }})
 	}
 	return out

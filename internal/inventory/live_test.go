@@ -180,7 +180,7 @@ func TestLoadClusterForbiddenIsAGap(t *testing.T) {
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"adminnetworkpolicies", "baselineadminnetworkpolicies"}, Verbs: []string{"list"}},
-		{APIGroups: []string{"projectcalico.org", "crd.projectcalico.org"}, Resources: []string{"tiers", "globalnetworkpolicies", "networkpolicies"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"projectcalico.org", "crd.projectcalico.org"}, Resources: []string{"tiers", "globalnetworkpolicies", "networkpolicies", "globalnetworksets", "networksets"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"cilium.io"}, Resources: []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}, Verbs: []string{"list"}},
 	}}
 	must[*rbacv1.ClusterRole](t)(c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}))
@@ -225,8 +225,8 @@ func TestLoadClusterForbiddenIsAGap(t *testing.T) {
 	}
 }
 
-// TestLoadClusterCalicoAndCilium: Calico tiers and policies and Cilium policies are read from
-// the cluster through the same decoder as manifests.
+// TestLoadClusterCalicoAndCilium: Calico tiers, policies and network sets and Cilium policies
+// are read from the cluster through the same decoder as manifests, with no gap.
 func TestLoadClusterCalicoAndCilium(t *testing.T) {
 	cp := cluster(t)
 	ctx := testContext(t)
@@ -256,6 +256,28 @@ spec:
   enableDefaultDeny: {egress: false, ingress: false}
   egressDeny:
   - toCIDR: [169.254.169.254/32]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata:
+  name: live-metadata-endpoints
+  labels: {role: metadata}
+spec:
+  nets: [169.254.169.254/32, "fd00:ec2::254/128"]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: live-calico}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata:
+  name: external-database
+  namespace: live-calico
+  labels: {role: db}
+spec:
+  nets: [198.51.100.0/28, 203.0.113.0/24]
+  allowedEgressDomains: [db.example.com]
 `)))
 	applier := must[*kubetest.Applier](t)(kubetest.NewApplier(cp.Config("admin")))
 	if err := applier.Apply(ctx, objs, false); err != nil {
@@ -277,6 +299,23 @@ spec:
 	}
 	if !slices.ContainsFunc(inv.CiliumClusterwideNetworkPolicies, func(p *CiliumClusterwideNetworkPolicy) bool { return p.Policy.Name == "live-deny-imds" }) {
 		t.Error("CiliumClusterwideNetworkPolicy not read")
+	}
+	i := slices.IndexFunc(inv.CalicoGlobalNetworkSets, func(g *CalicoGlobalNetworkSet) bool { return g.Set.Name == "live-metadata-endpoints" })
+	if i < 0 {
+		t.Errorf("Calico GlobalNetworkSet not read: %d read", len(inv.CalicoGlobalNetworkSets))
+	} else if g := inv.CalicoGlobalNetworkSets[i].Set; g.Namespace != "" || g.Labels["role"] != "metadata" ||
+		!slices.Equal(g.Spec.Nets, []string{"169.254.169.254/32", "fd00:ec2::254/128"}) || len(g.ManagedFields) != 0 {
+		t.Errorf("Calico GlobalNetworkSet read as namespace %q, labels %v, nets %v, %d managedFields", g.Namespace, g.Labels, g.Spec.Nets, len(g.ManagedFields))
+	}
+	i = slices.IndexFunc(inv.CalicoNetworkSets, func(n *CalicoNetworkSet) bool { return n.Set.Name == "external-database" })
+	if i < 0 {
+		t.Errorf("Calico NetworkSet not read: %d read", len(inv.CalicoNetworkSets))
+	} else if n := inv.CalicoNetworkSets[i].Set; n.Namespace != "live-calico" || n.Labels["role"] != "db" ||
+		!slices.Equal(n.Spec.Nets, []string{"198.51.100.0/28", "203.0.113.0/24"}) || !slices.Equal(n.Spec.AllowedEgressDomains, []string{"db.example.com"}) {
+		t.Errorf("Calico NetworkSet read as namespace %q, labels %v, nets %v, domains %v", n.Namespace, n.Labels, n.Spec.Nets, n.Spec.AllowedEgressDomains)
+	}
+	if ns := inv.Namespaces["live-calico"]; ns == nil || ns.Synthesized {
+		t.Errorf("namespace live-calico = %+v, want read from the cluster", ns)
 	}
 }
 

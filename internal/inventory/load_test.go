@@ -669,6 +669,118 @@ metadata:
 			},
 		},
 		{
+			name: "Calico GlobalNetworkSets and NetworkSets of both API groups land in the inventory with their labels and nets; a GlobalNetworkSet loses a namespace",
+			files: map[string]string{"sets.yaml": shopNamespace + // 1-3
+				"---\n" + // 4
+				"apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\n" + // 5-6
+				"metadata: {name: metadata-endpoints, namespace: ignored, labels: {role: metadata}}\n" + // 7
+				"spec: {nets: [169.254.169.254/32, \"fd00:ec2::254/128\"]}\n" + // 8
+				"---\n" + // 9
+				"apiVersion: crd.projectcalico.org/v1\nkind: GlobalNetworkSet\n" + // 10-11
+				"metadata: {name: cloud-dns, labels: {role: dns}}\n" + // 12
+				"spec: {nets: [169.254.169.253/32]}\n" + // 13
+				"---\n" + // 14
+				"apiVersion: projectcalico.org/v3\nkind: NetworkSet\n" + // 15-16
+				"metadata: {name: db, namespace: shop, labels: {role: db}}\n" + // 17
+				"spec: {nets: [198.51.100.0/28, 203.0.113.0/24], allowedEgressDomains: [db.example.com]}\n" + // 18
+				"---\n" + // 19
+				"apiVersion: crd.projectcalico.org/v1\nkind: NetworkSet\n" + // 20-21
+				"metadata: {name: cache, namespace: shop, labels: {role: cache, tier: backend}}\n" + // 22
+				"spec: {nets: [192.0.2.10]}\n", // 23
+			},
+			want: loadWant{files: 1, docs: 5, namespaces: []string{"shop"}},
+			check: func(t *testing.T, inv *Inventory) {
+				var got []string
+				for _, g := range inv.CalicoGlobalNetworkSets {
+					got = append(got, fmt.Sprintf("GlobalNetworkSet %q/%s %v %v at document %d",
+						g.Set.Namespace, g.Set.Name, g.Set.Labels, g.Set.Spec.Nets, g.Source.Document))
+				}
+				for _, n := range inv.CalicoNetworkSets {
+					got = append(got, fmt.Sprintf("NetworkSet %q/%s %v %v %v at document %d",
+						n.Set.Namespace, n.Set.Name, n.Set.Labels, n.Set.Spec.Nets, n.Set.Spec.AllowedEgressDomains, n.Source.Document))
+				}
+				sameList(t, "network sets", got, []string{
+					`GlobalNetworkSet ""/metadata-endpoints map[role:metadata] [169.254.169.254/32 fd00:ec2::254/128] at document 2`,
+					`GlobalNetworkSet ""/cloud-dns map[role:dns] [169.254.169.253/32] at document 3`,
+					`NetworkSet "shop"/db map[role:db] [198.51.100.0/28 203.0.113.0/24] [db.example.com] at document 4`,
+					`NetworkSet "shop"/cache map[role:cache tier:backend] [192.0.2.10] [] at document 5`,
+				})
+				if inv.Objects() != 5 {
+					t.Errorf("Objects() = %d, want 5 (a namespace and four network sets)", inv.Objects())
+				}
+			},
+		},
+		{
+			name: "a NetworkSet of an undeclared namespace synthesizes it, and one without metadata.namespace is in default, as a Calico NetworkPolicy is",
+			files: map[string]string{"sets.yaml": `apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: db, namespace: payments, labels: {role: db}}
+spec: {nets: [198.51.100.0/28]}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: NetworkSet
+metadata: {name: bare}
+spec: {nets: [192.0.2.0/24]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: bare}
+spec: {selector: all(), types: [Egress]}
+`},
+			want: loadWant{
+				files: 1, docs: 3,
+				namespaces: []string{"default*", "payments*"},
+				warnings: []string{
+					// Calico NetworkPolicies are referenced before NetworkSets.
+					defaultNS + " (first referenced by NetworkPolicy.projectcalico.org bare at ",
+					`namespace "payments" is not declared in the input (first referenced by NetworkSet db at `,
+				},
+			},
+			check: func(t *testing.T, inv *Inventory) {
+				if len(inv.CalicoNetworkSets) != 2 || len(inv.CalicoNetworkPolicies) != 1 {
+					t.Fatalf("%d NetworkSets, %d Calico NetworkPolicies; want 2 and 1", len(inv.CalicoNetworkSets), len(inv.CalicoNetworkPolicies))
+				}
+				if ns, np := inv.CalicoNetworkSets[1].Set.Namespace, inv.CalicoNetworkPolicies[0].Policy.Namespace; ns != "default" || np != "default" {
+					t.Errorf("without metadata.namespace: NetworkSet in %q, Calico NetworkPolicy in %q; want both in default", ns, np)
+				}
+				want := map[string]string{"kubernetes.io/metadata.name": "payments"}
+				if ns := inv.Namespaces["payments"]; fmt.Sprint(ns.Labels) != fmt.Sprint(want) || ns.Source.Document != 1 {
+					t.Errorf("synthesized namespace payments: labels %v from document %d, want %v from document 1", ns.Labels, ns.Source.Document, want)
+				}
+				if inv.Objects() != 3 {
+					t.Errorf("Objects() = %d, want 3 (synthesized namespaces are not objects)", inv.Objects())
+				}
+			},
+		},
+		{
+			name:  "a NetworkSet alone without metadata.namespace synthesizes default",
+			files: map[string]string{"set.yaml": "apiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {name: bare}\nspec: {nets: [192.0.2.0/24]}\n"},
+			want: loadWant{
+				files: 1, docs: 1,
+				namespaces: []string{"default*"},
+				warnings:   []string{defaultNS + " (first referenced by NetworkSet bare at "},
+			},
+		},
+		{
+			name: "the same GlobalNetworkSet read from both Calico groups is one object: the later one is used",
+			files: map[string]string{"dup.yaml": `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: imds}
+spec: {nets: [169.254.169.254/32]}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkSet
+metadata: {name: imds}
+spec: {nets: [169.254.169.254/32, 169.254.170.2/32]}
+`},
+			want: loadWant{files: 1, docs: 2, warnings: []string{"GlobalNetworkSet/imds read twice ("}},
+			check: func(t *testing.T, inv *Inventory) {
+				if len(inv.CalicoGlobalNetworkSets) != 1 || len(inv.CalicoGlobalNetworkSets[0].Set.Spec.Nets) != 2 {
+					t.Errorf("want the later copy only: %+v", inv.CalicoGlobalNetworkSets)
+				}
+			},
+		},
+		{
 			name: "an object read twice is replaced in place by the later copy, with a warning naming both places",
 			files: map[string]string{
 				"a.yaml": shopNamespace + "---\n" + pod("shop", "web") + "---\n" + pod("shop", "other"),

@@ -39,9 +39,10 @@ const (
 	// Cilium is cilium.io/v2 CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy, from the
 	// cilium module.
 	Cilium CRDSet = "cilium"
-	// Calico is projectcalico.org/v3 GlobalNetworkPolicy, NetworkPolicy and Tier (release
-	// v3.32.1, from ../shared/crds/calico beside the repository; a structural schema of our own in
-	// testdata/calico when that folder is absent).
+	// Calico is projectcalico.org/v3 GlobalNetworkPolicy, NetworkPolicy, Tier,
+	// GlobalNetworkSet and NetworkSet: Calico's own CRDs (release v3.32.1) from
+	// ../shared/crds/calico beside the repository, and a structural schema of our own in
+	// testdata/calico for each one that folder does not hold (every one when it is absent).
 	Calico CRDSet = "calico"
 )
 
@@ -74,11 +75,27 @@ func CRDFiles(set CRDSet) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		dir := filepath.Join(root, "..", "shared", "crds", "calico")
-		if _, err := os.Stat(dir); err != nil {
-			dir = filepath.Join(root, "internal", "kubetest", "testdata", "calico")
+		const pattern = "projectcalico.org_*.yaml"
+		// A missing shared folder globs to nothing: every file then comes from testdata.
+		shared, err := filepath.Glob(filepath.Join(root, "..", "shared", "crds", "calico", pattern))
+		if err != nil {
+			return nil, err
 		}
-		return filepath.Glob(filepath.Join(dir, "projectcalico.org_*.yaml"))
+		own, err := filepath.Glob(filepath.Join(root, "internal", "kubetest", "testdata", "calico", pattern))
+		if err != nil {
+			return nil, err
+		}
+		have := map[string]bool{}
+		for _, f := range shared {
+			have[filepath.Base(f)] = true
+		}
+		files := shared
+		for _, f := range own {
+			if !have[filepath.Base(f)] {
+				files = append(files, f)
+			}
+		}
+		return files, nil
 	}
 	return nil, fmt.Errorf("kubetest: unknown CRD set %q", set)
 }

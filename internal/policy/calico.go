@@ -74,11 +74,9 @@ type calicoRule struct {
 	notNets   []netip.Prefix
 	ports     []calicoPort
 	notPorts  []calicoPort
-	// endpointPeers counts positive destination matches that select endpoints (selector,
-	// namespaceSelector, serviceAccounts, services): they never match an address outside the
-	// cluster.
-	endpointPeers []string
-	notSelector   string // destination.notSelector: an outside address is no selected endpoint
+	// dst is the rule's destination selection: an address outside the cluster matches it only
+	// through the network sets it selects.
+	dst calicoDestination
 	// family holds, for IPv4 ([0]) and IPv6 ([1]), what the rule becomes once rendered for
 	// that family (familyNets).
 	family [2]calicoFamilyRule
@@ -243,12 +241,14 @@ func calicoEgress(types []string, egressRules int) bool {
 	return false
 }
 
-// calicoSpec is what a GlobalNetworkPolicy and a NetworkPolicy share.
+// calicoSpec is what a GlobalNetworkPolicy and a NetworkPolicy share, and the network sets
+// their rules may select.
 type calicoSpec struct {
 	tier, selector, saSelector string
 	order                      *float64
 	types                      []string
 	egress                     []calicov3.Rule
+	sets                       []*calicoNetworkSet
 }
 
 // compileCalicoPolicy validates a Calico policy as Calico's API would and compiles its egress
@@ -277,7 +277,7 @@ func compileCalicoPolicy(p *calicoPolicy, spec calicoSpec, errs, unsupported *fi
 		errs.add("spec.types", "at most 2 types may be given")
 	}
 	for i := range spec.egress {
-		p.rules = append(p.rules, compileCalicoRule(&spec.egress[i], fmt.Sprintf("spec.egress[%d]", i), errs, unsupported))
+		p.rules = append(p.rules, compileCalicoRule(&spec.egress[i], fmt.Sprintf("spec.egress[%d]", i), p.namespace, spec.sets, errs, unsupported))
 	}
 	if !calicoEgress(spec.types, len(spec.egress)) {
 		return nil
@@ -285,7 +285,7 @@ func compileCalicoPolicy(p *calicoPolicy, spec calicoSpec, errs, unsupported *fi
 	return p
 }
 
-func compileCalicoRule(r *calicov3.Rule, field string, errs, unsupported *fieldErrors) calicoRule {
+func compileCalicoRule(r *calicov3.Rule, field, namespace string, sets []*calicoNetworkSet, errs, unsupported *fieldErrors) calicoRule {
 	rule := calicoRule{action: Action(r.Action)}
 	switch rule.action {
 	case ActionAllow, ActionDeny, actionPass, actionLog:
@@ -362,25 +362,7 @@ func compileCalicoRule(r *calicov3.Rule, field string, errs, unsupported *fieldE
 	if d.Services != nil && (len(d.Ports) > 0 || len(d.NotPorts) > 0) {
 		errs.add(df+".services", "ports and notPorts cannot be specified with services")
 	}
-	if d.Selector != "" {
-		parseCalicoSelector(d.Selector, df+".selector", errs)
-		rule.endpointPeers = append(rule.endpointPeers, "selector "+d.Selector)
-	}
-	if d.NamespaceSelector != "" {
-		parseCalicoSelector(d.NamespaceSelector, df+".namespaceSelector", errs)
-		rule.endpointPeers = append(rule.endpointPeers, "namespaceSelector "+d.NamespaceSelector)
-	}
-	if d.NotSelector != "" {
-		parseCalicoSelector(d.NotSelector, df+".notSelector", errs)
-		rule.notSelector = d.NotSelector
-	}
-	if d.ServiceAccounts != nil {
-		parseCalicoSelector(d.ServiceAccounts.Selector, df+".serviceAccounts.selector", errs)
-		rule.endpointPeers = append(rule.endpointPeers, "serviceAccounts")
-	}
-	if d.Services != nil {
-		rule.endpointPeers = append(rule.endpointPeers, "services "+d.Services.Namespace+"/"+d.Services.Name)
-	}
+	rule.dst = compileCalicoDestination(d, df, namespace, sets, errs)
 	// The source of an egress rule is the pod itself: its selectors are checked against the
 	// pod; its addresses and ports (the pod's IP, an ephemeral port) are not in the manifests.
 	compileCalicoNets(s.Nets, sf+".nets", rule.ipVersion, errs)
@@ -591,7 +573,7 @@ func (r *calicoRule) match(e *calicoEndpoint, ep *endpoint.Endpoint, explain boo
 		})
 	}
 	// parts describe what matched; they are joined into the reason's peer only on a match.
-	var parts [6]string
+	var parts [7]string
 	n := 0
 	if r.protocol != nil {
 		parts[n] = r.protocolText
@@ -620,9 +602,25 @@ func (r *calicoRule) match(e *calicoEndpoint, ep *endpoint.Endpoint, explain boo
 		parts[n] = fr.notNetsText
 		n++
 	}
-	if len(r.endpointPeers) > 0 {
+	if r.dst.services != "" {
 		return miss(func() string {
-			return fmt.Sprintf("destination %s selects endpoints, never an address outside the cluster", strings.Join(r.endpointPeers, ", "))
+			return fmt.Sprintf("destination services %s selects the Service's endpoints, never an address outside the cluster", r.dst.services)
+		})
+	}
+	var selected *calicoNetworkSet
+	if r.dst.selects {
+		if selected = r.dst.selected.containing(addr); selected == nil {
+			return miss(func() string {
+				return fmt.Sprintf("destination %s selects %s, and %s is in none of them", r.dst.text, r.dst.selected.describe(), addr)
+			})
+		}
+		if n, _ := selected.holding(addr); n.Bits() == 0 {
+			broad = true
+		}
+	}
+	if set := r.dst.excluded.containing(addr); set != nil {
+		return miss(func() string {
+			return fmt.Sprintf("destination notSelector %s selects %s, which holds %s", r.dst.notSelector, set.ref(), addr)
 		})
 	}
 	if len(r.ports) > 0 {
@@ -646,11 +644,15 @@ func (r *calicoRule) match(e *calicoEndpoint, ep *endpoint.Endpoint, explain boo
 			return miss(func() string { return fmt.Sprintf("notPorts %s excludes %d", p, ep.Port) })
 		}
 	}
-	if r.notSelector != "" {
-		parts[n] = "notSelector " + r.notSelector
+	if selected != nil {
+		parts[n] = r.dst.text + " (" + selected.ref() + ")"
 		n++
 	}
-	if len(nets) == 0 && len(notNets) == 0 {
+	if r.dst.notSelector != "" {
+		parts[n] = "notSelector " + r.dst.notSelector
+		n++
+	}
+	if len(nets) == 0 && len(notNets) == 0 && selected == nil {
 		broad = true
 		parts[n] = "any destination"
 		n++
@@ -738,6 +740,7 @@ func compileCalico(inv *inventory.Inventory, m *Model) {
 		}
 		m.calicoPolicies = append(m.calicoPolicies, p)
 	}
+	sets := compileCalicoNetworkSets(inv, m)
 	for _, g := range inv.CalicoGlobalNetworkPolicies {
 		var errs, unsupported fieldErrors
 		spec := &g.Policy.Spec
@@ -760,7 +763,7 @@ func compileCalico(inv *inventory.Inventory, m *Model) {
 		p := &calicoPolicy{kind: "GlobalNetworkPolicy", name: g.Policy.Name, sortName: g.Policy.Name, applyOnForward: spec.ApplyOnForward}
 		p.namespaceSelector = parseCalicoSelector(spec.NamespaceSelector, "spec.namespaceSelector", &errs)
 		p = compileCalicoPolicy(p, calicoSpec{tier: spec.Tier, selector: spec.Selector, saSelector: spec.ServiceAccountSelector,
-			order: spec.Order, types: spec.Types, egress: spec.Egress}, &errs, &unsupported)
+			order: spec.Order, types: spec.Types, egress: spec.Egress, sets: sets}, &errs, &unsupported)
 		if len(errs) == 0 && (spec.DoNotTrack || spec.PreDNAT) {
 			what := "doNotTrack"
 			if spec.PreDNAT {
@@ -783,7 +786,7 @@ func compileCalico(inv *inventory.Inventory, m *Model) {
 		p := &calicoPolicy{kind: inventory.CalicoNetworkPolicyKind, name: n.Policy.Namespace + "/" + n.Policy.Name,
 			namespace: n.Policy.Namespace, sortName: n.Policy.Namespace + "/" + n.Policy.Name}
 		p = compileCalicoPolicy(p, calicoSpec{tier: spec.Tier, selector: spec.Selector, saSelector: spec.ServiceAccountSelector,
-			order: spec.Order, types: spec.Types, egress: spec.Egress}, &errs, &unsupported)
+			order: spec.Order, types: spec.Types, egress: spec.Egress, sets: sets}, &errs, &unsupported)
 		add(p, ref, errs, unsupported)
 	}
 }

@@ -1,8 +1,8 @@
 package policy_test
 
 // Differential test for Calico: random clusters of the differential generator with Calico
-// tiers, GlobalNetworkPolicies, NetworkPolicies and service accounts added, evaluated by
-// policy.Model and by the Calico reference evaluator (calico_reference_test.go).
+// tiers, GlobalNetworkPolicies, NetworkPolicies, service accounts, GlobalNetworkSets and
+// NetworkSets added, evaluated by policy.Model and by the Calico reference evaluator (calico_reference_test.go).
 
 import (
 	"fmt"
@@ -27,6 +27,8 @@ type calicoCluster struct {
 	tiers  []*calicov3.Tier
 	gnps   []*calicov3.GlobalNetworkPolicy
 	nps    []*calicov3.NetworkPolicy
+	gnss   []*calicov3.GlobalNetworkSet
+	nss    []*calicov3.NetworkSet
 	sels   refCalicoSelectors
 }
 
@@ -44,6 +46,12 @@ func (c *calicoCluster) inventory() *inventory.Inventory {
 	}
 	for _, p := range c.nps {
 		inv.CalicoNetworkPolicies = append(inv.CalicoNetworkPolicies, &inventory.CalicoNetworkPolicy{Policy: p})
+	}
+	for _, s := range c.gnss {
+		inv.CalicoGlobalNetworkSets = append(inv.CalicoGlobalNetworkSets, &inventory.CalicoGlobalNetworkSet{Set: s})
+	}
+	for _, s := range c.nss {
+		inv.CalicoNetworkSets = append(inv.CalicoNetworkSets, &inventory.CalicoNetworkSet{Set: s})
 	}
 	return inv
 }
@@ -72,6 +80,15 @@ var (
 	}
 	calicoNamespaceVocab = diffVocab{{"env", []string{"prod", "dev"}}, {"team", []string{"a", "b"}}, {"projectcalico.org/name", []string{"prod", "team-a"}}}
 	calicoSAVocab        = diffVocab{{"role", []string{"ci"}}, {"projectcalico.org/name", []string{"default", "runner"}}}
+	// calicoNetworkSetVocab is what network sets are labelled with: keys of calicoSelectorVocab
+	// that are not reserved for what Calico adds.
+	calicoNetworkSetVocab = calicoSelectorVocab[:3]
+	// calicoNetworkSetNets are the nets of network sets: the metadata addresses (as CIDRs and as
+	// bare addresses), their ranges, a whole family and ranges that hold no metadata address.
+	calicoNetworkSetNets = []string{
+		"169.254.169.254/32", "169.254.0.0/16", "169.254.170.2/32", "fd00:ec2::254/128", "0.0.0.0/0",
+		"10.0.0.0/8", "203.0.113.0/24", "169.254.169.254", "fd00:ec2::254", "168.63.129.16/32", "fd00:ec2::/64",
+	}
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -104,6 +121,19 @@ func (g *diffGen) calicoSelector(sels refCalicoSelectors, v diffVocab) string {
 	src := s.String()
 	sels[src] = s
 	return src
+}
+
+// calicoNamespaceSelector returns a random namespace selector of an entity rule.
+func (g *diffGen) calicoNamespaceSelector(sels refCalicoSelectors) string {
+	if g.chance(0.35) {
+		return diffPick(g, []string{"global()", "all()"})
+	}
+	return g.calicoSelector(sels, calicoNamespaceVocab)
+}
+
+// calicoNets returns 1 to 3 distinct nets for a network set.
+func (g *diffGen) calicoNets() []string {
+	return diffPickDistinct(g, calicoNetworkSetNets, g.n(1, 3))
 }
 
 func (g *diffGen) calicoRule(sels refCalicoSelectors) calicov3.Rule {
@@ -160,14 +190,34 @@ func (g *diffGen) calicoRule(sels refCalicoSelectors) calicov3.Rule {
 	if portsOK && g.chance(0.15) {
 		r.Destination.NotPorts = []intstr.IntOrString{intstr.FromInt32(diffPick(g, diffPorts))}
 	}
+	if g.chance(0.3) {
+		// The destination's selectors, which select network sets.
+		d := &r.Destination
+		if g.chance(0.55) {
+			d.Selector = g.calicoSelector(sels, calicoSelectorVocab)
+		}
+		if g.chance(0.35) {
+			d.NotSelector = g.calicoSelector(sels, calicoSelectorVocab)
+		}
+		if g.chance(0.3) {
+			d.NamespaceSelector = g.calicoNamespaceSelector(sels)
+		}
+		if g.chance(0.1) {
+			// Names, a selector or both; a selector alone is matched by Calico against a
+			// network set's (absent) pcsa. labels.
+			d.ServiceAccounts = &calicov3.ServiceAccountMatch{}
+			if g.chance(0.6) {
+				d.ServiceAccounts.Names = diffPickDistinct(g, calicoSAs[1:], g.n(1, 2))
+			}
+			if len(d.ServiceAccounts.Names) == 0 || g.chance(0.4) {
+				d.ServiceAccounts.Selector = g.calicoSelector(sels, calicoSAVocab)
+			}
+		}
+	}
 	switch x := g.r.Float64(); {
-	case x < 0.06:
-		r.Destination.Selector = g.calicoSelector(sels, calicoSelectorVocab)
-	case x < 0.12:
-		r.Destination.NotSelector = g.calicoSelector(sels, calicoSelectorVocab)
-	case x < 0.2:
+	case x < 0.08:
 		r.Source.Selector = g.calicoSelector(sels, calicoSelectorVocab)
-	case x < 0.24:
+	case x < 0.12:
 		r.Source.NotSelector = g.calicoSelector(sels, calicoSelectorVocab)
 	}
 	return r
@@ -248,6 +298,16 @@ func diffCalicoGenerate(seed uint64) *calicoCluster {
 		p.Spec.Types, p.Spec.Egress = g.calicoRules(c.sels)
 		c.nps = append(c.nps, p)
 	}
+	for i := range g.n(0, 3) {
+		s := &calicov3.GlobalNetworkSet{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gns%d", i), Labels: g.labels(calicoNetworkSetVocab)}}
+		s.Spec.Nets = g.calicoNets()
+		c.gnss = append(c.gnss, s)
+	}
+	for i := range g.n(0, 3) {
+		s := &calicov3.NetworkSet{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ns%d", i), Namespace: diffPick(g, c.base.Namespaces).Name, Labels: g.labels(calicoNetworkSetVocab)}}
+		s.Spec.Nets = g.calicoNets()
+		c.nss = append(c.nss, s)
+	}
 	return c
 }
 
@@ -288,7 +348,7 @@ func TestCalicoDifferential(t *testing.T) {
 					failures++
 					if failures <= diffReported {
 						_, steps := m.Explain(s, []endpoint.Endpoint{ep})
-						t.Errorf("seed %d: pod %s (sa %q), endpoint %s: %s\nreference: %+v\ntrace:\n%v\nGNPs:\n%s\nNPs:\n%s", seed, c.base.Pods[i], s.ServiceAccount, ep, why, want, steps[0], describeCalico(c.gnps), describeCalico(c.nps))
+						t.Errorf("seed %d: pod %s (sa %q), endpoint %s: %s\nreference: %+v\ntrace:\n%v\nGNPs:\n%s\nNPs:\n%s\nnetwork sets and namespaces:\n%s", seed, c.base.Pods[i], s.ServiceAccount, ep, why, want, steps[0], describeCalico(c.gnps), describeCalico(c.nps), c.describeSets())
 					}
 				}
 			}
@@ -303,6 +363,21 @@ func TestCalicoDifferential(t *testing.T) {
 			t.Errorf("outcome %q reached %d times: the generator no longer exercises it (%v)", k, st.Outcomes[k], st.Outcomes)
 		}
 	}
+}
+
+// describeSets lists the network sets and the namespaces whose labels they inherit.
+func (c *calicoCluster) describeSets() string {
+	var out string
+	for _, s := range c.gnss {
+		out += fmt.Sprintf("  GlobalNetworkSet %s labels %v nets %v\n", s.Name, s.Labels, s.Spec.Nets)
+	}
+	for _, s := range c.nss {
+		out += fmt.Sprintf("  NetworkSet %s/%s labels %v nets %v\n", s.Namespace, s.Name, s.Labels, s.Spec.Nets)
+	}
+	for _, ns := range c.base.Namespaces {
+		out += fmt.Sprintf("  Namespace %s labels %v\n", ns.Name, ns.Labels)
+	}
+	return out
 }
 
 func describeCalico[T any](ps []T) string {

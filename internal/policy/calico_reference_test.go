@@ -8,6 +8,7 @@ package policy_test
 import (
 	"cmp"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -199,6 +200,13 @@ func refCalicoEvaluate(inv *inventory.Inventory, sels refCalicoSelectors, pod po
 	for k, v := range saLabels {
 		saNamed[k] = v
 	}
+	var networkSets []refCalicoNetworkSet
+	sets := func() []refCalicoNetworkSet { // read once, when a rule first needs them
+		if networkSets == nil {
+			networkSets = refCalicoNetworkSets(inv)
+		}
+		return networkSets
+	}
 
 	var entries []refEntry
 	for _, p := range inv.AdminNetworkPolicies {
@@ -270,7 +278,7 @@ func refCalicoEvaluate(inv *inventory.Inventory, sels refCalicoSelectors, pod po
 		entries = append(entries, refEntry{tier: tier, order: o, name: full, calico: true, policy: full, tierKind: policy.TierCalico,
 			rules: func() (string, int, []refRule) {
 				for i := range egress {
-					if !refCalicoRuleMatches(&egress[i], sels, labels, ep) {
+					if !refCalicoRuleMatches(&egress[i], sets, sels, namespace, labels, ep) {
 						continue
 					}
 					if egress[i].Action == "Log" {
@@ -365,8 +373,9 @@ func refCalicoEgress(types []string, egressRules int) bool {
 // ports are pods' ports); selector, namespaceSelector and serviceAccounts select endpoints;
 // notSelector excludes them; the source of an egress rule is the pod." The dataplane renders a
 // rule per IP version with only that version's nets, and drops it for a version that a nets or
-// notNets list has no entry of.
-func refCalicoRuleMatches(r *calicov3.Rule, sels refCalicoSelectors, labels map[string]string, ep endpoint.Endpoint) bool {
+// notNets list has no entry of. The destination's selectors are matched against the network
+// sets by refCalicoDestinationSelected; namespace is the policy's ("" for a global policy).
+func refCalicoRuleMatches(r *calicov3.Rule, sets func() []refCalicoNetworkSet, sels refCalicoSelectors, namespace string, labels map[string]string, ep endpoint.Endpoint) bool {
 	family := 4
 	if ep.Address.Is6() {
 		family = 6
@@ -413,7 +422,10 @@ func refCalicoRuleMatches(r *calicov3.Rule, sels refCalicoSelectors, labels map[
 	if slices.ContainsFunc(notNets, func(n string) bool { return refCIDRContains(n, ep.Address) }) {
 		return false
 	}
-	if d.Selector != "" || d.NamespaceSelector != "" || d.ServiceAccounts != nil || d.Services != nil {
+	if d.Services != nil {
+		return false // "services: the endpoints of a Kubernetes Service", all inside the cluster
+	}
+	if !refCalicoDestinationSelected(d, sets, sels, namespace, ep.Address) {
 		return false
 	}
 	portIn := func(p intstr.IntOrString) bool {
@@ -442,4 +454,142 @@ func refCalicoRuleMatches(r *calicov3.Rule, sels refCalicoSelectors, labels map[
 		return false
 	}
 	return true
+}
+
+// refCalicoNetworkSet is a GlobalNetworkSet or NetworkSet with its labels as selectors see them.
+type refCalicoNetworkSet struct {
+	name   string
+	labels map[string]string
+	nets   []string
+}
+
+// refCalicoNetworkSets: "A GlobalNetworkSet carries its own labels. A NetworkSet carries its own
+// labels plus projectcalico.org/namespace: <namespace>, and inherits its namespace profile's
+// labels: pcns.<key> for each label of the namespace and pcns.projectcalico.org/name:
+// <namespace> (its own labels win over inherited ones)."
+func refCalicoNetworkSets(inv *inventory.Inventory) []refCalicoNetworkSet {
+	out := []refCalicoNetworkSet{}
+	for _, g := range inv.CalicoGlobalNetworkSets {
+		labels := map[string]string{}
+		for k, v := range g.Set.Labels {
+			labels[k] = v
+		}
+		out = append(out, refCalicoNetworkSet{name: g.Set.Name, labels: labels, nets: g.Set.Spec.Nets})
+	}
+	for _, n := range inv.CalicoNetworkSets {
+		ns := n.Set.Namespace
+		labels := map[string]string{}
+		for k, v := range refNamespaceLabels(inv, ns) {
+			labels["pcns."+k] = v
+		}
+		labels["pcns.projectcalico.org/name"] = ns
+		for k, v := range n.Set.Labels {
+			labels[k] = v
+		}
+		labels["projectcalico.org/namespace"] = ns
+		out = append(out, refCalicoNetworkSet{name: ns + "/" + n.Set.Name, labels: labels, nets: n.Set.Spec.Nets})
+	}
+	return out
+}
+
+// refCalicoNetContains: "nets: IP addresses or CIDRs"; an address is its own /32 or /128.
+func refCalicoNetContains(n string, addr netip.Addr) bool {
+	if !strings.Contains(n, "/") {
+		a, err := netip.ParseAddr(n)
+		if err != nil {
+			return false
+		}
+		n += "/" + strconv.Itoa(a.BitLen())
+	}
+	return refCIDRContains(n, addr)
+}
+
+// refCalicoPrefixedMatches evaluates a selector written over namespace (pcns.) or service account
+// (pcsa.) labels against an endpoint's labels: "the selector's labels are those of the
+// endpoint's namespace / service account".
+func refCalicoPrefixedMatches(sels refCalicoSelectors, src, prefix string, labels map[string]string) bool {
+	view := map[string]string{}
+	for k, v := range labels {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			view[rest] = v
+		}
+	}
+	return sels.matches(src, view)
+}
+
+// refCalicoDestinationSelected decides an egress rule's destination selectors for an address
+// outside the cluster, which only a network set can hold (pods never have a metadata address):
+//
+//	"namespaceSelector: the endpoints in the namespaces it selects; all() selects every
+//	namespaced endpoint, global() only non-namespaced ones (global network sets). In a
+//	NetworkPolicy, no namespaceSelector means the policy's namespace; in a
+//	GlobalNetworkPolicy, any namespace and non-namespaced resources. serviceAccounts: the
+//	endpoints running as those service accounts (names AND selector). selector: the endpoints
+//	it selects. The namespace condition joins the others as soon as any selector field
+//	(selector, serviceAccounts, notSelector or namespaceSelector) is set. notSelector: the
+//	endpoints it selects are excluded, in any namespace."
+func refCalicoDestinationSelected(d *calicov3.EntityRule, networkSets func() []refCalicoNetworkSet, sels refCalicoSelectors, namespace string, addr netip.Addr) bool {
+	if d.Selector == "" && d.NotSelector == "" && d.NamespaceSelector == "" && d.ServiceAccounts == nil {
+		return true // no selector field: no condition (the shortcut only saves reading the sets)
+	}
+	sets := networkSets()
+	holds := func(s refCalicoNetworkSet) bool {
+		return slices.ContainsFunc(s.nets, func(n string) bool { return refCalicoNetContains(n, addr) })
+	}
+	// notSelector (rule 5): raw, never namespaced.
+	if d.NotSelector != "" {
+		for _, s := range sets {
+			if sels.matches(d.NotSelector, s.labels) && holds(s) {
+				return false
+			}
+		}
+	}
+	// The namespace condition (rule 1).
+	var nsCond func(map[string]string) bool
+	switch {
+	case d.NamespaceSelector != "":
+		nsCond = func(l map[string]string) bool {
+			_, namespaced := l["projectcalico.org/namespace"]
+			switch strings.TrimSpace(d.NamespaceSelector) {
+			case "all()":
+				return namespaced
+			case "global()":
+				return !namespaced
+			}
+			return refCalicoPrefixedMatches(sels, d.NamespaceSelector, "pcns.", l)
+		}
+	case namespace != "":
+		nsCond = func(l map[string]string) bool { return l["projectcalico.org/namespace"] == namespace }
+	}
+	// The endpoint conditions (rule 2): service accounts, then the selector.
+	var conds []func(map[string]string) bool
+	if sa := d.ServiceAccounts; sa != nil && (sa.Selector != "" || len(sa.Names) > 0) {
+		conds = append(conds, func(l map[string]string) bool {
+			if sa.Selector != "" && !refCalicoPrefixedMatches(sels, sa.Selector, "pcsa.", l) {
+				return false
+			}
+			if len(sa.Names) > 0 {
+				v, ok := l["projectcalico.org/serviceaccount"]
+				return ok && slices.Contains(sa.Names, v)
+			}
+			return true
+		})
+	}
+	if d.Selector != "" {
+		conds = append(conds, func(l map[string]string) bool { return sels.matches(d.Selector, l) })
+	}
+	// The combined selector (rule 3).
+	if nsCond != nil && (len(conds) > 0 || d.NotSelector != "" || d.NamespaceSelector != "") {
+		conds = append(conds, nsCond)
+	}
+	if len(conds) == 0 {
+		return true // no selector condition
+	}
+	// Rule 4: any network set the combined selector selects holds the address.
+	for _, s := range sets {
+		if holds(s) && !slices.ContainsFunc(conds, func(c func(map[string]string) bool) bool { return !c(s.labels) }) {
+			return true
+		}
+	}
+	return false
 }

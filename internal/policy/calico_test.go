@@ -10,14 +10,16 @@ import (
 
 // Where Calico documents what the rows below check.
 const (
-	calicoTierDoc   = "docs.tigera.io/calico/latest/reference/resources/tier (How policy is evaluated)"
-	calicoTiersDoc  = "docs.tigera.io/calico/latest/network-policy/policy-tiers/tiered-policy (default tier, kube-admin, kube-baseline)"
-	calicoGNPDoc    = "docs.tigera.io/calico/latest/reference/resources/globalnetworkpolicy (Spec)"
-	calicoNPDoc     = "docs.tigera.io/calico/latest/reference/resources/networkpolicy (Spec)"
-	calicoRuleDoc   = "docs.tigera.io/calico/latest/reference/resources/networkpolicy (Rule, EntityRule)"
-	calicoLabelsDoc = "docs.tigera.io/calico/latest/network-policy/get-started/calico-policy/calico-labels"
-	calicoTypesDoc  = "docs.tigera.io/calico/latest/reference/resources/globalnetworkpolicy (types: default)"
-	felixIPVersion  = "Felix rules renderer, FilterRuleToIPVersion: a rule is dropped for an IP version when a nets or notNets list holds none of it"
+	calicoTierDoc       = "docs.tigera.io/calico/latest/reference/resources/tier (How policy is evaluated)"
+	calicoTiersDoc      = "docs.tigera.io/calico/latest/network-policy/policy-tiers/tiered-policy (default tier, kube-admin, kube-baseline)"
+	calicoGNPDoc        = "docs.tigera.io/calico/latest/reference/resources/globalnetworkpolicy (Spec)"
+	calicoNPDoc         = "docs.tigera.io/calico/latest/reference/resources/networkpolicy (Spec)"
+	calicoRuleDoc       = "docs.tigera.io/calico/latest/reference/resources/networkpolicy (Rule, EntityRule)"
+	calicoLabelsDoc     = "docs.tigera.io/calico/latest/network-policy/get-started/calico-policy/calico-labels"
+	calicoTypesDoc      = "docs.tigera.io/calico/latest/reference/resources/globalnetworkpolicy (types: default)"
+	calicoNetworkSetDoc = "docs.tigera.io/calico/latest/reference/resources/globalnetworkset (a selector in a policy rule matches the nets of the network sets it selects)"
+	calicoRulesGo       = "libcalico-go updateprocessors/rules.go GetEntityRuleSelector: a namespaced policy's destination selector, notSelector or serviceAccounts select within its namespace unless namespaceSelector; global() selects non-namespaced resources, all() namespaced ones"
+	felixIPVersion      = "Felix rules renderer, FilterRuleToIPVersion: a rule is dropped for an IP version when a nets or notNets list holds none of it"
 )
 
 // seedsGlobalNetworkPolicy is the Rancher hardening guide's GlobalNetworkPolicy, exactly as the
@@ -51,6 +53,15 @@ func cnp(name, spec string) string {
 
 func tier(name, spec string) string {
 	return "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: " + name + "}\nspec: " + spec + "\n---\n"
+}
+
+// gns is a GlobalNetworkSet; cns a NetworkSet. labels is a YAML flow mapping's content.
+func gns(name, labels, nets string) string {
+	return "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: " + name + ", labels: {" + labels + "}}\nspec: {nets: " + nets + "}\n---\n"
+}
+
+func cns(name, namespace, labels, nets string) string {
+	return "apiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {name: " + name + ", namespace: " + namespace + ", labels: {" + labels + "}}\nspec: {nets: " + nets + "}\n---\n"
 }
 
 const serviceAccounts = `
@@ -229,10 +240,62 @@ func TestCalicoSemantics(t *testing.T) {
 			policies: gnp("p", "  selector: all()\n  egress:\n  - action: Deny\n    protocol: TCP\n    destination: {ports: [http]}\n  - action: Allow"), endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "p", rule: 1},
 		{name: "destination notPorts exclude the port (" + calicoRuleDoc + ": notPorts)",
 			policies: gnp("p", "  selector: all()\n  egress:\n  - action: Deny\n    protocol: TCP\n    destination: {notPorts: [80]}\n  - action: Allow"), endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "p", rule: 1},
-		{name: "a destination selector selects endpoints, never an address outside the cluster (" + calicoRuleDoc + ": selector)",
+		{name: "a destination selector selects endpoints and network sets; with no network set in the input it never matches an address outside the cluster (" + calicoRuleDoc + ": selector)",
 			policies: gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: all()}"), endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "sel", rule: policy.NoRule},
 		{name: "a destination notSelector matches an address outside the cluster, which no selector selects (" + calicoRuleDoc + ": notSelector)",
 			policies: gnp("notsel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {notSelector: app == 'db'}"), endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "notsel", rule: 0},
+		{name: "a namespaced NetworkPolicy's destination notSelector selects within the policy's namespace only, so it does not match an address outside the cluster (" + calicoRulesGo + ")",
+			policies: cnp("notsel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {notSelector: app == 'db'}\n  - action: Allow"), endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "shop/notsel", rule: 1},
+
+		// Network sets.
+		{name: "a GlobalNetworkPolicy's destination selector matches an address in a GlobalNetworkSet it selects (" + calicoNetworkSetDoc + ")",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "sel", rule: 0},
+		{name: "an address in no selected network set does not match (" + calicoNetworkSetDoc + ")",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds'}\n  - action: Allow"),
+			endpoint: "169.254.170.2:80/TCP", labels: web, allowed: true, tier: policy.TierCalico, policy: "sel", rule: 1},
+		{name: "a network set whose labels the selector does not match is not selected (" + calicoNetworkSetDoc + ")",
+			policies: gns("metadata", "role: other", "[169.254.0.0/16]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "sel", rule: 1},
+		{name: "an Allow rule to a selected GlobalNetworkSet allows the metadata address it holds, ahead of a later Deny (" + calicoNetworkSetDoc + ")",
+			policies: gns("link-local", "kind: link-local", "['169.254.0.0/16', 'fd00:ec2::/64']") + gnp("sel", "  selector: all()\n  egress:\n  - action: Allow\n    destination: {selector: kind == 'link-local'}\n  - action: Deny"),
+			endpoint: "aws-imds-ipv6", labels: web, allowed: true, tier: policy.TierCalico, policy: "sel", rule: 0},
+		{name: "a namespaced NetworkPolicy's destination selector selects NetworkSets of its own namespace (" + calicoRulesGo + ")",
+			policies: cns("metadata", "shop", "role: imds", "[169.254.169.254]") + cnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "shop/sel", rule: 0},
+		{name: "a namespaced NetworkPolicy's destination selector does not select NetworkSets of another namespace (" + calicoRulesGo + ")",
+			policies: cns("metadata", "lab", "role: imds", "[169.254.169.254]") + cnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "shop/sel", rule: 1},
+		{name: "a namespaced NetworkPolicy's destination selector does not select GlobalNetworkSets without namespaceSelector: global() (" + calicoRulesGo + ")",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + cnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "shop/sel", rule: 1},
+		{name: "namespaceSelector: global() makes a namespaced policy's selector select GlobalNetworkSets (" + calicoRulesGo + ")",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + cnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds', namespaceSelector: global()}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "shop/sel", rule: 0},
+		{name: "namespaceSelector: all() selects namespaced network sets, not GlobalNetworkSets (" + calicoRulesGo + ")",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds', namespaceSelector: all()}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "sel", rule: 1},
+		{name: "a GlobalNetworkPolicy's destination namespaceSelector selects NetworkSets by their namespace's labels (" + calicoRulesGo + ")",
+			policies: cns("metadata", "lab", "", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {namespaceSelector: team == 'research'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "sel", rule: 0},
+		{name: "a GlobalNetworkPolicy's destination selector without namespaceSelector selects NetworkSets of every namespace, which carry projectcalico.org/namespace (" + calicoLabelsDoc + ")",
+			policies: cns("metadata", "lab", "", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: projectcalico.org/namespace == 'lab'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "sel", rule: 0},
+		{name: "destination serviceAccounts select endpoints by service account, never a network set (" + calicoRulesGo + ")",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds', serviceAccounts: {names: [default]}}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "sel", rule: 1},
+		{name: "a destination serviceAccounts selector alone is evaluated over a network set's labels, which hold no service account's: 'role != ci' selects it (" + calicoRulesGo + ")",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {serviceAccounts: {selector: role != 'ci'}}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "sel", rule: 0},
+		{name: "a destination notSelector that selects a network set holding the address excludes it (" + calicoRuleDoc + ": notSelector)",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + gnp("notsel", "  selector: all()\n  egress:\n  - action: Allow\n    destination: {notSelector: role == 'imds'}\n  - action: Deny"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "notsel", rule: 1},
+		{name: "a namespaced policy's notSelector rule matches an address in a NetworkSet of its namespace that notSelector does not select (" + calicoRulesGo + ")",
+			policies: cns("metadata", "shop", "role: imds", "[169.254.169.254/32]") + cnp("notsel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {notSelector: role == 'db'}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, tier: policy.TierCalico, policy: "shop/notsel", rule: 0},
+		{name: "a rule's nets and its selected network sets must both hold the address (" + calicoRuleDoc + ": EntityRule)",
+			policies: gns("metadata", "role: imds", "[169.254.169.254/32]") + gnp("sel", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds', nets: [169.254.170.0/24]}\n  - action: Allow"),
+			endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "sel", rule: 1},
 		{name: "a source selector on an egress rule is checked against the pod itself (" + calicoRuleDoc + ": source)",
 			policies: gnp("src", "  selector: all()\n  egress:\n  - action: Deny\n    source: {selector: app == 'db'}\n  - action: Allow"), endpoint: "aws-imds", labels: web, allowed: true, tier: policy.TierCalico, policy: "src", rule: 1},
 		{name: "a source serviceAccounts name is checked against the pod's service account (" + calicoRuleDoc + ": serviceAccounts)",
@@ -385,5 +448,40 @@ func TestCalicoEgressControlAndExplain(t *testing.T) {
 	v, _ := m.Explain(policy.Subject{Namespace: "shop", Labels: web}, []endpoint.Endpoint{endpointNamed(t, "aws-imds")})
 	if got := v[0].DecidedBy.String(); got != "Calico tier default GlobalNetworkPolicy allow-all-egress-except-metadata-api rule 0: Deny (protocol TCP, nets 169.254.169.254/32)" {
 		t.Errorf("reason = %q", got)
+	}
+}
+
+// TestCalicoNetworkSetProblems: a network set with an invalid net is reported with its field and
+// left out of every rule that selects it; one with domain names (a Calico Enterprise field) is
+// reported and evaluated by its nets.
+func TestCalicoNetworkSetProblems(t *testing.T) {
+	denySets := gnp("deny-sets", "  selector: all()\n  egress:\n  - action: Deny\n    destination: {selector: role == 'imds'}")
+	cases := []struct {
+		name, manifest, kind, field, message string
+		denied                               bool
+	}{
+		{"an invalid net", gns("bad", "role: imds", "[169.254.169.254/32, 169.254.169.254/33]") + denySets,
+			"GlobalNetworkSet", "spec.nets[1]", "invalid CIDR", false},
+		{"a net that is no address", cns("bad", "shop", "role: imds", "[metadata]") + denySets,
+			"NetworkSet", "spec.nets[0]", "invalid net", false},
+		{"domain names", "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: domains, labels: {role: imds}}\nspec: {nets: [169.254.169.254/32], allowedEgressDomains: [metadata.google.internal]}\n---\n" + denySets,
+			"GlobalNetworkSet", "spec.allowedEgressDomains", "Calico Enterprise", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := policy.Compile(load(t, namespaces+c.manifest))
+			if len(m.Rejected) != 1 {
+				t.Fatalf("problems = %v, want one", m.Rejected)
+			}
+			p := m.Rejected[0]
+			if p.Object == nil || p.Object.Kind != c.kind || p.Field != c.field || !strings.Contains(p.Message, c.message) {
+				t.Errorf("problem = %+v %s %q, want %s, field %s and a message containing %q", p.Object, p.Field, p.Message, c.kind, c.field, c.message)
+			}
+			out := make([]policy.Verdict, 1)
+			m.Evaluate(policy.Subject{Namespace: "shop", Labels: web}, []endpoint.Endpoint{endpointNamed(t, "aws-imds")}, out)
+			if got := !out[0].Allowed && out[0].DecidedBy.Rule == 0; got != c.denied {
+				t.Errorf("denied by the set's rule = %v, want %v (%v)", got, c.denied, out[0])
+			}
+		})
 	}
 }

@@ -1,5 +1,6 @@
 // Package calicov3 holds the Go types of the Calico policy resources imdsguard reads:
-// GlobalNetworkPolicy, NetworkPolicy and Tier of projectcalico.org/v3 (and of
+// GlobalNetworkPolicy, NetworkPolicy, Tier, GlobalNetworkSet and NetworkSet of
+// projectcalico.org/v3 (and of
 // crd.projectcalico.org/v1, Calico's storage version, which has the same spec).
 //
 // They are written from Calico's published CRD schemas (release v3.32.1) and hold only what
@@ -43,6 +44,28 @@ type Tier struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              TierSpec `json:"spec,omitempty"`
+}
+
+// GlobalNetworkSet is a cluster-wide, labelled set of networks that policy rules select with
+// their destination selectors.
+type GlobalNetworkSet struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              NetworkSetSpec `json:"spec,omitempty"`
+}
+
+// NetworkSet is a namespaced, labelled set of networks.
+type NetworkSet struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              NetworkSetSpec `json:"spec,omitempty"`
+}
+
+// NetworkSetSpec lists a network set's networks: addresses or CIDRs, IPv4 or IPv6.
+type NetworkSetSpec struct {
+	Nets []string `json:"nets,omitempty"`
+	// AllowedEgressDomains is a Calico Enterprise field: Calico Open Source ignores it.
+	AllowedEgressDomains []string `json:"allowedEgressDomains,omitempty"`
 }
 
 // TierSpec is a tier's order and the action for traffic its policies select but do not decide.

@@ -50,11 +50,27 @@ type Selector struct {
 
 // Matches reports whether a namespaced resource (a pod, a namespace's labels) with the given
 // labels is selected. global() selects only resources without a namespace, so it is false here.
-func (s *Selector) Matches(l Labels) bool { return s.root.eval(l, false) }
+func (s *Selector) Matches(l Labels) bool { return s.root.eval(l, scope{}) }
 
 // MatchesGlobal reports whether a resource without a namespace (a host endpoint, a global
 // network set) is selected: global() is true.
-func (s *Selector) MatchesGlobal(l Labels) bool { return s.root.eval(l, true) }
+func (s *Selector) MatchesGlobal(l Labels) bool { return s.root.eval(l, scope{global: true}) }
+
+// MatchesNamespaceOf evaluates a rule's namespaceSelector for a resource the rule may select
+// (a network set): l are the labels of the resource's namespace, and, as Calico rewrites a
+// rule's namespaceSelector, all() selects every namespaced resource and global() every resource
+// without a namespace (whose namespace labels l are then empty).
+func (s *Selector) MatchesNamespaceOf(l Labels, namespaced bool) bool {
+	return s.root.eval(l, scope{global: !namespaced, allNamespaced: true})
+}
+
+// scope is what all() and global() mean where a selector is evaluated.
+type scope struct {
+	// global is set for a resource without a namespace: global() selects it.
+	global bool
+	// allNamespaced makes all() select namespaced resources only.
+	allNamespaced bool
+}
 
 // String renders the selector in a canonical form: conjunctions and disjunctions in
 // parentheses, strings in double quotes (single quotes when the value holds a double quote).
@@ -84,23 +100,23 @@ func (e *SyntaxError) Error() string {
 
 // node is one operation of a parsed selector.
 type node interface {
-	eval(l Labels, global bool) bool
+	eval(l Labels, sc scope) bool
 	write(b *strings.Builder)
 }
 
 type allNode struct{}
 
-func (allNode) eval(Labels, bool) bool   { return true }
-func (allNode) write(b *strings.Builder) { b.WriteString("all()") }
+func (allNode) eval(_ Labels, sc scope) bool { return !sc.allNamespaced || !sc.global }
+func (allNode) write(b *strings.Builder)     { b.WriteString("all()") }
 
 type globalNode struct{}
 
-func (globalNode) eval(_ Labels, global bool) bool { return global }
-func (globalNode) write(b *strings.Builder)        { b.WriteString("global()") }
+func (globalNode) eval(_ Labels, sc scope) bool { return sc.global }
+func (globalNode) write(b *strings.Builder)     { b.WriteString("global()") }
 
 type hasNode struct{ key string }
 
-func (n hasNode) eval(l Labels, _ bool) bool {
+func (n hasNode) eval(l Labels, _ scope) bool {
 	_, ok := l.Get(n.key)
 	return ok
 }
@@ -127,7 +143,7 @@ type compareNode struct {
 	value string
 }
 
-func (n compareNode) eval(l Labels, _ bool) bool {
+func (n compareNode) eval(l Labels, _ scope) bool {
 	v, ok := l.Get(n.key)
 	switch n.op {
 	case opEq:
@@ -154,7 +170,7 @@ type setNode struct {
 	values []string
 }
 
-func (n setNode) eval(l Labels, _ bool) bool {
+func (n setNode) eval(l Labels, _ scope) bool {
 	v, ok := l.Get(n.key)
 	if !ok {
 		return n.not // an absent label is in no set
@@ -187,7 +203,7 @@ func (n setNode) write(b *strings.Builder) {
 
 type notNode struct{ operand node }
 
-func (n notNode) eval(l Labels, global bool) bool { return !n.operand.eval(l, global) }
+func (n notNode) eval(l Labels, sc scope) bool { return !n.operand.eval(l, sc) }
 func (n notNode) write(b *strings.Builder) {
 	b.WriteString("!")
 	n.operand.write(b)
@@ -195,9 +211,9 @@ func (n notNode) write(b *strings.Builder) {
 
 type andNode struct{ operands []node }
 
-func (n andNode) eval(l Labels, global bool) bool {
+func (n andNode) eval(l Labels, sc scope) bool {
 	for _, o := range n.operands {
-		if !o.eval(l, global) {
+		if !o.eval(l, sc) {
 			return false
 		}
 	}
@@ -207,9 +223,9 @@ func (n andNode) write(b *strings.Builder) { writeList(b, n.operands, " && ") }
 
 type orNode struct{ operands []node }
 
-func (n orNode) eval(l Labels, global bool) bool {
+func (n orNode) eval(l Labels, sc scope) bool {
 	for _, o := range n.operands {
-		if o.eval(l, global) {
+		if o.eval(l, sc) {
 			return true
 		}
 	}

@@ -100,6 +100,32 @@ func TestSelectorGlobal(t *testing.T) {
 	}
 }
 
+// TestSelectorNamespaceOf: a rule's namespaceSelector, as Calico rewrites it (all() becomes
+// has(projectcalico.org/namespace), global() its negation, labels are the namespace's).
+func TestSelectorNamespaceOf(t *testing.T) {
+	ns := calicoselector.Set{"team": "research"}
+	rows := []struct {
+		selector           string
+		namespaced, global bool // selects a resource of ns, a resource without namespace
+	}{
+		{"all()", true, false},
+		{"global()", false, true},
+		{"team == 'research'", true, false},
+		{"!has(team)", false, true},
+		{"all() || global()", true, true},
+		{"!all()", false, true},
+	}
+	for _, r := range rows {
+		s := calicoselector.MustParse(r.selector)
+		if got := s.MatchesNamespaceOf(ns, true); got != r.namespaced {
+			t.Errorf("%s for a namespaced resource = %v, want %v", r.selector, got, r.namespaced)
+		}
+		if got := s.MatchesNamespaceOf(calicoselector.Set{}, false); got != r.global {
+			t.Errorf("%s for a resource without namespace = %v, want %v", r.selector, got, r.global)
+		}
+	}
+}
+
 // TestSelectorErrors: invalid selectors are refused with the column where they stop making
 // sense, as the API server (Calico's validation) refuses them.
 func TestSelectorErrors(t *testing.T) {
