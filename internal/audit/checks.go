@@ -209,6 +209,34 @@ func reachRemedy(eps []endpoint.Endpoint, ep endpoint.Endpoint, ns *NamespaceSum
 // thousands of workloads share a few reasons. One per goroutine.
 type reachTexts struct {
 	reaches, remedies map[reachKey]string
+	// The last group of subjects, its objects and its description: a unit's subjects mostly
+	// form the same group for every endpoint, whose findings then share them.
+	lastGroup   unit
+	lastObjects []inventory.ObjectRef
+	lastText    string
+	// endpoints are the one-endpoint lists of findings, by endpoint index.
+	endpoints map[int][]string
+}
+
+// endpoint returns the list naming endpoint j alone.
+func (t *reachTexts) endpoint(eps []endpoint.Endpoint, j int) []string {
+	l, ok := t.endpoints[j]
+	if !ok {
+		if t.endpoints == nil {
+			t.endpoints = map[int][]string{}
+		}
+		l = []string{eps[j].Name}
+		t.endpoints[j] = l
+	}
+	return l
+}
+
+// group returns the objects and the description of a group of subjects.
+func (t *reachTexts) group(r *Report, g unit) ([]inventory.ObjectRef, string) {
+	if t.lastObjects == nil || !slices.Equal(g, t.lastGroup) {
+		t.lastGroup, t.lastObjects, t.lastText = g, objects(r, g), describe(r, g)
+	}
+	return t.lastObjects, t.lastText
 }
 
 type reachKey struct {
@@ -290,9 +318,10 @@ func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary,
 				if ep.Address == wireServer {
 					rule = RuleWireServer
 				}
+				objs, what := texts.group(r, g)
 				out = append(out, Finding{Rule: rule, Severity: rule.Severity, Namespace: ns.Name,
-					Objects: objects(r, g), Endpoints: []string{ep.Name},
-					Message:     describe(r, g) + " can reach " + texts.reach(r.Endpoints, j, v),
+					Objects: objs, Endpoints: texts.endpoint(r.Endpoints, j),
+					Message:     what + " can reach " + texts.reach(r.Endpoints, j, v),
 					Remediation: texts.remedy(r.Endpoints, j, ns, v)})
 				if v.DecidedBy.Broad {
 					b := broad[v.DecidedBy]
