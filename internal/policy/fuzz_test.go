@@ -166,6 +166,25 @@ spec:
   - {action: Deny, destination: {nets: [169.254.0.0/16], notPorts: [443]}, protocol: tcp}
 ---
 apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: link-local, labels: {role: imds}}
+spec: {nets: [169.254.0.0/16, "fd00:ec2::254"]}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: NetworkSet
+metadata: {name: metadata, namespace: shop, labels: {role: imds}}
+spec: {nets: [169.254.169.254], allowedEgressDomains: [metadata.google.internal]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: sets, namespace: shop}
+spec:
+  egress:
+  - {action: Deny, destination: {selector: "role == 'imds'", namespaceSelector: "global()"}}
+  - {action: Allow, destination: {notSelector: "role == 'imds'", serviceAccounts: {selector: "role != 'ci'"}}}
+  - {action: Deny, destination: {namespaceSelector: all()}}
+---
+apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
 metadata: {name: untracked}
 spec: {doNotTrack: true, applyOnForward: true, selector: all(), egress: [{action: Deny}]}
