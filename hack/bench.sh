@@ -183,7 +183,7 @@ Load average (1, 5, 15 min): $load_before before the runs, $load_after after.
 
 **Input:** \`$INPUT\`, $(awk -v b="$in_bytes" 'BEGIN { printf "%.1f MB", b / 1e6 }'), one JSON List of
 $(commas "$in_items") items: $(commas "$in_pods") pods, $(commas "$in_ns") namespaces, $(commas "$in_deploy") Deployments, $(commas "$in_netpols") NetworkPolicies,
-$in_anps AdminNetworkPolicies (plus service accounts)${VARIANT:+, and$VARIANT}. Every pod and workload template is evaluated
+$in_anps AdminNetworkPolicies (plus service accounts)${VARIANT:+, and ${VARIANT# with }}. Every pod and workload template is evaluated
 against the $(awk -v e="$exposures" -v p="$in_pods" -v d="$in_deploy" 'BEGIN { printf "%d", e / (p + d) }') endpoints of all clouds: $(commas "$exposures") exposures, $(commas "$findings") findings.
 
 Wall times are the median and the fastest of the runs; CPU time (user + system) is the

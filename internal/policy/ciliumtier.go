@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
@@ -30,6 +29,8 @@ type ciliumBound struct {
 	isolating *ciliumSpec
 	// open names the first selecting Cilium rule that does not isolate the pod.
 	open *ciliumSpec
+	// denial caches the reason of the default deny, which depends on the pod only.
+	denial *Reason
 }
 
 func (e ciliumEngine) bind(ns *namespaceIndex, s Subject, tr *tracer) boundTier {
@@ -84,7 +85,9 @@ func (b *ciliumBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason
 			r := &sp.denies[i]
 			ok, peer, _, _ := r.match(ep)
 			if ok {
-				tr.add(TierCilium, sp.policy, r.index, "%s denies %s via %s: deny wins over every allow", r.name, ep.Destination(), peer)
+				if tr != nil {
+					tr.add(TierCilium, sp.policy, r.index, "%s denies %s via %s: deny wins over every allow", r.name, ep.Destination(), peer)
+				}
 				return deny, b.reason(sp, r, ActionDeny, peer)
 			}
 			if tr != nil {
@@ -93,7 +96,9 @@ func (b *ciliumBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason
 		}
 	}
 	if b.isolating == nil && len(b.netpols) == 0 {
-		tr.add(TierCilium, b.open.policy, NoRule, "no selecting policy puts the pod into egress default-deny and no egressDeny rule matches: allowed")
+		if tr != nil {
+			tr.add(TierCilium, b.open.policy, NoRule, "no selecting policy puts the pod into egress default-deny and no egressDeny rule matches: allowed")
+		}
 		return allow, Reason{Tier: TierCilium, Kind: b.open.kind, Policy: b.open.policy, Rule: NoRule, Action: ActionAllow,
 			Peer: "enableDefaultDeny.egress: false: the pod is not egress-isolated and no egressDeny rule matches " + ep.Destination()}
 	}
@@ -103,7 +108,9 @@ func (b *ciliumBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason
 			r := &sp.allows[i]
 			ok, peer, broad, excluded := r.match(ep)
 			if ok {
-				tr.add(TierCilium, sp.policy, r.index, "%s allows %s via %s", r.name, ep.Destination(), peer)
+				if tr != nil {
+					tr.add(TierCilium, sp.policy, r.index, "%s allows %s via %s", r.name, ep.Destination(), peer)
+				}
 				reason := b.reason(sp, r, ActionAllow, peer)
 				reason.Broad = broad
 				return allow, reason
@@ -127,7 +134,9 @@ func (b *ciliumBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason
 			npExcepted = ex
 		}
 	}
-	tr.add(TierCilium, "", NoRule, "the pod is egress-isolated and no rule of the %d selecting policies allows %s: denied", len(b.specs)+len(b.netpols), ep.Destination())
+	if tr != nil {
+		tr.add(TierCilium, "", NoRule, "the pod is egress-isolated and no rule of the %d selecting policies allows %s: denied", len(b.specs)+len(b.netpols), ep.Destination())
+	}
 	switch {
 	case excepted != nil:
 		return deny, *excepted
@@ -136,17 +145,20 @@ func (b *ciliumBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason
 	case npExcepted != nil:
 		return deny, *npExcepted
 	}
-	var names []string
-	for _, sp := range b.specs {
-		if sp.defaultDeny {
-			names = append(names, sp.kind+" "+sp.policy)
+	if b.denial == nil { // the same for every endpoint of the pod
+		var names []string
+		for _, sp := range b.specs {
+			if sp.defaultDeny {
+				names = append(names, sp.kind+" "+sp.policy)
+			}
 		}
+		for _, p := range b.netpols {
+			names = append(names, "NetworkPolicy "+p.name)
+		}
+		b.denial = &Reason{Tier: TierCilium, Kind: b.isolating.kind, Policy: b.isolating.policy, Rule: NoRule, Action: ActionDeny,
+			Peer: "egress default-deny by " + strings.Join(names, ", ") + "; no rule allows it"}
 	}
-	for _, p := range b.netpols {
-		names = append(names, "NetworkPolicy "+p.name)
-	}
-	return deny, Reason{Tier: TierCilium, Kind: b.isolating.kind, Policy: b.isolating.policy, Rule: NoRule, Action: ActionDeny,
-		Peer: fmt.Sprintf("egress default-deny by %s; no rule allows it", strings.Join(names, ", "))}
+	return deny, *b.denial
 }
 
 // ciliumControl lists the Cilium policies that may select pods of a namespace: its
