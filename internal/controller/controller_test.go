@@ -81,6 +81,14 @@ func startController(t *testing.T, cfg Config) *Controller {
 		cancel()
 		t.Fatal("the controller's caches did not sync within a minute")
 	}
+	// Nor before its controllers have started: the manager closes Elected once every runnable
+	// group has started (with leader election, once this replica leads).
+	select {
+	case <-c.Manager.Elected():
+	case <-time.After(2 * time.Minute):
+		cancel()
+		t.Fatal("the controller's runnables did not start within two minutes")
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
