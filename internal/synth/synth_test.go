@@ -3,6 +3,7 @@ package synth_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
@@ -185,4 +186,58 @@ func first[T any](s []T) any {
 		return nil
 	}
 	return s[0]
+}
+
+// TestGenerateCalicoAndCilium: the Calico and Cilium policies load without a problem, compile
+// without a rejection, are as many as asked, and leave the rest of the cluster as it is without
+// them (they draw from their own random source).
+func TestGenerateCalicoAndCilium(t *testing.T) {
+	base := synth.Config{Pods: 2000, Namespaces: 100, NetworkPolicies: 400, AdminNetworkPolicies: 10, Seed: 3}
+	plain, _ := generate(t, base)
+	for _, engine := range []string{"calico", "cilium"} {
+		t.Run(engine, func(t *testing.T) {
+			cfg := base
+			if engine == "calico" {
+				cfg.CalicoPolicies = 300
+			} else {
+				cfg.CiliumPolicies = 300
+			}
+			data, stats := generate(t, cfg)
+			inv, err := inventory.Load([]string{"-"}, inventory.Options{Stdin: bytes.NewReader(data)})
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			if len(inv.Problems) > 0 || len(inv.Skipped) > 0 || len(inv.Warnings) > 0 {
+				t.Fatalf("load: %d problems (first %v), %d skipped, %d warnings (first %q)", len(inv.Problems), first(inv.Problems), len(inv.Skipped), len(inv.Warnings), first(inv.Warnings))
+			}
+			got, want := len(inv.CiliumNetworkPolicies)+len(inv.CiliumClusterwideNetworkPolicies), stats.CiliumPolicies
+			if engine == "calico" {
+				got, want = len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies), stats.CalicoPolicies
+				if len(inv.CalicoTiers) != 1 || len(inv.CalicoGlobalNetworkPolicies) == 0 {
+					t.Errorf("%d tiers and %d GlobalNetworkPolicies, want one tier and some", len(inv.CalicoTiers), len(inv.CalicoGlobalNetworkPolicies))
+				}
+			} else if len(inv.CiliumClusterwideNetworkPolicies) == 0 {
+				t.Error("no CiliumClusterwideNetworkPolicy")
+			}
+			if got != 300 || want != 300 {
+				t.Errorf("loaded %d %s policies, stats say %d, want 300", got, engine, want)
+			}
+			if m := policy.Compile(inv); len(m.Rejected) > 0 {
+				t.Errorf("%d policies rejected, first: %v", len(m.Rejected), first(m.Rejected))
+			}
+			plainInv, err := inventory.Load([]string{"-"}, inventory.Options{Stdin: bytes.NewReader(plain)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(plainInv.Pods) != len(inv.Pods) {
+				t.Fatalf("%d pods with %s policies, %d without", len(inv.Pods), engine, len(plainInv.Pods))
+			}
+			for i, p := range inv.Pods {
+				q := plainInv.Pods[i].Pod
+				if p.Pod.Namespace != q.Namespace || p.Pod.Name != q.Name || !maps.Equal(p.Pod.Labels, q.Labels) {
+					t.Fatalf("pod %d is %s/%s %v with %s policies, %s/%s %v without", i, p.Pod.Namespace, p.Pod.Name, p.Pod.Labels, engine, q.Namespace, q.Name, q.Labels)
+				}
+			}
+		})
+	}
 }
