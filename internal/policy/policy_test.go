@@ -377,14 +377,20 @@ func TestExplainAgreesWithEvaluate(t *testing.T) {
 			t.Errorf("%s: trace too short to explain anything: %v", eps[i].Name, traces[i])
 		}
 	}
+	traceContains(t, traces[0], "Pass via networks 169.254.169.254/32", "selects the pod for egress", "excludes 169.254.169.254")
+}
+
+// traceContains checks that an evaluation trace has a step containing each of want.
+func traceContains(t *testing.T, steps []policy.Step, want ...string) {
+	t.Helper()
 	var text []string
-	for _, s := range traces[0] {
+	for _, s := range steps {
 		text = append(text, s.String())
 	}
 	joined := strings.Join(text, "\n")
-	for _, wantLine := range []string{"Pass via networks 169.254.169.254/32", "selects the pod for egress", "excludes 169.254.169.254"} {
-		if !strings.Contains(joined, wantLine) {
-			t.Errorf("trace lacks %q:\n%s", wantLine, joined)
+	for _, w := range want {
+		if !strings.Contains(joined, w) {
+			t.Errorf("trace lacks %q:\n%s", w, joined)
 		}
 	}
 }
