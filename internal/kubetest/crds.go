@@ -24,8 +24,9 @@ import (
 
 // Pinned sources of the policy CRDs the tests install.
 const (
-	networkPolicyAPIModule = "sigs.k8s.io/network-policy-api@v0.1.7"
-	ciliumModule           = "github.com/cilium/cilium@v1.20.2"
+	networkPolicyAPIModule     = "sigs.k8s.io/network-policy-api@v0.1.7" // the last release with the v1alpha1 AdminNetworkPolicy CRDs
+	clusterNetworkPolicyModule = "sigs.k8s.io/network-policy-api@v0.3.0"
+	ciliumModule               = "github.com/cilium/cilium@v1.20.2"
 )
 
 // CRDSet names a group of CRDs a test can install.

@@ -37,7 +37,7 @@ import (
 
 // KubernetesVersion is the kube-apiserver version the tests run against; it must match the
 // k8s.io/kubernetes version required in hack/tools/kube-apiserver/go.mod.
-const KubernetesVersion = "v1.34.3"
+const KubernetesVersion = "v1.37.2"
 
 // Users are the static token users every control plane knows, by name. "admin" is in
 // system:masters; the others start without permissions.
