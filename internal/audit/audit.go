@@ -45,7 +45,9 @@ func (s *Subject) Label() string {
 	return "Pod/" + s.Pod
 }
 
-func (s *Subject) policySubject() policy.Subject {
+// PolicySubject is the subject as the evaluator sees it: namespace, labels, host networking and
+// service account (Calico and Cilium select pods by it).
+func (s *Subject) PolicySubject() policy.Subject {
 	sa := s.Spec.ServiceAccountName
 	if sa == "" {
 		sa = s.Spec.DeprecatedServiceAccount
@@ -126,7 +128,7 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 	subjects := Subjects(inv)
 	ps := make([]policy.Subject, len(subjects))
 	for i := range subjects {
-		ps[i] = subjects[i].policySubject()
+		ps[i] = subjects[i].PolicySubject()
 	}
 	r := &Report{
 		Endpoints: eps,
@@ -162,7 +164,7 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 
 // Explain returns the evaluation trace of subject i for every endpoint.
 func (r *Report) Explain(i int) ([]policy.Verdict, [][]policy.Step) {
-	return r.model.Explain(r.Subjects[i].policySubject(), r.Endpoints)
+	return r.model.Explain(r.Subjects[i].PolicySubject(), r.Endpoints)
 }
 
 // hostEndpointWarnings adds to the input's warnings the Calico and Cilium policies that govern

@@ -25,7 +25,7 @@ func newCluster(inv *inventory.Inventory) *cluster {
 		subjectsIn: map[string][]int{}, networkPoliciesIn: map[string][]*inventory.NetworkPolicy{}}
 	c.policySubjects = make([]policy.Subject, len(c.subjects))
 	for i := range c.subjects {
-		c.policySubjects[i] = policySubject(&c.subjects[i])
+		c.policySubjects[i] = c.subjects[i].PolicySubject()
 		c.subjectsIn[c.subjects[i].Namespace] = append(c.subjectsIn[c.subjects[i].Namespace], i)
 	}
 	for _, np := range inv.NetworkPolicies {

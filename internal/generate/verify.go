@@ -158,7 +158,7 @@ func verify(inv *inventory.Inventory, eps []endpoint.Endpoint, added Policies, s
 	subjects := audit.Subjects(inv)
 	ps := make([]policy.Subject, len(subjects))
 	for i := range subjects {
-		ps[i] = policySubject(&subjects[i])
+		ps[i] = subjects[i].PolicySubject()
 	}
 	before, now := beforeModel.EvaluateAll(ps, dests), afterModel.EvaluateAll(ps, dests)
 	for i := range subjects {
@@ -187,11 +187,6 @@ func verify(inv *inventory.Inventory, eps []endpoint.Endpoint, added Policies, s
 		return &VerificationError{What: what, Violations: violations}
 	}
 	return nil
-}
-
-// policySubject is what the evaluator needs of an audit subject.
-func policySubject(s *audit.Subject) policy.Subject {
-	return policy.Subject{Namespace: s.Namespace, Labels: s.Meta.Labels, HostNetwork: s.Spec.HostNetwork}
 }
 
 // withPolicies returns a shallow copy of inv with the policies added, replacing those of the

@@ -181,7 +181,7 @@ func checkProtects(t *testing.T, layer string, inv *inventory.Inventory, added P
 	}
 	protected := 0
 	for _, s := range audit.Subjects(inv) {
-		ps := policySubject(&s)
+		ps := s.PolicySubject()
 		if ps.HostNetwork {
 			continue
 		}

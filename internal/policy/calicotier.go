@@ -295,3 +295,40 @@ func (b *calicoBound) decideCalico(p *calicoPolicy, ep *endpoint.Endpoint, tr *t
 	}
 	return next, Reason{}
 }
+
+func (calicoEngine) semantics() Semantics { return SemanticsCalico }
+
+// control lists, besides the namespace's Kubernetes NetworkPolicies, the admin policies bound to
+// it and the Calico egress policies that may select its pods.
+func (e calicoEngine) control(ns *namespaceIndex) EgressControl {
+	c := kubernetesEngine{}.control(ns)
+	for i := range ns.calicoMembers {
+		if p := ns.calicoMembers[i].calico; p != nil {
+			c.Calico = append(c.Calico, p.name)
+		}
+	}
+	return c
+}
+
+// isolated: a pod is isolated when a Kubernetes NetworkPolicy or Calico policy selects it in a
+// tier whose default action is Deny (what no rule allows is denied), or in a tier Calico
+// consults after the default tier (a NetworkPolicy's allow in the default tier comes first and
+// would override its denials).
+func (e calicoEngine) isolated(ns *namespaceIndex, s Subject) bool {
+	def := e.m.calicoTiers["default"]
+	b := e.bind(ns, s, nil).(*calicoBound)
+	for _, c := range b.selecting {
+		if c.calico == nil && c.netpol == nil {
+			continue // an admin policy: its tier passes what it does not decide
+		}
+		if c.tier.defaultAction != actionPass || compareTiers(c.tier, def) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// compareTiers orders Calico tiers as Calico consults them: by order, then by name.
+func compareTiers(a, b *calicoTier) int {
+	return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.name, b.name))
+}

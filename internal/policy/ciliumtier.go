@@ -194,3 +194,17 @@ func (s *ciliumSelector) mayMatchNamespace(id map[string]string) bool {
 	}
 	return true
 }
+
+func (ciliumEngine) semantics() Semantics { return SemanticsCilium }
+
+// control lists the namespace's Kubernetes NetworkPolicies and the Cilium policies that may
+// select its pods; Cilium enforces no admin policy.
+func (e ciliumEngine) control(ns *namespaceIndex) EgressControl {
+	return EgressControl{NetworkPolicies: netpolNames(ns), Cilium: e.m.ciliumControl(ns)}
+}
+
+// isolated: a pod in egress default-deny by a Cilium rule, or selected by a NetworkPolicy.
+func (e ciliumEngine) isolated(ns *namespaceIndex, s Subject) bool {
+	b := e.bind(ns, s, nil).(*ciliumBound)
+	return b.isolating != nil || len(b.netpols) > 0
+}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/imdsguard/imdsguard/internal/inventory"
 	"slices"
 	"strings"
 )
@@ -127,4 +128,57 @@ func (e *Enforcement) EnforcedKinds() []Kind {
 		}
 	}
 	return slices.Clip(out)
+}
+
+// enforcedOnly returns inv without the policies of kinds enf does not enforce (a shallow copy;
+// inv is not modified), and a note for each policy left out.
+func enforcedOnly(inv *inventory.Inventory, enf *Enforcement) (*inventory.Inventory, []Note) {
+	if enf.Assumed {
+		return inv, nil
+	}
+	out := *inv
+	var notes []Note
+	leaveOut := func(k Kind, refs []inventory.ObjectRef, clear func()) {
+		if len(refs) == 0 {
+			return
+		}
+		ok, why := enf.Enforces(k)
+		if ok {
+			return
+		}
+		for _, r := range refs {
+			notes = append(notes, Note{Object: r, Reason: "not enforced: " + why})
+		}
+		clear()
+	}
+	leaveOut(KindNetworkPolicy, refsOf(inv.NetworkPolicies, func(p *inventory.NetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: "NetworkPolicy", Namespace: p.Policy.Namespace, Name: p.Policy.Name, Source: p.Source}
+	}), func() { out.NetworkPolicies = nil })
+	leaveOut(KindAdminNetworkPolicy, refsOf(inv.AdminNetworkPolicies, func(p *inventory.AdminNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: "AdminNetworkPolicy", Name: p.Policy.Name, Source: p.Source}
+	}), func() { out.AdminNetworkPolicies = nil })
+	leaveOut(KindBaselineAdminNetworkPolicy, refsOf(inv.BaselineAdminNetworkPolicies, func(p *inventory.BaselineAdminNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: "BaselineAdminNetworkPolicy", Name: p.Policy.Name, Source: p.Source}
+	}), func() { out.BaselineAdminNetworkPolicies = nil })
+	calico := append(refsOf(inv.CalicoGlobalNetworkPolicies, func(p *inventory.CalicoGlobalNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: "GlobalNetworkPolicy", Name: p.Policy.Name, Source: p.Source}
+	}), refsOf(inv.CalicoNetworkPolicies, func(p *inventory.CalicoNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: inventory.CalicoNetworkPolicyKind, Namespace: p.Policy.Namespace, Name: p.Policy.Name, Source: p.Source}
+	})...)
+	leaveOut(KindCalico, calico, func() { out.CalicoGlobalNetworkPolicies, out.CalicoNetworkPolicies = nil, nil })
+	cilium := append(refsOf(inv.CiliumNetworkPolicies, func(p *inventory.CiliumNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: kindCiliumNetworkPolicy, Namespace: p.Policy.Namespace, Name: p.Policy.Name, Source: p.Source}
+	}), refsOf(inv.CiliumClusterwideNetworkPolicies, func(p *inventory.CiliumClusterwideNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: kindCiliumClusterwideNetworkPolicy, Name: p.Policy.Name, Source: p.Source}
+	})...)
+	leaveOut(KindCilium, cilium, func() { out.CiliumNetworkPolicies, out.CiliumClusterwideNetworkPolicies = nil, nil })
+	return &out, notes
+}
+
+func refsOf[T any](objs []T, ref func(T) inventory.ObjectRef) []inventory.ObjectRef {
+	out := make([]inventory.ObjectRef, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, ref(o))
+	}
+	return out
 }

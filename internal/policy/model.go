@@ -19,18 +19,19 @@ type Model struct {
 	namespaces map[string]*namespaceIndex
 	anps       []*adminPolicy
 	banps      []*adminPolicy
-	tiers      []tier
+	// engine evaluates the policies, as the cluster's policy engine combines them.
+	engine engine
+	// Enforcement is what the model was compiled for: which kinds take part.
+	Enforcement Enforcement
 
 	// Calico: the tiers by name, the egress policies, and service accounts' labels (by
 	// namespace/name) for serviceAccountSelector.
-	calico          bool
 	calicoTiers     map[string]*calicoTier
 	calicoPolicies  []*calicoPolicy
 	calicoGlobal    []*calicoPolicy // the GlobalNetworkPolicies of calicoPolicies
 	serviceAccounts map[string]map[string]string
 
 	// Cilium: the CiliumClusterwideNetworkPolicy rules that govern pod egress, by policy name.
-	cilium            bool
 	ciliumClusterwide []*ciliumSpec
 
 	// Rejected lists policies the API server would refuse, and policies that use what imdsguard
@@ -41,9 +42,9 @@ type Model struct {
 	HostEndpointPolicies []HostEndpointPolicy
 	// PriorityTies lists AdminNetworkPolicies sharing a priority.
 	PriorityTies []PriorityTie
-	// NotEnforced lists policies that the cluster's policy engine, as the input shows it, does
-	// not enforce: with Cilium policies in the input, AdminNetworkPolicies and the
-	// BaselineAdminNetworkPolicy. They take no part in evaluation.
+	// NotEnforced lists policies that the cluster's policy engine does not enforce (Enforcement
+	// says so, or, when it is assumed, Cilium policies in the input show that admin policies
+	// are not). They take no part in evaluation.
 	NotEnforced []Note
 }
 
@@ -81,22 +82,47 @@ type namespaceIndex struct {
 	ciliumSpecs []*ciliumSpec
 }
 
-// Compile validates and indexes the policies of an inventory. Invalid policies are rejected
-// (listed in Rejected) and take no part in evaluation, as the API server would refuse them.
+// Compile validates and indexes the policies of an inventory, assuming that every kind of
+// policy in it is enforced (AssumedEnforcement). Invalid policies are rejected (listed in
+// Rejected) and take no part in evaluation, as the API server would refuse them.
 func Compile(inv *inventory.Inventory) *Model {
-	m := &Model{
-		namespaces: map[string]*namespaceIndex{},
-		tiers:      []tier{adminTier{TierAdmin}, npTier{}, adminTier{TierBaseline}},
+	return CompileFor(inv, AssumedEnforcement(inv))
+}
+
+// AssumedEnforcement is the enforcement an input implies when nothing in it identifies the
+// policy engine: every kind is enforced, combined as Calico does when the input holds Calico
+// objects, as Cilium does when it holds Cilium policies (and no Calico object), else as the
+// Kubernetes APIs define.
+func AssumedEnforcement(inv *inventory.Inventory) Enforcement {
+	sem := SemanticsKubernetes
+	switch {
+	case hasCalico(inv):
+		sem = SemanticsCalico
+	case len(inv.CiliumNetworkPolicies)+len(inv.CiliumClusterwideNetworkPolicies) > 0:
+		sem = SemanticsCilium
 	}
+	return Enforcement{Semantics: sem, Assumed: true}
+}
+
+func hasCalico(inv *inventory.Inventory) bool {
+	return len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
+}
+
+// CompileFor validates and indexes the policies of an inventory that the given enforcement
+// enforces, combined by its semantics. Policies of other kinds are listed in NotEnforced with
+// the reason and take no part in evaluation.
+func CompileFor(inv *inventory.Inventory, enf Enforcement) *Model {
+	m := &Model{namespaces: map[string]*namespaceIndex{}, Enforcement: enf}
+	inv, m.NotEnforced = enforcedOnly(inv, &enf)
 	for _, name := range inv.NamespaceNames() {
 		m.namespaces[name] = &namespaceIndex{name: name, labels: labels.Set(inv.Namespaces[name].Labels)}
 	}
 	compileNetworkPolicies(inv.NetworkPolicies, m)
 	compileAdminPolicies(inv.AdminNetworkPolicies, inv.BaselineAdminNetworkPolicies, m)
-	m.calico = len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
-	if m.calico {
+	switch enf.Semantics {
+	case SemanticsCalico:
 		compileCalico(inv, m)
-		m.tiers = []tier{calicoEngine{m}}
+		m.engine = calicoEngine{m}
 		m.serviceAccounts = map[string]map[string]string{}
 		for key, sa := range inv.ServiceAccounts {
 			m.serviceAccounts[key] = sa.ServiceAccount.Labels
@@ -109,16 +135,13 @@ func Compile(inv *inventory.Inventory) *Model {
 			ns := m.namespace(p.namespace)
 			ns.calicoPolicies = append(ns.calicoPolicies, p)
 		}
-	}
-	switch {
-	case len(inv.CiliumNetworkPolicies)+len(inv.CiliumClusterwideNetworkPolicies) == 0:
-	case m.calico:
 		reportCiliumBesideCalico(inv, m)
-	default:
-		m.cilium = true
+	case SemanticsCilium:
 		compileCilium(inv, m)
-		m.tiers = []tier{ciliumEngine{m}}
+		m.engine = ciliumEngine{m}
 		reportAdminNotEnforced(inv, m)
+	default:
+		m.engine = kubernetesEngine{tiers: kubernetesTiers()}
 	}
 	for _, ns := range m.namespaces {
 		m.bindNamespace(ns)
@@ -155,7 +178,7 @@ func reportAdminNotEnforced(inv *inventory.Inventory, m *Model) {
 func (m *Model) bindNamespace(ns *namespaceIndex) {
 	ns.anps = bindAdmin(m.anps, ns.labels)
 	ns.banps = bindAdmin(m.banps, ns.labels)
-	if m.calico {
+	if m.engine.semantics() == SemanticsCalico {
 		m.bindCalicoNamespace(ns)
 	}
 }
@@ -238,36 +261,14 @@ func (c EgressControl) Any() bool {
 	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline)+len(c.Calico)+len(c.Cilium) > 0
 }
 
-// EgressControl returns the policies that can restrict egress in a namespace.
+// EgressControl returns the policies that can restrict egress in a namespace, as the model's
+// engine enforces them.
 func (m *Model) EgressControl(namespace string) EgressControl {
-	var c EgressControl
 	ns, ok := m.namespaces[namespace]
 	if !ok {
-		return c
+		return EgressControl{}
 	}
-	for _, p := range ns.netpols {
-		c.NetworkPolicies = append(c.NetworkPolicies, p.name)
-	}
-	if m.cilium {
-		c.Cilium = m.ciliumControl(ns)
-		return c
-	}
-	for _, a := range ns.anps {
-		if len(a.policy.rules) > 0 {
-			c.Admin = append(c.Admin, a.policy.name)
-		}
-	}
-	for _, a := range ns.banps {
-		if len(a.policy.rules) > 0 {
-			c.Baseline = append(c.Baseline, a.policy.name)
-		}
-	}
-	for i := range ns.calicoMembers {
-		if p := ns.calicoMembers[i].calico; p != nil {
-			c.Calico = append(c.Calico, p.name)
-		}
-	}
-	return c
+	return m.engine.control(ns)
 }
 
 // Evaluate decides each endpoint for one subject; out must have len(eps) elements.
@@ -296,27 +297,20 @@ func (m *Model) evaluate(s Subject, eps []endpoint.Endpoint, out []Verdict, tr *
 		}
 		return
 	}
-	ns := m.lookup(s.Namespace)
-	// Tiers bind to the subject on first use, so a tier after the deciding one costs nothing
-	// and a trace lists each tier's selection just before its rules.
-	var stack [4]boundTier // the most tiers a model has
-	bound := stack[:len(m.tiers)]
+	b := m.engine.bind(m.lookup(s.Namespace), s, tr)
 	for i := range eps {
-		out[i] = m.decide(ns, s, bound, &eps[i], tr)
+		out[i] = decided(b, &eps[i], tr)
 	}
 }
 
-func (m *Model) decide(ns *namespaceIndex, s Subject, bound []boundTier, ep *endpoint.Endpoint, tr *tracer) Verdict {
-	for k, t := range m.tiers {
-		if bound[k] == nil {
-			bound[k] = t.bind(ns, s, tr)
-		}
-		switch o, r := bound[k].decide(ep, tr); o {
-		case allow:
-			return Verdict{Allowed: true, DecidedBy: r}
-		case deny:
-			return Verdict{Allowed: false, DecidedBy: r}
-		}
+// decided is the bound engine's verdict for one endpoint; when no policy decides, the traffic
+// is allowed, as Kubernetes allows what no policy restricts.
+func decided(b boundTier, ep *endpoint.Endpoint, tr *tracer) Verdict {
+	switch o, r := b.decide(ep, tr); o {
+	case allow:
+		return Verdict{Allowed: true, DecidedBy: r}
+	case deny:
+		return Verdict{Allowed: false, DecidedBy: r}
 	}
 	tr.add(TierDefault, "", NoRule, "no tier decided: allowed by default")
 	return Verdict{Allowed: true, DecidedBy: Reason{Tier: TierDefault, Rule: NoRule, Action: ActionAllow}}
@@ -408,22 +402,13 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("%s: %s", word, v.DecidedBy)
 }
 
-// Isolated reports whether a NetworkPolicy (with Cilium, or a Cilium policy) isolates the
-// subject for egress.
+// Isolated reports whether the policies the engine enforces restrict the subject's egress so
+// that a namespaced NetworkPolicy allowing all egress could widen it: a Kubernetes
+// NetworkPolicy selects it, or with Calico a policy in a tier that denies what it does not
+// allow, or with Cilium a rule that puts it into egress default-deny.
 func (m *Model) Isolated(s Subject) bool {
 	if s.HostNetwork {
 		return false
 	}
-	ns := m.lookup(s.Namespace)
-	if m.cilium {
-		b := ciliumEngine{m}.bind(ns, s, nil).(*ciliumBound)
-		return b.isolating != nil || len(b.netpols) > 0
-	}
-	set := labels.Set(s.Labels)
-	for _, p := range ns.netpols {
-		if p.selector.Matches(set) {
-			return true
-		}
-	}
-	return false
+	return m.engine.isolated(m.lookup(s.Namespace), s)
 }
