@@ -122,9 +122,17 @@ func (r *Report) Exposures() int { return len(r.Subjects) * len(r.Endpoints) }
 // Complete reports whether every document, object and cluster resource could be evaluated.
 func (r *Report) Complete() bool { return len(r.Problems) == 0 && len(r.Gaps) == 0 }
 
-// Run evaluates an inventory against the endpoints and derives the findings.
+// Run evaluates an inventory against the endpoints and derives the findings, assuming every
+// kind of policy in it is enforced (policy.AssumedEnforcement).
 func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
-	model := policy.Compile(inv)
+	return RunFor(inv, eps, policy.AssumedEnforcement(inv))
+}
+
+// RunFor evaluates an inventory against the endpoints with only the policy kinds the cluster's
+// policy engine enforces, and derives the findings: a policy of a kind it does not enforce is
+// a finding (IMDS013) and takes no part in any verdict.
+func RunFor(inv *inventory.Inventory, eps []endpoint.Endpoint, enf policy.Enforcement) *Report {
+	model := policy.CompileFor(inv, enf)
 	subjects := Subjects(inv)
 	ps := make([]policy.Subject, len(subjects))
 	for i := range subjects {
@@ -138,7 +146,7 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 		Gaps:      inv.Gaps,
 		Cluster:   inv.Cluster,
 		Skipped:   inv.Skipped,
-		Warnings:  hostEndpointWarnings(inv.Warnings, model),
+		Warnings:  hostEndpointWarnings(inv, model),
 		Files:     inv.Files,
 		Docs:      inv.Documents,
 		model:     model,
@@ -168,18 +176,25 @@ func (r *Report) Explain(i int) ([]policy.Verdict, [][]policy.Step) {
 }
 
 // hostEndpointWarnings adds to the input's warnings the Calico and Cilium policies that govern
-// host endpoints, and the policies the cluster's policy engine does not enforce: what they do
-// to pods is said, not guessed.
-func hostEndpointWarnings(warnings []string, model *policy.Model) []string {
-	if len(model.HostEndpointPolicies)+len(model.NotEnforced) == 0 {
-		return warnings
+// host endpoints, and, when nothing identifies the policy engine, that every kind of policy is
+// assumed enforced.
+func hostEndpointWarnings(inv *inventory.Inventory, model *policy.Model) []string {
+	out := slices.Clone(inv.Warnings)
+	if model.Enforcement.Assumed && hasPolicies(inv) {
+		out = append(out, "no policy engine identified in the input: every kind of policy in it is assumed enforced, which overstates protection where the engine is off or does not implement a kind; add the engine's workloads and configuration to the input, or state it with --policy-engine NAME[@VERSION] (docs/engines.md)")
 	}
-	out := slices.Clone(warnings)
 	for _, h := range model.HostEndpointPolicies {
 		out = append(out, h.String())
 	}
-	for _, n := range model.NotEnforced {
-		out = append(out, n.String())
-	}
 	return out
 }
+
+// hasPolicies reports whether the input holds any network policy object.
+func hasPolicies(inv *inventory.Inventory) bool {
+	return len(inv.NetworkPolicies)+len(inv.AdminNetworkPolicies)+len(inv.BaselineAdminNetworkPolicies)+
+		len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+
+		len(inv.CiliumNetworkPolicies)+len(inv.CiliumClusterwideNetworkPolicies) > 0
+}
+
+// Enforcement is what enforces pod egress policy in the audited cluster, as the audit used it.
+func (r *Report) Enforcement() policy.Enforcement { return r.model.Enforcement }

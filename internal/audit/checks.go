@@ -63,6 +63,12 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 			Message:     fmt.Sprintf("AdminNetworkPolicies %s and %s both have priority %d; their order is implementation-defined", t.Policies[0], t.Policies[1], t.Priority),
 			Remediation: fmt.Sprintf("Give AdminNetworkPolicy %s or %s a distinct priority.", t.Policies[0], t.Policies[1])})
 	}
+	for _, n := range r.model.NotEnforced {
+		out = append(out, Finding{Rule: RuleNotEnforced, Severity: RuleNotEnforced.Severity, Namespace: n.Object.Namespace,
+			Objects:     []inventory.ObjectRef{n.Object},
+			Message:     fmt.Sprintf("%s is %s", refName(n.Object), n.Reason),
+			Remediation: notEnforcedRemedy(r.model.Enforcement, n.Object)})
+	}
 	nsByName := map[string]*NamespaceSummary{}
 	for i := range r.Namespaces {
 		nsByName[r.Namespaces[i].Name] = &r.Namespaces[i]
@@ -486,4 +492,27 @@ func gapRemedy(g inventory.Gap) string {
 		return "Grant the audit's identity list permission on " + g.Resource + " (deploy/rbac/audit-clusterrole.yaml is the least-privilege role) and run the audit again."
 	}
 	return "Until " + g.Resource + " can be evaluated, treat every verdict as unproven and check the policies of this kind by hand."
+}
+
+// refName names an object as "Kind namespace/name".
+func refName(o inventory.ObjectRef) string {
+	if o.Namespace == "" {
+		return o.Kind + " " + o.Name
+	}
+	return o.Kind + " " + o.Namespace + "/" + o.Name
+}
+
+// notEnforcedRemedy says how to make a policy count: switch its kind on in the engine, or
+// express it in a kind the engine enforces.
+func notEnforcedRemedy(enf policy.Enforcement, o inventory.ObjectRef) string {
+	kinds := enf.EnforcedKinds()
+	if len(kinds) == 0 {
+		return fmt.Sprintf("Nothing in the cluster enforces network policy. Switch on the policy engine (for the AWS VPC CNI: enableNetworkPolicy in the add-on configuration, or enable-network-policy-controller in ConfigMap kube-system/amazon-vpc-cni), or protect pods on another layer: the node agent (imdsguard agent) or the instance settings. Until then %s protects no pod.", refName(o))
+	}
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = string(k)
+	}
+	return fmt.Sprintf("Express what %s does as a kind %s enforces (%s), for example with imdsguard generate, or switch its kind on in the engine; then delete it, since it protects no pod and misleads readers.",
+		refName(o), enf.Engine, strings.Join(names, ", "))
 }

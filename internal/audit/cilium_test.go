@@ -55,9 +55,9 @@ spec:
 			t.Errorf("the Cilium deny should leave no reachable credential endpoint: %s", f.Message)
 		}
 	}
-	if !slices.ContainsFunc(denied.Warnings, func(w string) bool {
-		return strings.Contains(w, "AdminNetworkPolicy/unused") && strings.Contains(w, "Cilium does not implement")
+	if !slices.ContainsFunc(denied.Findings, func(f audit.Finding) bool {
+		return f.Rule.ID == audit.RuleNotEnforced.ID && strings.Contains(f.Message, "AdminNetworkPolicy unused") && strings.Contains(f.Message, "Cilium does not implement")
 	}) {
-		t.Errorf("warnings lack the unenforced AdminNetworkPolicy: %v", denied.Warnings)
+		t.Errorf("findings lack the unenforced AdminNetworkPolicy (%s)", audit.RuleNotEnforced.ID)
 	}
 }

@@ -93,10 +93,12 @@ var (
 		"A document could not be decoded, or an object is invalid and would be rejected by the API server. The audit is incomplete: verdicts that depend on it may be wrong.", nil}
 	RuleUnreadable = Rule{"IMDS012", "Cluster resource could not be read", High,
 		"A resource of the live cluster could not be listed: forbidden, or its API version is not served. The audit is incomplete: the checks that resource feeds cannot be trusted.", nil}
+	RuleNotEnforced = Rule{"IMDS013", "Policy is not enforced", High,
+		"The cluster's policy engine does not enforce this kind of policy (it is switched off, or the engine's version no longer or not yet implements the kind): the object is stored, but protects no pod. Verdicts leave it out.", []Technique{T1552005}}
 )
 
 // Rules lists every rule, in ID order.
-var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable}
+var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable, RuleNotEnforced}
 
 // Finding is one problem found, with the objects concerned, why, and the concrete fix.
 type Finding struct {

@@ -196,7 +196,7 @@ func TestNetworkPolicySafety(t *testing.T) {
 			cluster: namespace("ns"), generated: []string{"ns"}},
 		{sentence: "a namespace with a default-deny egress policy is refused, naming the policy and the isolated workload",
 			cluster: namespace("ns", defaultDenyEgress), refused: []string{"ns"},
-			reason: "egress NetworkPolicies govern this namespace (ns/default-deny-egress), isolating Deployment/app"},
+			reason: "egress policies govern this namespace (ns/default-deny-egress), isolating Deployment/app"},
 		{sentence: "an egress policy that selects no pod yet still refuses the namespace",
 			cluster: namespace("ns", strings.Replace(defaultDenyEgress, "podSelector: {}", "podSelector: {matchLabels: {app: future}}", 1)),
 			refused: []string{"ns"}, reason: "isolating no pod or workload in the input yet"},
@@ -235,12 +235,32 @@ spec:
   policyTypes: [Egress]
   egress: [{to: [{ipBlock: {cidr: 0.0.0.0/0, except: [169.254.169.254/32]}}]}]
 `), refused: []string{"ns"}, reason: "kubectl delete networkpolicy -n ns imdsguard-deny-metadata"},
-		{sentence: "Calico or Cilium policies in the input refuse every namespace: the evaluator cannot see what they restrict",
+		{sentence: "a Calico GlobalNetworkPolicy isolating every pod refuses every namespace, as the Calico engine says",
 			cluster: namespace("ns", `apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
 metadata: {name: default-deny}
 spec: {selector: all(), types: [Egress]}
-`), refused: []string{"ns"}, reason: "the input holds network policies the evaluator does not model yet (Calico GlobalNetworkPolicy default-deny at "},
+`), refused: []string{"ns"}, reason: "egress policies govern this namespace (default-deny), isolating Deployment/app"},
+		{sentence: "a Calico NetworkPolicy isolating one workload refuses its namespace: an allow-all NetworkPolicy would open it to the internet",
+			cluster: namespace("ns", `apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: internal-only, namespace: ns}
+spec:
+  selector: app == 'app'
+  types: [Egress]
+  egress: [{action: Allow, destination: {nets: [10.0.0.0/8]}}]
+`), refused: []string{"ns"}, reason: "egress policies govern this namespace (ns/internal-only), isolating Deployment/app"},
+		{sentence: "a Calico deny in a tier that passes the rest, before the default tier, does not refuse: it isolates nothing",
+			cluster: namespace("ns", `apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100, defaultAction: Pass}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.deny-smtp}
+spec: {tier: security, selector: all(), types: [Egress], egress: [{action: Deny, protocol: TCP, destination: {ports: [25]}}]}
+`), generated: []string{"ns"}},
 		{sentence: "a namespaced Cilium policy refuses its own namespace only",
 			cluster: namespace("ns") + "---\n" + namespace("other", `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -248,7 +268,7 @@ metadata: {name: lock-down, namespace: other}
 spec:
   endpointSelector: {}
   egress: [{toEntities: [cluster]}]
-`), generated: []string{"ns"}, refused: []string{"other"}, reason: "CiliumNetworkPolicy other/lock-down at "},
+`), generated: []string{"ns"}, refused: []string{"other"}, reason: "egress policies govern this namespace (other/lock-down)"},
 		{sentence: "an extensions/v1beta1 NetworkPolicy, no longer served, is not silently ignored",
 			cluster: namespace("ns", strings.Replace(defaultDenyEgress, "networking.k8s.io/v1", "extensions/v1beta1", 1)),
 			refused: []string{"ns"}, reason: "extensions/v1beta1 NetworkPolicy at "},
@@ -425,5 +445,52 @@ func TestNotes(t *testing.T) {
 		if !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, want) }) {
 			t.Errorf("no note says %q; notes: %q", want, out.Notes)
 		}
+	}
+}
+
+// TestVerifyUsesEachPodsServiceAccount: a Calico policy allowing the metadata endpoint to one
+// service account keeps that pod reachable whatever an AdminNetworkPolicy says later (Calico's
+// tier security comes before kube-admin); verification must see it with the pod's own service
+// account, not "default", and refuse to call the AdminNetworkPolicy verified.
+func TestVerifyUsesEachPodsServiceAccount(t *testing.T) {
+	inv := loadYAML(t, `apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: metrics, namespace: monitoring}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: exporter, namespace: monitoring}
+spec:
+  selector: {matchLabels: {app: exporter}}
+  template:
+    metadata: {labels: {app: exporter}}
+    spec: {serviceAccountName: metrics, containers: [{name: exporter, image: exporter}]}
+---
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.metrics-imds}
+spec:
+  tier: security
+  order: 10
+  serviceAccountSelector: projectcalico.org/name == 'metrics'
+  types: [Egress]
+  egress: [{action: Allow, destination: {nets: [169.254.169.254/32]}}]
+`)
+	_, err := Generate(options(inv, []Layer{AdminNetworkPolicy}, endpoint.AWS))
+	var verr *VerificationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("Generate: %v, want a verification error", err)
+	}
+	if msg := verr.Error(); !strings.Contains(msg, "Deployment monitoring/exporter") || !strings.Contains(msg, "security.metrics-imds") {
+		t.Errorf("verification error %q does not name the exporter and the Calico policy that keeps it reachable", msg)
 	}
 }

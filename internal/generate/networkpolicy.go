@@ -54,7 +54,7 @@ func unsafeForNetworkPolicy(ns string, model *policy.Model, c *cluster) []string
 		}
 	}
 	control := model.EgressControl(ns)
-	if len(control.NetworkPolicies) > 0 {
+	if len(control.Isolating) > 0 {
 		var isolated []string
 		for _, i := range c.subjectsIn[ns] {
 			if c.reportable(i) && model.Isolated(c.policySubjects[i]) {
@@ -65,8 +65,8 @@ func unsafeForNetworkPolicy(ns string, model *policy.Model, c *cluster) []string
 		if len(isolated) > 0 {
 			what = "isolating " + listSome(isolated, 3)
 		}
-		reasons = append(reasons, fmt.Sprintf("egress NetworkPolicies govern this namespace (%s), %s: next to them, a NetworkPolicy allowing all egress except the metadata endpoints would widen those pods' egress, and could not take away what they already allow",
-			strings.Join(control.NetworkPolicies, ", "), what))
+		reasons = append(reasons, fmt.Sprintf("egress policies govern this namespace (%s), %s: next to them, a NetworkPolicy allowing all egress except the metadata endpoints would widen those pods' egress, and could not take away what they already allow",
+			strings.Join(control.Isolating, ", "), what))
 	}
 	if len(control.Baseline) > 0 {
 		reasons = append(reasons, fmt.Sprintf("BaselineAdminNetworkPolicy %s restricts egress here, and any NetworkPolicy takes precedence over it: allowing all egress except the metadata endpoints would override its denials",
@@ -75,46 +75,23 @@ func unsafeForNetworkPolicy(ns string, model *policy.Model, c *cluster) []string
 	return reasons
 }
 
-// unmodelled is a policy of the input the evaluator does not model (yet): Calico and Cilium
-// policies, and NetworkPolicies of API versions that are not served any more. Any of them may
-// restrict egress where the evaluator sees nothing.
+// unmodelled is a policy of the input the evaluator does not model: a NetworkPolicy of an API
+// version that is not served any more. It may restrict egress where the evaluator sees
+// nothing. (Calico and Cilium policies are modelled: the engine answers for them.)
 type unmodelled struct {
-	// namespace is empty for cluster-wide policies and for skipped documents, whose namespace
-	// the loader did not read: they concern every namespace.
+	// namespace is empty for skipped documents, whose namespace the loader did not read: they
+	// concern every namespace.
 	namespace string
 	what      string
 }
 
-// unmodelledPolicies lists the input's policies the evaluator does not model, leaving out the
-// Calico and Cilium policies generate wrote (they deny the metadata endpoints and nothing else).
+// unmodelledPolicies lists the input's policies the evaluator does not model.
 func unmodelledPolicies(inv *inventory.Inventory) []unmodelled {
 	var out []unmodelled
 	for _, s := range inv.Skipped {
 		if strings.Contains(s.Kind, "NetworkPolicy") {
 			out = append(out, unmodelled{what: fmt.Sprintf("%s %s at %s", s.APIVersion, s.Kind, s.Source)})
 		}
-	}
-	add := func(kind string, meta *metav1.ObjectMeta, src inventory.Source, ours string) {
-		if meta.Name == ours && meta.Labels[ManagedByLabel] == ManagedBy {
-			return
-		}
-		name := meta.Name
-		if meta.Namespace != "" {
-			name = meta.Namespace + "/" + name
-		}
-		out = append(out, unmodelled{namespace: meta.Namespace, what: fmt.Sprintf("%s %s at %s", kind, name, src)})
-	}
-	for _, p := range inv.CalicoGlobalNetworkPolicies {
-		add("Calico GlobalNetworkPolicy", &p.Policy.ObjectMeta, p.Source, calicoPolicyName)
-	}
-	for _, p := range inv.CalicoNetworkPolicies {
-		add("Calico NetworkPolicy", &p.Policy.ObjectMeta, p.Source, "")
-	}
-	for _, p := range inv.CiliumClusterwideNetworkPolicies {
-		add("CiliumClusterwideNetworkPolicy", &p.Policy.ObjectMeta, p.Source, PolicyName)
-	}
-	for _, p := range inv.CiliumNetworkPolicies {
-		add("CiliumNetworkPolicy", &p.Policy.ObjectMeta, p.Source, "")
 	}
 	return out
 }

@@ -302,12 +302,24 @@ func (calicoEngine) semantics() Semantics { return SemanticsCalico }
 // it and the Calico egress policies that may select its pods.
 func (e calicoEngine) control(ns *namespaceIndex) EgressControl {
 	c := kubernetesEngine{}.control(ns)
+	c.Isolating = nil
 	for i := range ns.calicoMembers {
-		if p := ns.calicoMembers[i].calico; p != nil {
-			c.Calico = append(c.Calico, p.name)
+		m := &ns.calicoMembers[i]
+		if m.calico != nil {
+			c.Calico = append(c.Calico, m.calico.name)
+		}
+		if (m.calico != nil || m.netpol != nil) && e.isolatingTier(m.tier) {
+			c.Isolating = append(c.Isolating, m.name())
 		}
 	}
 	return c
+}
+
+// isolatingTier reports whether the policies of a tier egress-isolate the pods they select:
+// the tier denies what they do not allow, or Calico consults it after the default tier, where
+// a NetworkPolicy's allow would come first and override its denials.
+func (e calicoEngine) isolatingTier(t *calicoTier) bool {
+	return t.defaultAction != actionPass || compareTiers(t, e.m.calicoTiers["default"]) > 0
 }
 
 // isolated: a pod is isolated when a Kubernetes NetworkPolicy or Calico policy selects it in a
@@ -315,13 +327,12 @@ func (e calicoEngine) control(ns *namespaceIndex) EgressControl {
 // consults after the default tier (a NetworkPolicy's allow in the default tier comes first and
 // would override its denials).
 func (e calicoEngine) isolated(ns *namespaceIndex, s Subject) bool {
-	def := e.m.calicoTiers["default"]
 	b := e.bind(ns, s, nil).(*calicoBound)
 	for _, c := range b.selecting {
 		if c.calico == nil && c.netpol == nil {
 			continue // an admin policy: its tier passes what it does not decide
 		}
-		if c.tier.defaultAction != actionPass || compareTiers(c.tier, def) > 0 {
+		if e.isolatingTier(c.tier) {
 			return true
 		}
 	}

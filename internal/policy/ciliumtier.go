@@ -163,21 +163,28 @@ func (b *ciliumBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason
 
 // ciliumControl lists the Cilium policies that may select pods of a namespace: its
 // CiliumNetworkPolicies, and the CiliumClusterwideNetworkPolicies whose selector's namespace
-// requirements the namespace meets.
-func (m *Model) ciliumControl(ns *namespaceIndex) []string {
+// requirements the namespace meets; and appends to isolating those that put pods into egress
+// default-deny.
+func (m *Model) ciliumControl(ns *namespaceIndex, isolating []string) (control, isolatingOut []string) {
 	id := ciliumIdentity(nil, ns.name, ns.labels, "")
-	var out []string
 	seen := map[string]bool{}
+	isolates := map[string]bool{}
 	for _, list := range [][]*ciliumSpec{m.ciliumClusterwide, ns.ciliumSpecs} {
 		for _, sp := range list {
-			if seen[sp.policy] || !sp.selector.mayMatchNamespace(id) {
+			if !sp.selector.mayMatchNamespace(id) {
 				continue
 			}
-			seen[sp.policy] = true
-			out = append(out, sp.policy)
+			if !seen[sp.policy] {
+				seen[sp.policy] = true
+				control = append(control, sp.policy)
+			}
+			if sp.defaultDeny && !isolates[sp.policy] {
+				isolates[sp.policy] = true
+				isolating = append(isolating, sp.policy)
+			}
 		}
 	}
-	return out
+	return control, isolating
 }
 
 // mayMatchNamespace reports whether the selector's requirements on the namespace and its labels
@@ -200,7 +207,9 @@ func (ciliumEngine) semantics() Semantics { return SemanticsCilium }
 // control lists the namespace's Kubernetes NetworkPolicies and the Cilium policies that may
 // select its pods; Cilium enforces no admin policy.
 func (e ciliumEngine) control(ns *namespaceIndex) EgressControl {
-	return EgressControl{NetworkPolicies: netpolNames(ns), Cilium: e.m.ciliumControl(ns)}
+	c := EgressControl{NetworkPolicies: netpolNames(ns), Isolating: netpolNames(ns)}
+	c.Cilium, c.Isolating = e.m.ciliumControl(ns, c.Isolating)
+	return c
 }
 
 // isolated: a pod in egress default-deny by a Cilium rule, or selected by a NetworkPolicy.

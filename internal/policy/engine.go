@@ -65,7 +65,7 @@ func (b *kubernetesBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Re
 }
 
 func (kubernetesEngine) control(ns *namespaceIndex) EgressControl {
-	c := EgressControl{NetworkPolicies: netpolNames(ns)}
+	c := EgressControl{NetworkPolicies: netpolNames(ns), Isolating: netpolNames(ns)}
 	for _, a := range ns.anps {
 		if len(a.policy.rules) > 0 {
 			c.Admin = append(c.Admin, a.policy.name)

@@ -254,6 +254,10 @@ type EgressControl struct {
 	Calico []string
 	// Cilium lists the Cilium egress policies that may select pods of the namespace.
 	Cilium []string
+	// Isolating lists, of the policies above, those that may egress-isolate pods of the
+	// namespace (Model.Isolated): next to them a NetworkPolicy allowing all egress could widen
+	// what they restrict.
+	Isolating []string
 }
 
 // Any reports whether any policy can restrict egress in the namespace.
