@@ -163,7 +163,7 @@ func RunFor(inv *inventory.Inventory, eps []endpoint.Endpoint, enf policy.Enforc
 			Synthesized: inv.Namespaces[name].Synthesized,
 			Control:     model.EgressControl(name),
 			Isolated:    isolated[name],
-			remedy:      defaultRemedy(eps, name, isolated[name]),
+			remedy:      defaultRemedy(eps, name, isolated[name], &model.Enforcement),
 		})
 	}
 	r.Findings = findings(r, inv)

@@ -111,3 +111,47 @@ spec: {endpointSelector: {}, egressDeny: [{toCIDR: [169.254.169.254/32]}]}
 		t.Errorf("a Cilium policy must make the report incomplete: %v", findingIDs(r))
 	}
 }
+
+// TestCalicoIsolationShapesTheFix: a Calico NetworkPolicy that isolates shop/web makes the
+// namespace isolated, so the fix offered for another reachable pod of shop must not propose an
+// allow-all-except-metadata NetworkPolicy (it would open web to the internet).
+func TestCalicoIsolationShapesTheFix(t *testing.T) {
+	r := auditYAML(t, `apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: web, image: web}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: shop, labels: {app: api}}
+spec: {containers: [{name: api, image: api}]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: internal-only, namespace: shop}
+spec:
+  selector: app == 'web'
+  types: [Egress]
+  egress: [{action: Allow, destination: {nets: [10.0.0.0/8]}}]
+`, endpoint.AWS)
+	if len(r.Namespaces) != 1 || !r.Namespaces[0].Isolated {
+		t.Fatalf("namespace shop should be isolated: %+v", r.Namespaces)
+	}
+	found := false
+	for _, f := range r.Findings {
+		if f.Rule.ID != audit.RuleReach.ID || !strings.Contains(f.Message, "shop/api") {
+			continue
+		}
+		found = true
+		if strings.Contains(f.Remediation, "No pod in namespace shop is egress-isolated") || !strings.Contains(f.Remediation, "already egress-isolated") {
+			t.Errorf("fix for shop/api: %q", f.Remediation)
+		}
+	}
+	if !found {
+		t.Fatal("no reachable finding for shop/api")
+	}
+}

@@ -171,17 +171,39 @@ func credentialPrefixes(eps []endpoint.Endpoint, v4 bool) string {
 }
 
 // defaultRemedy is the fix for a namespace whose pods no policy restricts.
-func defaultRemedy(eps []endpoint.Endpoint, ns string, isolated bool) string {
+func defaultRemedy(eps []endpoint.Endpoint, ns string, isolated bool, enf *policy.Enforcement) string {
 	v4, v6 := credentialPrefixes(eps, true), credentialPrefixes(eps, false)
 	except := "ipBlock 0.0.0.0/0 except [" + v4 + "]"
 	if v6 != "" {
 		except += " and ipBlock ::/0 except [" + v6 + "]"
 	}
-	anp := fmt.Sprintf("An AdminNetworkPolicy with a Deny rule for networks [%s] selecting namespace %s cannot widen anyone's egress and is the preferred cluster-wide fix.", strings.TrimSuffix(v4+", "+v6, ", "), ns)
+	deny := clusterDenyRemedy(strings.TrimSuffix(v4+", "+v6, ", "), ns, enf)
 	if isolated {
-		return fmt.Sprintf("Some pods in namespace %s are already egress-isolated: an allow-all-except-metadata NetworkPolicy would open them to the internet. Use a deny-capable layer instead. %s A Calico GlobalNetworkPolicy or Cilium deny, or a node firewall, also work.", ns, anp)
+		return fmt.Sprintf("Some pods in namespace %s are already egress-isolated: an allow-all-except-metadata NetworkPolicy would open them to the internet. Use a deny-capable layer instead. %s", ns, deny)
 	}
-	return fmt.Sprintf("No pod in namespace %s is egress-isolated, so a NetworkPolicy with podSelector {} and egress to %s, plus a namespaceSelector: {} peer for in-cluster traffic, widens nothing. %s On AWS also require IMDSv2 with a hop limit of 1.", ns, except, anp)
+	if ok, _ := enf.Enforces(policy.KindNetworkPolicy); !ok {
+		return fmt.Sprintf("NetworkPolicy is not enforced in this cluster, so it cannot help here. %s", deny)
+	}
+	return fmt.Sprintf("No pod in namespace %s is egress-isolated, so a NetworkPolicy with podSelector {} and egress to %s, plus a namespaceSelector: {} peer for in-cluster traffic, widens nothing. %s On AWS also require IMDSv2 with a hop limit of 1.", ns, except, deny)
+}
+
+// clusterDenyRemedy names the cluster-wide deny that the cluster's engine enforces, preferring
+// the Kubernetes API kinds; with no such kind, the node agent.
+func clusterDenyRemedy(networks, ns string, enf *policy.Enforcement) string {
+	enforces := func(k policy.Kind) bool { ok, _ := enf.Enforces(k); return ok }
+	switch {
+	case enf.Assumed:
+		return fmt.Sprintf("A cluster-wide Deny for networks [%s] selecting namespace %s cannot widen anyone's egress: a ClusterNetworkPolicy in the Admin tier, or an AdminNetworkPolicy, Calico GlobalNetworkPolicy or Cilium egressDeny, whichever your network plugin enforces (imdsguard generate --layer auto picks it); the node agent works everywhere.", networks, ns)
+	case enforces(policy.KindClusterNetworkPolicy):
+		return fmt.Sprintf("A ClusterNetworkPolicy in the Admin tier with a Deny rule for networks [%s] selecting namespace %s cannot widen anyone's egress and is the preferred cluster-wide fix (%s enforces it).", networks, ns, enf.Engine)
+	case enforces(policy.KindAdminNetworkPolicy):
+		return fmt.Sprintf("An AdminNetworkPolicy with a Deny rule for networks [%s] selecting namespace %s cannot widen anyone's egress and is the preferred cluster-wide fix (%s enforces it).", networks, ns, enf.Engine)
+	case enforces(policy.KindCalico):
+		return fmt.Sprintf("A Calico GlobalNetworkPolicy denying networks [%s], in a tier before the default tier, cannot widen anyone's egress (%s enforces it).", networks, enf.Engine)
+	case enforces(policy.KindCilium):
+		return fmt.Sprintf("A CiliumClusterwideNetworkPolicy with egressDeny to [%s] and enableDefaultDeny.egress false cannot widen anyone's egress (%s enforces it).", networks, enf.Engine)
+	}
+	return fmt.Sprintf("No cluster-wide deny kind is enforced here: block [%s] on the node (imdsguard agent) and in the instance settings.", networks)
 }
 
 // reachRemedy names the fix for an allowed verdict, from what decided it.
