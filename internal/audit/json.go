@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
 // major version when a field changes meaning or disappears; new fields bump the minor version.
-const SchemaVersion = "1.2"
+const SchemaVersion = "1.3"
 
 type jsonEndpoint struct {
 	Name        string   `json:"name"`
@@ -78,10 +78,37 @@ type jsonHead struct {
 	Endpoints     []jsonEndpoint      `json:"endpoints"`
 	Namespaces    []jsonNamespace     `json:"namespaces"`
 	Cluster       string              `json:"cluster,omitempty"`
+	PolicyEngine  jsonPolicyEngine    `json:"policyEngine"`
 	Gaps          []inventory.Gap     `json:"gaps"`
 	Problems      []inventory.Problem `json:"problems"`
 	Skipped       []inventory.Skipped `json:"skipped"`
 	Warnings      []string            `json:"warnings"`
+}
+
+// jsonPolicyEngine is what enforces pod egress policy, as the audit used it (1.3).
+type jsonPolicyEngine struct {
+	Engine    string           `json:"engine,omitempty"`
+	Semantics string           `json:"semantics"`
+	Assumed   bool             `json:"assumed"`
+	Kinds     []jsonKindStatus `json:"kinds"`
+}
+
+type jsonKindStatus struct {
+	Kind     string `json:"kind"`
+	Enforced bool   `json:"enforced"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+func policyEngineJSON(e policy.Enforcement) jsonPolicyEngine {
+	out := jsonPolicyEngine{Engine: e.Engine, Semantics: string(e.Semantics), Assumed: e.Assumed, Kinds: []jsonKindStatus{}}
+	for _, k := range policy.Kinds {
+		ok, why := e.Enforces(k)
+		if ok {
+			why = e.Kinds[k].Reason
+		}
+		out.Kinds = append(out.Kinds, jsonKindStatus{Kind: string(k), Enforced: ok, Reason: why})
+	}
+	return out
 }
 
 type jsonTool struct {
@@ -127,6 +154,7 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		Endpoints:     []jsonEndpoint{},
 		Namespaces:    []jsonNamespace{},
 		Cluster:       r.Cluster,
+		PolicyEngine:  policyEngineJSON(r.model.Enforcement),
 		Gaps:          nonNil(r.Gaps),
 		Problems:      nonNil(r.Problems),
 		Skipped:       nonNil(r.Skipped),

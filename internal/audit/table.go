@@ -58,6 +58,9 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 	}
 	fmt.Fprintf(bw, "imdsguard audit: %s; %s, %s, %s; %s\n", source,
 		count(s.Namespaces, "namespace"), count(s.Pods, "pod"), count(s.Workloads, "workload"), count(s.Endpoints, "endpoint"))
+	if e := r.model.Enforcement; !e.Assumed {
+		fmt.Fprintf(bw, "policy engine: %s\n", e.String())
+	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintln(bw, p.paint("1;31", fmt.Sprintf("INCOMPLETE: %d documents or objects could not be evaluated (see IMDS011 findings)", len(r.Problems))))
 	}
