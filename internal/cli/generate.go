@@ -173,6 +173,10 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 		return usageError("the %s layers write scripts and configuration files, not Kubernetes objects: give -o DIR to write them", layerNames(out.Layers))
 	}
 	for _, r := range out.Refusals {
+		if r.Namespace == "" {
+			log.Warn("layer refused", "layer", r.Layer, "reason", strings.Join(r.Reasons, "; "), "instead", layerNames(r.Instead))
+			continue
+		}
 		log.Warn("namespace refused", "layer", r.Layer, "namespace", r.Namespace, "reason", strings.Join(r.Reasons, "; "), "instead", layerNames(r.Instead))
 	}
 	for _, n := range out.Notes {
@@ -197,8 +201,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 	}
 
 	if len(out.Refusals) > 0 {
-		msg := fmt.Sprintf("%s refused: protect %s with a deny-capable layer (adminnetworkpolicy, calico, cilium or node)",
-			plural(len(out.Refusals), "namespace"), refusedNamespaces(out.Refusals))
+		msg := refusalSummary(out.Refusals)
 		log.Warn(msg)
 		if o.failOnRefusal {
 			return &exitError{code: ExitFindings, err: errors.New(msg)}
@@ -291,10 +294,23 @@ func layerNames(ls []generate.Layer) string {
 	return strings.Join(names, ", ")
 }
 
-func refusedNamespaces(rs []generate.Refusal) string {
-	names := make([]string, len(rs))
-	for i, r := range rs {
-		names[i] = r.Namespace
+// refusalSummary says what was refused: the layers the cluster's engine would not enforce, and
+// the namespaces the networkpolicy layer would have widened egress in.
+func refusalSummary(rs []generate.Refusal) string {
+	var layers, namespaces []string
+	for _, r := range rs {
+		if r.Namespace == "" {
+			layers = append(layers, string(r.Layer)+" (use "+layerNames(r.Instead)+")")
+			continue
+		}
+		namespaces = append(namespaces, r.Namespace)
 	}
-	return strings.Join(names, ", ")
+	var parts []string
+	if len(layers) > 0 {
+		parts = append(parts, fmt.Sprintf("%s refused, the cluster's policy engine would not enforce them: %s", plural(len(layers), "layer"), strings.Join(layers, ", ")))
+	}
+	if len(namespaces) > 0 {
+		parts = append(parts, fmt.Sprintf("%s refused: protect %s with a deny-capable layer (adminnetworkpolicy, calico, cilium or node)", plural(len(namespaces), "namespace"), strings.Join(namespaces, ", ")))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -72,6 +72,54 @@ type Options struct {
 	// AdminPriority is the AdminNetworkPolicy's priority, 0-1000; lower numbers are evaluated
 	// first.
 	AdminPriority int32
+	// Enforcement is what enforces pod egress policy in the cluster (engine.Detect, or the
+	// --policy-engine flag). A policy layer of a kind it does not enforce is refused, and
+	// verification evaluates only the kinds it enforces. Nil assumes every kind is enforced.
+	Enforcement *policy.Enforcement
+}
+
+// enforcement returns the enforcement the options state, or the one the inventory implies when
+// they state none.
+func (o *Options) enforcement() policy.Enforcement {
+	switch {
+	case o.Enforcement != nil:
+		return *o.Enforcement
+	case o.Inventory != nil:
+		return policy.AssumedEnforcement(o.Inventory)
+	}
+	return policy.Enforcement{Semantics: policy.SemanticsKubernetes, Assumed: true}
+}
+
+// layerKinds maps the layers that write policy objects to the kind of those objects.
+var layerKinds = map[Layer]policy.Kind{
+	NetworkPolicy:      policy.KindNetworkPolicy,
+	AdminNetworkPolicy: policy.KindAdminNetworkPolicy,
+	Calico:             policy.KindCalico,
+	Cilium:             policy.KindCilium,
+}
+
+// unenforced returns a refusal of a policy layer whose kind the cluster's engine does not
+// enforce: its objects would be stored and protect nothing. The refusal points to the
+// deny-capable layers the engine does enforce, and to the node layer.
+func unenforced(l Layer, enf *policy.Enforcement) (Refusal, bool) {
+	k, ok := layerKinds[l]
+	if !ok {
+		return Refusal{}, false
+	}
+	enforced, why := enf.Enforces(k)
+	if enforced {
+		return Refusal{}, false
+	}
+	var instead []Layer
+	for _, d := range denyCapable {
+		if dk, ok := layerKinds[d]; ok {
+			if e, _ := enf.Enforces(dk); !e {
+				continue
+			}
+		}
+		instead = append(instead, d)
+	}
+	return Refusal{Layer: l, Reasons: []string{why + ": its objects would protect no pod"}, Instead: instead}, true
 }
 
 // DefaultOptions returns the default options for the selected endpoints.
@@ -115,6 +163,9 @@ type Refusal struct {
 }
 
 func (r Refusal) String() string {
+	if r.Namespace == "" {
+		return fmt.Sprintf("%s layer refused: %s; use instead: %s", r.Layer, strings.Join(r.Reasons, "; "), layerList(r.Instead))
+	}
 	return fmt.Sprintf("%s layer refused namespace %s: %s; protect it with a deny-capable layer instead: %s",
 		r.Layer, r.Namespace, strings.Join(r.Reasons, "; "), layerList(r.Instead))
 }
@@ -129,7 +180,8 @@ type Output struct {
 	ExemptNamespaces []string
 	Manifests        []Manifest
 	Files            []File
-	// Refusals are namespaces the NetworkPolicy layer would have widened egress in.
+	// Refusals are namespaces the NetworkPolicy layer would have widened egress in, and
+	// (Namespace empty) policy layers the cluster's engine would not enforce.
 	Refusals []Refusal
 	// Notes are facts the reader must know to apply the output safely.
 	Notes []string
@@ -178,7 +230,12 @@ func Generate(opts Options) (*Output, error) {
 		c = newCluster(opts.Inventory)
 	}
 	out := &Output{Layers: opts.Layers, Endpoints: opts.Endpoints, ExemptNamespaces: opts.ExemptNamespaces}
+	enf := opts.enforcement()
 	for _, l := range opts.Layers {
+		if r, refused := unenforced(l, &enf); refused {
+			out.Refusals = append(out.Refusals, r)
+			continue
+		}
 		var err error
 		switch l {
 		case NetworkPolicy:
@@ -299,7 +356,7 @@ func (out *Output) addNetworkPolicies(opts *Options, c *cluster) error {
 		namespaces[i] = np.Namespace
 	}
 	scope := Scope{Namespaces: namespaces, ExemptionLabel: opts.ExemptionLabel}
-	if err := verify(withSamples(c.inv, namespaces), opts.Endpoints, Policies{NetworkPolicies: policies}, scope, "networkpolicy layer"); err != nil {
+	if err := verify(withSamples(c.inv, namespaces), opts.Endpoints, Policies{NetworkPolicies: policies}, scope, opts.Enforcement, "networkpolicy layer"); err != nil {
 		return err
 	}
 	for _, np := range policies {
@@ -318,7 +375,7 @@ func (out *Output) addAdminNetworkPolicy(opts *Options, c *cluster) error {
 	// even when the input has no pod there, or no input is given.
 	inv = withSamples(inv, append([]string{SampleWorkload}, opts.ExemptNamespaces...))
 	scope := Scope{ExemptNamespaces: opts.ExemptNamespaces}
-	if err := verify(inv, opts.Endpoints, Policies{AdminNetworkPolicies: []*anpv1alpha1.AdminNetworkPolicy{anp}}, scope, "adminnetworkpolicy layer"); err != nil {
+	if err := verify(inv, opts.Endpoints, Policies{AdminNetworkPolicies: []*anpv1alpha1.AdminNetworkPolicy{anp}}, scope, opts.Enforcement, "adminnetworkpolicy layer"); err != nil {
 		return err
 	}
 	out.Manifests = append(out.Manifests, Manifest{Layer: AdminNetworkPolicy, Comment: adminNetworkPolicyComment(opts), Object: anp})

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/policy"
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
@@ -492,5 +493,47 @@ spec:
 	}
 	if msg := verr.Error(); !strings.Contains(msg, "Deployment monitoring/exporter") || !strings.Contains(msg, "security.metrics-imds") {
 		t.Errorf("verification error %q does not name the exporter and the Calico policy that keeps it reachable", msg)
+	}
+}
+
+// TestLayersFollowEnforcement: a policy layer of a kind the cluster's engine does not enforce
+// is refused with the engine's reason, pointing to the deny-capable layers it does enforce;
+// the other layers are generated and verified with the kinds it enforces.
+func TestLayersFollowEnforcement(t *testing.T) {
+	calico := policy.Enforcement{Engine: "Calico v3.32.1", Semantics: policy.SemanticsCalico, Kinds: map[policy.Kind]policy.KindEnforcement{
+		policy.KindNetworkPolicy:              {Enforced: true},
+		policy.KindCalico:                     {Enforced: true},
+		policy.KindClusterNetworkPolicy:       {Enforced: true},
+		policy.KindAdminNetworkPolicy:         {Reason: "Calico v3.32 removed AdminNetworkPolicy v1alpha1 support"},
+		policy.KindBaselineAdminNetworkPolicy: {Reason: "Calico v3.32 removed BaselineAdminNetworkPolicy v1alpha1 support"},
+	}}
+	o := options(loadYAML(t, namespace("ns")), []Layer{AdminNetworkPolicy, Calico, Cilium}, endpoint.AWS)
+	o.Enforcement = &calico
+	out := mustGenerate(t, o)
+	var refused []Layer
+	for _, r := range out.Refusals {
+		refused = append(refused, r.Layer)
+		if r.Namespace != "" {
+			t.Errorf("a layer refusal names namespace %q", r.Namespace)
+		}
+		if !slices.Equal(r.Instead, []Layer{Calico, Node}) {
+			t.Errorf("refusal of %s points to %v, want the layers Calico enforces and node", r.Layer, r.Instead)
+		}
+	}
+	if !slices.Equal(refused, []Layer{AdminNetworkPolicy, Cilium}) {
+		t.Fatalf("refused %v, want adminnetworkpolicy and cilium", refused)
+	}
+	if msg := out.Refusals[0].String(); !strings.Contains(msg, "Calico v3.32 removed AdminNetworkPolicy v1alpha1 support") {
+		t.Errorf("refusal %q does not give the engine's reason", msg)
+	}
+	if msg := out.Refusals[1].String(); !strings.Contains(msg, "Calico v3.32.1 does not enforce Cilium") {
+		t.Errorf("refusal %q does not name the engine", msg)
+	}
+	var layers []Layer
+	for _, m := range out.Manifests {
+		layers = append(layers, m.Layer)
+	}
+	if !slices.Contains(layers, Calico) || slices.Contains(layers, AdminNetworkPolicy) || slices.Contains(layers, Cilium) {
+		t.Errorf("generated layers %v, want calico only", layers)
 	}
 }

@@ -166,7 +166,20 @@ func (o *Output) Summary() string {
 		fmt.Fprintf(&b, "exempt namespaces: %s\n", exempt)
 	}
 	if len(o.Refusals) > 0 {
-		fmt.Fprintf(&b, "REFUSED: %d namespaces (nothing generated there by that layer):\n", len(o.Refusals))
+		layers := 0
+		for _, r := range o.Refusals {
+			if r.Namespace == "" {
+				layers++
+			}
+		}
+		var what []string
+		if n := len(o.Refusals) - layers; n > 0 {
+			what = append(what, fmt.Sprintf("%d namespaces", n))
+		}
+		if layers > 0 {
+			what = append(what, fmt.Sprintf("%d layers", layers))
+		}
+		fmt.Fprintf(&b, "REFUSED: %s (nothing generated there by that layer):\n", strings.Join(what, ", "))
 		for _, r := range o.Refusals {
 			fmt.Fprintf(&b, "  %s\n", r)
 		}

@@ -130,13 +130,27 @@ func (e *VerificationError) Error() string {
 // as the new ones replace them. It is what Generate runs on everything it returns that the evaluator understands, exported
 // so tests and a controller hold generated policies to the same standard.
 func Verify(inv *inventory.Inventory, eps []endpoint.Endpoint, added Policies, scope Scope) error {
-	return verify(inv, eps, added, scope, "generated policies")
+	return verify(inv, eps, added, scope, nil, "generated policies")
 }
 
-func verify(inv *inventory.Inventory, eps []endpoint.Endpoint, added Policies, scope Scope, what string) error {
+// VerifyFor is Verify with only the policy kinds enf enforces taking part, before and after.
+func VerifyFor(inv *inventory.Inventory, eps []endpoint.Endpoint, added Policies, scope Scope, enf policy.Enforcement) error {
+	return verify(inv, eps, added, scope, &enf, "generated policies")
+}
+
+// verify checks added against inv; enf nil assumes every kind of policy in the result is
+// enforced (with the semantics the result implies).
+func verify(inv *inventory.Inventory, eps []endpoint.Endpoint, added Policies, scope Scope, enf *policy.Enforcement, what string) error {
 	inv = withoutGenerated(inv)
 	after := withPolicies(inv, added)
-	beforeModel, afterModel := policy.Compile(inv), policy.Compile(after)
+	compile := func(i *inventory.Inventory) *policy.Model {
+		if enf == nil {
+			// The generated policies' own kinds must count too: assume from the result.
+			return policy.CompileFor(i, policy.AssumedEnforcement(after))
+		}
+		return policy.CompileFor(i, *enf)
+	}
+	beforeModel, afterModel := compile(inv), compile(after)
 	var violations []Violation
 	for _, p := range afterModel.Rejected {
 		if p.Source == GeneratedSource {
