@@ -8,6 +8,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/generate"
 	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/policy"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -254,11 +255,29 @@ func TestChooseMode(t *testing.T) {
 		{"an explicit mode is kept", ModeNetworkPolicy, Served{AdminNetworkPolicy: true}, ModeNetworkPolicy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, why := ChooseMode(tc.want, tc.served)
-			if got != tc.got || why == "" {
-				t.Errorf("ChooseMode = %s (%q), want %s with a reason", got, why, tc.got)
+			got, why, err := ChooseMode(tc.want, tc.served, nil)
+			if err != nil || got != tc.got || why == "" {
+				t.Errorf("ChooseMode = %s (%q, %v), want %s with a reason", got, why, err, tc.got)
 			}
 		})
+	}
+	// With the engine known, auto skips what it would not enforce, and a mode nothing would
+	// enforce is refused.
+	calico332 := &policy.Enforcement{Engine: "Calico v3.32.1", Semantics: policy.SemanticsCalico, Kinds: map[policy.Kind]policy.KindEnforcement{
+		policy.KindNetworkPolicy: {Enforced: true}, policy.KindCalico: {Enforced: true},
+		policy.KindAdminNetworkPolicy: {Reason: "Calico v3.32 enforces ClusterNetworkPolicy instead"}}}
+	got, why, err := ChooseMode(ModeAuto, Served{AdminNetworkPolicy: true, Calico: calico}, calico332)
+	if err != nil || got != ModeCalico || !strings.Contains(why, "Calico v3.32 enforces ClusterNetworkPolicy instead") {
+		t.Errorf("auto on Calico v3.32 with ANP served = %s (%q, %v), want calico, saying why not adminnetworkpolicy", got, why, err)
+	}
+	if _, _, err := ChooseMode(ModeAdminNetworkPolicy, Served{AdminNetworkPolicy: true}, calico332); err == nil ||
+		!strings.Contains(err.Error(), "Calico v3.32 enforces ClusterNetworkPolicy instead") || !strings.Contains(err.Error(), "calico, networkpolicy") {
+		t.Errorf("mode adminnetworkpolicy on Calico v3.32: %v, want a refusal naming the reason and the modes it enforces", err)
+	}
+	vpcOff := &policy.Enforcement{Engine: "AWS VPC CNI", Semantics: policy.SemanticsKubernetes, Kinds: map[policy.Kind]policy.KindEnforcement{
+		policy.KindNetworkPolicy: {Reason: "the network policy agent is off"}}}
+	if _, _, err := ChooseMode(ModeAuto, Served{}, vpcOff); err == nil || !strings.Contains(err.Error(), "the network policy agent is off") {
+		t.Errorf("auto with nothing enforced: %v, want an error naming why", err)
 	}
 	if err := modeServed(ModeCalico, Served{Calico: calicoStorage}); err == nil {
 		t.Error("mode calico accepted on a cluster without projectcalico.org/v3")

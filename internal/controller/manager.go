@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/imdsguard/imdsguard/internal/policy"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -66,7 +68,10 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode, why := ChooseMode(cfg.Mode, served)
+	mode, why, err := ChooseMode(cfg.Mode, served, cfg.Enforcement)
+	if err != nil {
+		return nil, err
+	}
 	if err := modeServed(mode, served); err != nil {
 		return nil, err
 	}
@@ -191,22 +196,66 @@ func DiscoverServed(cfg *rest.Config) (Served, error) {
 	return s, nil
 }
 
-// ChooseMode resolves auto to the strongest layer the cluster serves: AdminNetworkPolicy, then
-// Calico (projectcalico.org/v3), then Cilium, then NetworkPolicy. Any other mode is kept.
-// It returns why, for the log.
-func ChooseMode(want Mode, served Served) (Mode, string) {
+// modeKinds maps each mode to the kind of policy it writes.
+var modeKinds = map[Mode]policy.Kind{
+	ModeAdminNetworkPolicy: policy.KindAdminNetworkPolicy,
+	ModeCalico:             policy.KindCalico,
+	ModeCilium:             policy.KindCilium,
+	ModeNetworkPolicy:      policy.KindNetworkPolicy,
+}
+
+// ChooseMode resolves auto to the strongest layer the cluster serves and its policy engine
+// enforces: AdminNetworkPolicy, then Calico (projectcalico.org/v3), then Cilium, then
+// NetworkPolicy. An explicit mode is kept if the engine enforces it. A mode nothing would
+// enforce is an error: its objects would protect no pod. It returns why, for the log. A nil
+// enforcement assumes every kind served is enforced.
+func ChooseMode(want Mode, served Served, enf *policy.Enforcement) (Mode, string, error) {
 	if want != ModeAuto {
-		return want, "chosen with --mode"
+		if ok, why := enf.Enforces(modeKinds[want]); !ok {
+			return "", "", fmt.Errorf("mode %s: %s, so its policies would protect no pod; choose a mode the engine enforces (%s), or protect pods with the node agent", want, why, enforcedModes(enf))
+		}
+		return want, "chosen with --mode", nil
 	}
-	switch {
-	case served.AdminNetworkPolicy:
-		return ModeAdminNetworkPolicy, "auto: the cluster serves policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy, a cluster-wide deny no NetworkPolicy can undo"
-	case served.Calico == calicoGroupVersions[0]:
-		return ModeCalico, "auto: no AdminNetworkPolicy API; the cluster serves Calico's projectcalico.org/v3 tiers and GlobalNetworkPolicies, a cluster-wide deny ordered before every NetworkPolicy"
-	case served.Cilium:
-		return ModeCilium, "auto: no AdminNetworkPolicy or Calico v3 API; the cluster serves cilium.io/v2 CiliumClusterwideNetworkPolicy, whose egressDeny wins over every allow"
+	candidates := []struct {
+		mode   Mode
+		served bool
+		why    string
+	}{
+		{ModeAdminNetworkPolicy, served.AdminNetworkPolicy, "the cluster serves policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy, a cluster-wide deny no NetworkPolicy can undo"},
+		{ModeCalico, served.Calico == calicoGroupVersions[0], "the cluster serves Calico's projectcalico.org/v3 tiers and GlobalNetworkPolicies, a cluster-wide deny ordered before every NetworkPolicy"},
+		{ModeCilium, served.Cilium, "the cluster serves cilium.io/v2 CiliumClusterwideNetworkPolicy, whose egressDeny wins over every allow"},
+		{ModeNetworkPolicy, true, "one NetworkPolicy per namespace, refused where it would widen egress"},
 	}
-	return ModeNetworkPolicy, "auto: the cluster serves no deny-capable policy API (AdminNetworkPolicy, Calico projectcalico.org/v3, Cilium): one NetworkPolicy per namespace, refused where it would widen egress"
+	var skipped []string
+	for _, c := range candidates {
+		if !c.served {
+			continue
+		}
+		if ok, why := enf.Enforces(modeKinds[c.mode]); !ok {
+			skipped = append(skipped, fmt.Sprintf("%s: %s", c.mode, why))
+			continue
+		}
+		reason := "auto: " + c.why
+		if len(skipped) > 0 {
+			reason += " (not enforced here: " + strings.Join(skipped, "; ") + ")"
+		}
+		return c.mode, reason, nil
+	}
+	return "", "", fmt.Errorf("mode auto: no policy layer the cluster serves would be enforced (%s): protect pods with the node agent (imdsguard agent) and the instance settings", strings.Join(skipped, "; "))
+}
+
+// enforcedModes lists the modes whose kind the engine enforces.
+func enforcedModes(enf *policy.Enforcement) string {
+	var out []string
+	for _, m := range Modes[1:] {
+		if ok, _ := enf.Enforces(modeKinds[m]); ok {
+			out = append(out, string(m))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 // modeServed checks that the API a cluster-wide mode writes is served.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/generate"
+	"github.com/imdsguard/imdsguard/internal/policy"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -74,6 +75,10 @@ type Options struct {
 	StatusInterval time.Duration
 	// MaxConcurrentReconciles bounds parallel namespace reconciles.
 	MaxConcurrentReconciles int
+	// Enforcement is what enforces pod egress policy in the cluster, detected at start or
+	// stated with --policy-engine. Auto picks a layer it enforces; a mode of a kind it does not
+	// enforce is refused at start. Nil assumes every kind served is enforced.
+	Enforcement *policy.Enforcement
 }
 
 // DefaultOptions returns the defaults for the selected endpoints.
@@ -137,6 +142,7 @@ func (o *Options) generateOptions(layer generate.Layer) generate.Options {
 	g.ExemptNamespaces = slices.Clone(o.ExemptNamespaces)
 	g.ExemptionLabel = o.PodExemptionLabel
 	g.AdminPriority = o.AdminPriority
+	g.Enforcement = o.Enforcement
 	return g
 }
 
