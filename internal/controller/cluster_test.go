@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -72,9 +73,11 @@ func TestClusterWideModes(t *testing.T) {
 				})
 			}
 			inPlace("the cluster-wide policy in place, the labelled namespace exempt")
-			if got := c.Status.Counts(); got[Exempt] < 2 || got[Protected] < 1 {
-				t.Errorf("status counts %v", got)
-			}
+			// The reconciler records the status after its writes: wait for it, not only for them.
+			eventually(t, "status counts the exempt and protected namespaces", 10*time.Second, func() (bool, string) {
+				got := c.Status.Counts()
+				return got[Exempt] >= 2 && got[Protected] >= 1, fmt.Sprint(got)
+			})
 
 			// The deny is the last object: the one that matters most.
 			last := desired()[len(desired())-1]

@@ -285,7 +285,7 @@ func TestNetworkPolicyModeProtectsEveryNamespace(t *testing.T) {
 		})
 		eventually(t, "status says refused and why", 10*time.Second, func() (bool, string) {
 			data := statusConfigMap(t, admin)
-			return strings.Contains(data["refused"], "np-isolated: networkpolicy layer refused namespace np-isolated: egress NetworkPolicies govern this namespace"), data["refused"]
+			return strings.Contains(data["refused"], "np-isolated: networkpolicy layer refused namespace np-isolated: egress policies govern this namespace"), data["refused"]
 		})
 		if np := managedPolicy(t, admin, "np-isolated"); np != nil {
 			t.Errorf("a managed policy was written in a refused namespace: %s", describe(np))
