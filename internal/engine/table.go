@@ -207,6 +207,7 @@ var table = append(calicoRows(Calico), append(calicoRows(Canal), []Row{
 			policy.KindClusterNetworkPolicy:       unconfirmed,
 		},
 		Sources: []string{"https://cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2", "https://cloud.google.com/kubernetes-engine/docs/how-to/cilium-network-policy"}},
+	// ("Kubernetes NetworkPolicy is always on in clusters with GKE Dataplane V2.")
 	// Antrea: AdminNetworkPolicy and BaselineAdminNetworkPolicy from v1.13, alpha feature gate.
 	{Engine: Antrea, Before: "1.13.0",
 		Kinds:   map[policy.Kind]KindRule{policy.KindNetworkPolicy: yes},
@@ -252,11 +253,12 @@ var table = append(calicoRows(Calico), append(calicoRows(Canal), []Row{
 		},
 		Sources: []string{"https://github.com/ovn-org/ovn-kubernetes/blob/master/docs/features/network-security-controls/admin-network-policy.md",
 			"https://github.com/ovn-org/ovn-kubernetes/blob/master/go-controller/pkg/config/config.go"}},
-	// kube-router: NetworkPolicy with --run-firewall (default true).
+	// kube-router: NetworkPolicy with --run-firewall (default true); egress rules since
+	// cloudnativelabs/kube-router#186 (2017).
 	{Engine: KubeRouter,
-		Kinds: map[policy.Kind]KindRule{policy.KindNetworkPolicy: yes,
+		Kinds: map[policy.Kind]KindRule{policy.KindNetworkPolicy: {Support: Enforced, Note: "egress rules since kube-router#186 (2017)"},
 			policy.KindAdminNetworkPolicy: unconfirmed, policy.KindBaselineAdminNetworkPolicy: unconfirmed, policy.KindClusterNetworkPolicy: unconfirmed},
-		Sources: []string{"https://github.com/cloudnativelabs/kube-router/blob/master/docs/user-guide.md"}},
+		Sources: []string{"https://github.com/cloudnativelabs/kube-router/blob/master/docs/user-guide.md", "https://github.com/cloudnativelabs/kube-router/pull/186"}},
 	// Weave Net: NetworkPolicy through the weave-npc container. The project is archived.
 	{Engine: WeaveNet,
 		Kinds: map[policy.Kind]KindRule{policy.KindNetworkPolicy: yes,
