@@ -207,16 +207,24 @@ func (d *detector) awsVPCCNI() []finding {
 	if !on {
 		f.off = ev
 	}
-	if cm := d.inv.ConfigMap("kube-system", "amazon-vpc-cni"); cm != nil {
-		if value, ok := cm.Data["enable-network-policy-controller"]; ok {
-			cmEv := "ConfigMap kube-system/amazon-vpc-cni key enable-network-policy-controller=" + value
-			f.evidence = append(f.evidence, cmEv)
-			if b, err := isTrue(value); on && (err != nil || !b) {
-				on, f.off = false, cmEv+": the network policy controller is off, so the agent has no policies to enforce"
-			}
+	// On EKS the controller that turns policies into the agent's PolicyEndpoints runs in the
+	// control plane, switched by this key; self-managed clusters run it themselves.
+	cm := d.inv.ConfigMap("kube-system", "amazon-vpc-cni")
+	value, ok := "", false
+	if cm != nil {
+		value, ok = cm.Data["enable-network-policy-controller"]
+	}
+	switch {
+	case ok:
+		cmEv := "ConfigMap kube-system/amazon-vpc-cni key enable-network-policy-controller=" + value
+		f.evidence = append(f.evidence, cmEv)
+		if b, err := isTrue(value); on && (err != nil || !b) {
+			on, f.off = false, cmEv+": the network policy controller is off, so the agent has no policies to enforce"
 		}
-	} else if on {
+	case on && cm == nil:
 		d.warn("aws-vpc-cni: ConfigMap kube-system/amazon-vpc-cni is not in the input: the network policy controller is assumed on, as the node agent is")
+	case on:
+		d.warn("aws-vpc-cni: ConfigMap kube-system/amazon-vpc-cni has no enable-network-policy-controller key: the network policy controller is assumed on, as the node agent is")
 	}
 	f.enabled = on
 	return []finding{f}

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/imdsguard/imdsguard/internal/kubetest"
 )
@@ -157,5 +159,29 @@ data: {antrea-controller.conf: "featureGates: {AdminNetworkPolicy: true}"}
 	// amazon-vpc-cni does not exist, but only a user who may get it can learn that.
 	if want := []string{"configmaps kube-system/amazon-vpc-cni", "configmaps kube-system/antrea-config"}; !slices.Equal(engineGaps, want) {
 		t.Errorf("ConfigMap gaps %v, want %v", engineGaps, want)
+	}
+}
+
+// TestFromObjectsEngineConfig: objects from an informer cache keep only the engine ConfigMaps,
+// and decode Installations and NodeClasses as manifests do.
+func TestFromObjectsEngineConfig(t *testing.T) {
+	nodeClass := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "eks.amazonaws.com/v1", "kind": "NodeClass",
+		"metadata": map[string]any{"name": "default"},
+		"spec":     map[string]any{"networkPolicy": "DefaultAllow"},
+	}}
+	inv, err := FromObjects([]runtime.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium-config"}, Data: map[string]string{"enable-policy": "never"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "coredns"}, Data: map[string]string{"Corefile": "."}},
+		nodeClass,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.EngineConfigMaps) != 1 || inv.ConfigMap("kube-system", "cilium-config") == nil {
+		t.Errorf("engine ConfigMaps %v, want only kube-system/cilium-config", inv.EngineConfigMaps)
+	}
+	if len(inv.EKSNodeClasses) != 1 || inv.EKSNodeClasses[0].NodeClass.Spec.NetworkPolicy != "DefaultAllow" {
+		t.Errorf("NodeClasses %+v, want default with DefaultAllow", inv.EKSNodeClasses)
 	}
 }
