@@ -367,3 +367,6 @@ func rowsFor(n Name, variant string) []parsedRow {
 	}
 	return out
 }
+
+// Table returns the enforcement table's rows, for reports that show them.
+func Table() []Row { return slices.Clone(table) }
