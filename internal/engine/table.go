@@ -242,17 +242,20 @@ var table = append(calicoRows(Calico), append(calicoRows(Canal), []Row{
 	{Engine: KubeNetworkPolicies, Variant: "npa-v1alpha2", Since: "1.0.0",
 		Kinds:   map[policy.Kind]KindRule{policy.KindNetworkPolicy: yes, policy.KindClusterNetworkPolicy: {Support: Enforced, Note: "v1alpha2"}},
 		Sources: []string{"https://github.com/kubernetes-sigs/kube-network-policies/blob/main/install-cnp.yaml"}},
-	// OVN-Kubernetes: ANP and BANP behind enable-admin-network-policy (off in the Go default;
-	// OpenShift's network operator sets it).
+	// OVN-Kubernetes: ANP and BANP behind enable-admin-network-policy. ovnkube.sh passes the
+	// flag only when OVN_ADMIN_NETWORK_POLICY_ENABLE=true; the feature's documentation says it is
+	// on by default in clusters OpenShift's network operator deploys (through the ovnkube-config
+	// ConfigMap, which imdsguard does not read): counted only where the flag or variable is seen.
 	{Engine: OVNKubernetes,
 		Kinds: map[policy.Kind]KindRule{
 			policy.KindNetworkPolicy:              yes,
-			policy.KindAdminNetworkPolicy:         gated(gateOVNKAdmin),
-			policy.KindBaselineAdminNetworkPolicy: gated(gateOVNKAdmin),
+			policy.KindAdminNetworkPolicy:         {Support: Enforced, Gates: []Gate{gateOVNKAdmin}, Note: "OpenShift enables it through ovnkube-config, which is not read"},
+			policy.KindBaselineAdminNetworkPolicy: {Support: Enforced, Gates: []Gate{gateOVNKAdmin}, Note: "OpenShift enables it through ovnkube-config, which is not read"},
 			policy.KindClusterNetworkPolicy:       unconfirmed,
 		},
 		Sources: []string{"https://github.com/ovn-org/ovn-kubernetes/blob/master/docs/features/network-security-controls/admin-network-policy.md",
-			"https://github.com/ovn-org/ovn-kubernetes/blob/master/go-controller/pkg/config/config.go"}},
+			"https://github.com/ovn-org/ovn-kubernetes/blob/master/go-controller/pkg/config/config.go",
+			"https://github.com/ovn-org/ovn-kubernetes/blob/master/dist/images/ovnkube.sh"}},
 	// kube-router: NetworkPolicy with --run-firewall (default true); egress rules since
 	// cloudnativelabs/kube-router#186 (2017).
 	{Engine: KubeRouter,
