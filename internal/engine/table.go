@@ -192,7 +192,7 @@ var table = append(calicoRows(Calico), append(calicoRows(Canal), []Row{
 			policy.KindCilium:                     gated(gateCiliumNetworkPolicy, gateCiliumClusterwideNetworkPolicy),
 			policy.KindAdminNetworkPolicy:         no("not implemented (cilium/cilium#23380)"),
 			policy.KindBaselineAdminNetworkPolicy: no("not implemented (cilium/cilium#23380)"),
-			policy.KindClusterNetworkPolicy:       KindRule{Support: Enforced, Gates: []Gate{gateCiliumK8sClusterNetworkPolicy}, Note: "v1alpha2"},
+			policy.KindClusterNetworkPolicy:       {Support: Enforced, Gates: []Gate{gateCiliumK8sClusterNetworkPolicy}, Note: "v1alpha2"},
 		},
 		Sources: []string{"https://github.com/cilium/cilium/blob/v1.20.2/Documentation/network/kubernetes/policy.rst", "https://github.com/cilium/cilium/blob/v1.20.2/pkg/defaults/defaults.go"}},
 	// GKE Dataplane V2 enforces NetworkPolicy always. GKE serves CiliumClusterwideNetworkPolicy
