@@ -55,12 +55,17 @@ var newObject = map[kindKey]func() any{
 	{calicov3.StorageGroupVersion, "NetworkSet"}:                        func() any { return &calicov3.NetworkSet{} },
 	{ciliumv2.GroupVersion, "CiliumNetworkPolicy"}:                      func() any { return &ciliumv2.CiliumNetworkPolicy{} },
 	{ciliumv2.GroupVersion, "CiliumClusterwideNetworkPolicy"}:           func() any { return &ciliumv2.CiliumClusterwideNetworkPolicy{} },
+	// Policy engine configuration (engineconfig.go).
+	{"v1", "ConfigMap"}:                    func() any { return &corev1.ConfigMap{} },
+	{OperatorGroupVersion, "Installation"}: func() any { return &InstallationObject{} },
+	{EKSGroupVersion, "NodeClass"}:         func() any { return &NodeClassObject{} },
 }
 
 // clusterScoped kinds have no namespace.
 var clusterScoped = map[string]bool{
 	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true,
 	"GlobalNetworkPolicy": true, "Tier": true, "GlobalNetworkSet": true, "CiliumClusterwideNetworkPolicy": true,
+	"Installation": true, "NodeClass": true,
 }
 
 // evaluatedKinds maps the kinds imdsguard evaluates to the apiVersion to suggest when one is read
@@ -68,6 +73,11 @@ var clusterScoped = map[string]bool{
 var evaluatedKinds = func() map[string]string {
 	m := map[string]string{}
 	for k := range newObject {
+		// Engine configuration kinds of other groups (a NodeClass of another provider) are
+		// simply not evaluated.
+		if k.apiVersion == OperatorGroupVersion || k.apiVersion == EKSGroupVersion {
+			continue
+		}
 		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion {
 			m[k.kind] = k.apiVersion
 		}
@@ -122,6 +132,12 @@ func decodeDoc(doc rawDoc) decoded {
 		return decoded{source: doc.source, kindless: true, problem: &Problem{Source: doc.source, Message: "not a Kubernetes object: apiVersion and kind are required"}}
 	}
 	newObj, ok := newObject[kindKey{head.APIVersion, head.Kind}]
+	if ok && head.APIVersion == "v1" && head.Kind == "ConfigMap" {
+		// Only the ConfigMaps that configure a policy engine are read.
+		if _, engine := engineConfigMapName(doc.data); !engine {
+			return decoded{source: doc.source, skipped: &Skipped{Source: doc.source, APIVersion: head.APIVersion, Kind: head.Kind, Reason: "kind not evaluated by imdsguard"}}
+		}
+	}
 	if !ok {
 		reason := "kind not evaluated by imdsguard"
 		if want, known := suggestedVersion(head.APIVersion, head.Kind); known {
@@ -168,8 +184,9 @@ type builder struct {
 func newBuilder() *builder {
 	return &builder{
 		inv: &Inventory{
-			Namespaces:      map[string]*Namespace{},
-			ServiceAccounts: map[string]*ServiceAccount{},
+			Namespaces:       map[string]*Namespace{},
+			ServiceAccounts:  map[string]*ServiceAccount{},
+			EngineConfigMaps: map[string]*ConfigMap{},
 		},
 		seen:     map[string]Source{},
 		pods:     map[string]int{},
@@ -245,6 +262,16 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.CiliumNetworkPolicies, b.foreign, "CiliumNetworkPolicy", o.Namespace, o.Name, src, &CiliumNetworkPolicy{Policy: o, Source: src})
 	case *ciliumv2.CiliumClusterwideNetworkPolicy:
 		upsert(b, &b.inv.CiliumClusterwideNetworkPolicies, b.foreign, "CiliumClusterwideNetworkPolicy", "", o.Name, src, &CiliumClusterwideNetworkPolicy{Policy: o, Source: src})
+	case *corev1.ConfigMap:
+		if !isEngineConfigMap(o.Namespace, o.Name) {
+			return // typed objects (FromObjects) skip decodeDoc's filter
+		}
+		b.duplicate("ConfigMap", o.Namespace, o.Name, src)
+		b.inv.EngineConfigMaps[o.Namespace+"/"+o.Name] = configMapOf(o, src)
+	case *InstallationObject:
+		upsert(b, &b.inv.CalicoInstallations, b.foreign, "Installation", "", o.Name, src, &CalicoInstallation{Installation: o, Source: src})
+	case *NodeClassObject:
+		upsert(b, &b.inv.EKSNodeClasses, b.foreign, "NodeClass", "", o.Name, src, &EKSNodeClass{NodeClass: o, Source: src})
 	default:
 		w, ok := workloadOf(d.obj)
 		if !ok {

@@ -216,6 +216,11 @@ type Inventory struct {
 	CiliumClusterwideNetworkPolicies []*CiliumClusterwideNetworkPolicy
 	// Nodes are read for their cloud provider only.
 	Nodes []*Node
+	// Policy engine configuration (engineconfig.go): the engine ConfigMaps by namespace/name,
+	// Tigera operator Installations and EKS Auto Mode NodeClasses.
+	EngineConfigMaps    map[string]*ConfigMap
+	CalicoInstallations []*CalicoInstallation
+	EKSNodeClasses      []*EKSNodeClass
 
 	// Cluster names the cluster the inventory was read from (empty for manifests), and
 	// ServerVersion is its API server's version.
@@ -236,13 +241,14 @@ type Inventory struct {
 }
 
 // Objects returns how many objects were loaded (namespaces declared, pods, workloads, service
-// accounts and policies).
+// accounts, policies and policy engine configuration).
 func (inv *Inventory) Objects() int {
 	n := len(inv.Pods) + len(inv.Workloads) + len(inv.ServiceAccounts) + len(inv.NetworkPolicies) +
 		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies) +
 		len(inv.CalicoGlobalNetworkPolicies) + len(inv.CalicoNetworkPolicies) + len(inv.CalicoTiers) +
 		len(inv.CalicoGlobalNetworkSets) + len(inv.CalicoNetworkSets) +
-		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies)
+		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies) +
+		len(inv.EngineConfigMaps) + len(inv.CalicoInstallations) + len(inv.EKSNodeClasses)
 	for _, ns := range inv.Namespaces {
 		if !ns.Synthesized {
 			n++

@@ -62,6 +62,9 @@ var (
 	calicoResources     = []string{"tiers", "globalnetworkpolicies", "networkpolicies", "globalnetworksets", "networksets"}
 	ciliumGroupVersion  = schema.GroupVersion{Group: "cilium.io", Version: "v2"}
 	ciliumResources     = []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}
+	// Policy engine configuration, read where served (engineconfig.go).
+	operatorGroupVersion = schema.GroupVersion{Group: "operator.tigera.io", Version: "v1"}
+	eksGroupVersion      = schema.GroupVersion{Group: "eks.amazonaws.com", Version: "v1"}
 )
 
 // What each resource feeds, for gaps.
@@ -70,6 +73,7 @@ const (
 	affectsPods       = "running pods are not audited (reachability, hostNetwork, IPv6 gaps, add-ons, identity)"
 	affectsWorkloads  = "workload pod templates of this kind are not audited"
 	affectsSets       = "every verdict that a Calico rule's destination selector or notSelector decides: network sets hold the addresses they select"
+	affectsEngine     = "policy engine detection: which policy kinds the cluster's engine enforces"
 )
 
 // lister reads one resource page by page into objs.
@@ -79,8 +83,11 @@ type lister struct {
 	list     pager.ListPageFunc
 	// optional lists are recorded as warnings, not gaps, when forbidden.
 	optional bool
-	objs     []runtime.Object
-	err      error
+	// absentIfNotFound lists read a resource that may not exist in a served group (EKS Auto
+	// Mode's nodeclasses): NotFound means none, not a gap.
+	absentIfNotFound bool
+	objs             []runtime.Object
+	err              error
 }
 
 // LoadCluster reads the inventory from the API server cfg points at: namespaces, pods,
@@ -165,6 +172,7 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 	if served[ciliumGroupVersion.Group][ciliumGroupVersion.Version] {
 		listers = append(listers, dynamicListers(dyn, ciliumGroupVersion, ciliumResources)...)
 	}
+	listers = append(listers, engineListers(dyn, served)...)
 
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
@@ -189,6 +197,7 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 				b.inv.Warnings = append(b.inv.Warnings, fmt.Sprintf("%s could not be read (forbidden): %s", l.resource, l.affects))
 			case apierrors.IsForbidden(l.err):
 				b.inv.Gaps = append(b.inv.Gaps, Gap{Resource: l.resource, Reason: "forbidden: " + apiMessage(l.err), Affects: l.affects})
+			case apierrors.IsNotFound(l.err) && l.absentIfNotFound:
 			case apierrors.IsNotFound(l.err):
 				b.inv.Gaps = append(b.inv.Gaps, Gap{Resource: l.resource, Reason: "not served by the cluster", Affects: l.affects})
 			default:
@@ -214,8 +223,49 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 			b.add(decoded{obj: obj})
 		}
 	}
+	if err := getEngineConfigMaps(ctx, core, b); err != nil {
+		return nil, clusterError(cfg.Host, err)
+	}
 	b.finish()
 	return b.inv, nil
+}
+
+// engineListers list the policy engine configuration custom resources the cluster serves:
+// Tigera operator Installations and EKS Auto Mode NodeClasses.
+func engineListers(dyn dynamic.Interface, served map[string]map[string]bool) []*lister {
+	var out []*lister
+	if served[operatorGroupVersion.Group][operatorGroupVersion.Version] {
+		res := dyn.Resource(operatorGroupVersion.WithResource("installations"))
+		out = append(out, &lister{resource: "installations." + operatorGroupVersion.Group, affects: affectsEngine, absentIfNotFound: true,
+			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }})
+	}
+	if served[eksGroupVersion.Group][eksGroupVersion.Version] {
+		res := dyn.Resource(eksGroupVersion.WithResource("nodeclasses"))
+		out = append(out, &lister{resource: "nodeclasses." + eksGroupVersion.Group, affects: affectsEngine, absentIfNotFound: true,
+			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }})
+	}
+	return out
+}
+
+// getEngineConfigMaps reads each of EngineConfigMaps by name: listing every ConfigMap would
+// need read access to all of them. A missing ConfigMap is absent; a forbidden one is a gap.
+func getEngineConfigMaps(ctx context.Context, core kubernetes.Interface, b *builder) error {
+	for _, ref := range EngineConfigMaps {
+		cm, err := core.CoreV1().ConfigMaps(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case apierrors.IsForbidden(err):
+			b.inv.Gaps = append(b.inv.Gaps, Gap{Resource: "configmaps " + ref.String(), Reason: "forbidden: " + apiMessage(err), Affects: affectsEngine})
+			continue
+		case err != nil:
+			return fmt.Errorf("get configmap %s: %w", ref, err)
+		}
+		b.inv.Documents++
+		cm.SetManagedFields(nil)
+		b.add(decoded{obj: cm})
+	}
+	return nil
 }
 
 // coreListers are the built-in resources, in the order their objects are added.

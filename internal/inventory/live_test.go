@@ -182,6 +182,7 @@ func TestLoadClusterForbiddenIsAGap(t *testing.T) {
 		{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"adminnetworkpolicies", "baselineadminnetworkpolicies"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"projectcalico.org", "crd.projectcalico.org"}, Resources: []string{"tiers", "globalnetworkpolicies", "networkpolicies", "globalnetworksets", "networksets"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"cilium.io"}, Resources: []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}, Verbs: []string{"list"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"amazon-vpc-cni", "cilium-config", "antrea-config"}, Verbs: []string{"get"}},
 	}}
 	must[*rbacv1.ClusterRole](t)(c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}))
 	must[*rbacv1.ClusterRoleBinding](t)(c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
