@@ -20,6 +20,7 @@ type auditOptions struct {
 	failOn    string
 	explain   string
 	color     string
+	engine    policyEngineFlag
 }
 
 func newAuditCommand(g *globalOptions, streams Streams) *cobra.Command {
@@ -60,6 +61,7 @@ usage or input error.`,
 	}
 	f := cmd.Flags()
 	o.source.addFlags(f)
+	o.engine.addFlag(f)
 	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to audit: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when nodes are in the input, else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO], e.g. 10.0.0.5:8080/TCP or [fd00::5]:80 (repeatable)")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json or sarif")
@@ -145,8 +147,12 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		}
 		return usageError("nothing to evaluate: the input (%d files, %d documents) holds no pods or workloads", inv.Files, inv.Documents)
 	}
+	enf, err := o.engine.enforcement(log, inv)
+	if err != nil {
+		return err
+	}
 	loaded := time.Now()
-	report := audit.Run(inv, eps)
+	report := audit.RunFor(inv, eps, enf)
 	evaluated := time.Now()
 	log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
 	log.Debug("evaluated", "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings), "duration", evaluated.Sub(loaded))

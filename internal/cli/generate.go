@@ -13,11 +13,13 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/generate"
 	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/spf13/cobra"
 )
 
 type generateOptions struct {
 	source                sourceOptions
+	engine                policyEngineFlag
 	clouds                []string
 	cloudSet              bool
 	endpoints             []string
@@ -78,6 +80,7 @@ input error.`,
 	}
 	f := cmd.Flags()
 	o.source.addFlags(f)
+	o.engine.addFlag(f)
 	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when the input has nodes, else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] to deny, e.g. 10.0.0.5:8080/TCP (repeatable)")
 	f.StringSliceVar(&o.layers, "layer", nil, "layers to generate: networkpolicy, adminnetworkpolicy, calico, cilium, admission, node, ec2 or all (comma-separated or repeated; default: all that apply to the selected clouds)")
@@ -116,8 +119,12 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 		return usageError("--format: %v", err)
 	}
 	var inv *inventory.Inventory
+	var enf policy.Enforcement
 	if o.source.isLive() || len(o.source.files)+len(args) > 0 {
 		if inv, err = o.source.load(ctx, log, streams, args); err != nil {
+			return err
+		}
+		if enf, err = o.engine.enforcement(log, inv); err != nil {
 			return err
 		}
 		log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "networkPolicies", len(inv.NetworkPolicies))
@@ -130,6 +137,11 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 				gaps[i] = gap.String()
 			}
 			return usageError("the cluster could not be read completely, so where a NetworkPolicy is safe cannot be decided: %s (grant the read, or choose deny-only layers with --layer)", strings.Join(gaps, "; "))
+		}
+	}
+	if inv == nil {
+		if enf, err = o.engine.enforcement(log, nil); err != nil {
+			return err
 		}
 	}
 	clouds := o.clouds
@@ -149,6 +161,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 	opts.HostNetworkNamespaces = o.hostNetworkNamespaces
 	opts.AdminPriority = o.priority
 	opts.Inventory = inv
+	opts.Enforcement = &enf
 
 	out, err := generate.Generate(opts)
 	var input *generate.InputError

@@ -89,7 +89,9 @@ func TestGenerateJSON(t *testing.T) {
 }
 
 func TestGenerateRefusalIsVisible(t *testing.T) {
-	code, stdout, stderr := run(t, "", "generate", "--cloud", "aws", "--layer", "networkpolicy,adminnetworkpolicy", exampleCluster)
+	// The example's VPC CNI enforces NetworkPolicy only: state an engine that enforces
+	// AdminNetworkPolicy too (Calico v3.29 to v3.31, docs/engines.md).
+	code, stdout, stderr := run(t, "", "generate", "--cloud", "aws", "--layer", "networkpolicy,adminnetworkpolicy", "--policy-engine", "calico@3.31.2", exampleCluster)
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d when a namespace is refused\n%s", code, ExitFindings, stderr)
 	}
@@ -110,6 +112,16 @@ func TestGenerateRefusalIsVisible(t *testing.T) {
 	code, _, _ = run(t, "", "generate", "--cloud", "aws", "--layer", "networkpolicy", "--fail-on-refusal=false", exampleCluster)
 	if code != ExitOK {
 		t.Errorf("--fail-on-refusal=false: exit %d, want 0", code)
+	}
+	// As detected, the example's engine does not enforce AdminNetworkPolicy: the layer is
+	// refused, naming the engine, and nothing is written for it.
+	code, stdout, stderr = run(t, "", "generate", "--cloud", "aws", "--layer", "adminnetworkpolicy", exampleCluster)
+	if code != ExitFindings || !strings.Contains(stderr, "1 layer refused, the cluster's policy engine would not enforce them: adminnetworkpolicy (use node)") ||
+		!strings.Contains(stderr, "AWS VPC CNI v1.19.0-eksbuild.1 does not enforce AdminNetworkPolicy") {
+		t.Errorf("adminnetworkpolicy on the VPC CNI: exit %d\n%s", code, stderr)
+	}
+	if inv := loadStream(t, stdout); len(inv.AdminNetworkPolicies) != 0 {
+		t.Errorf("an AdminNetworkPolicy was written although nothing would enforce it")
 	}
 }
 
@@ -172,7 +184,7 @@ func TestGenerateOutputDirectory(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	want := []string{
-		"SUMMARY.txt", "adminnetworkpolicy.yaml", "admission.yaml", "calico.yaml", "cilium.yaml",
+		"SUMMARY.txt", "admission.yaml",
 		"ec2/eksctl-nodegroup.yaml", "ec2/karpenter-ec2nodeclass-patch.yaml", "ec2/launch-template-data.json",
 		"ec2/metadata-options.tf", "ec2/modify-instance-metadata-options.sh",
 		"node/bootstrap.sh", "node/imdsguard.nft", "node/ip6tables.rules", "node/iptables.rules",
@@ -186,14 +198,16 @@ func TestGenerateOutputDirectory(t *testing.T) {
 			t.Errorf("standard output does not list %s:\n%s", f, stdout)
 		}
 	}
-	for path, mode := range map[string]os.FileMode{"node/bootstrap.sh": 0o755, "ec2/modify-instance-metadata-options.sh": 0o755, "calico.yaml": 0o644} {
+	for path, mode := range map[string]os.FileMode{"node/bootstrap.sh": 0o755, "ec2/modify-instance-metadata-options.sh": 0o755, "admission.yaml": 0o644} {
 		info, err := os.Stat(filepath.Join(dir, path))
 		if err != nil || info.Mode().Perm() != mode {
 			t.Errorf("%s: mode %v, %v; want %v", path, info.Mode().Perm(), err, mode)
 		}
 	}
 	summary, _ := os.ReadFile(filepath.Join(dir, "SUMMARY.txt"))
-	if !strings.Contains(string(summary), "REFUSED: 4 namespaces") {
+	// The example's VPC CNI enforces NetworkPolicy only: the three cluster-wide policy layers
+	// are refused beside the four namespaces.
+	if !strings.Contains(string(summary), "REFUSED: 4 namespaces, 3 layers") {
 		t.Errorf("SUMMARY.txt does not report the refusals:\n%s", summary)
 	}
 	// A second run rewrites the same files with the same content.

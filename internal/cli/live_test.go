@@ -216,10 +216,15 @@ func TestLiveGenerate(t *testing.T) {
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d (the example has egress-isolated namespaces to refuse)\n%s", code, ExitFindings, stderr)
 	}
-	for _, want := range []string{"kind: NetworkPolicy", "namespace: default", "kind: AdminNetworkPolicy", "fd00:ec2::254/128"} {
+	for _, want := range []string{"kind: NetworkPolicy", "namespace: default", "fd00:ec2::254/128"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("generated objects lack %q:\n%s", want, out)
 		}
+	}
+	// The example runs the AWS VPC CNI with its network policy agent, read live: it does not
+	// enforce AdminNetworkPolicy, so that layer is refused, as from the files.
+	if strings.Contains(out, "kind: AdminNetworkPolicy") || !strings.Contains(stderr, "does not enforce AdminNetworkPolicy") {
+		t.Errorf("the adminnetworkpolicy layer was not refused on the VPC CNI:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, "payments") {
 		t.Errorf("the refusal of the isolated namespace payments is not reported:\n%s", stderr)

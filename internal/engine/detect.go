@@ -41,6 +41,11 @@ func Detect(inv *inventory.Inventory) Detection {
 		}
 	}
 	out.Enforcement = merge(out.Engines)
+	if len(out.Engines) == 0 {
+		// Nothing identifies the engine: every kind is assumed enforced, combined as the
+		// objects present suggest (Calico objects are evaluated as Calico would).
+		out.Enforcement.Semantics = policy.AssumedEnforcement(inv).Semantics
+	}
 	var enforcingNP []string
 	for _, e := range out.Engines {
 		if e.Kinds[policy.KindNetworkPolicy].Enforced {

@@ -102,8 +102,9 @@ func TestDecodingMatchesKubernetes(t *testing.T) {
 // officialTypes are the official Go types of the evaluated kinds.
 var officialTypes = map[string]func() any{
 	"Namespace": func() any { return &corev1.Namespace{} }, "Pod": func() any { return &corev1.Pod{} },
-	"ServiceAccount": func() any { return &corev1.ServiceAccount{} }, "ReplicationController": func() any { return &corev1.ReplicationController{} },
-	"Deployment": func() any { return &appsv1.Deployment{} }, "StatefulSet": func() any { return &appsv1.StatefulSet{} },
+	"ServiceAccount": func() any { return &corev1.ServiceAccount{} }, "ConfigMap": func() any { return &corev1.ConfigMap{} },
+	"ReplicationController": func() any { return &corev1.ReplicationController{} },
+	"Deployment":            func() any { return &appsv1.Deployment{} }, "StatefulSet": func() any { return &appsv1.StatefulSet{} },
 	"DaemonSet": func() any { return &appsv1.DaemonSet{} }, "ReplicaSet": func() any { return &appsv1.ReplicaSet{} },
 	"Job": func() any { return &batchv1.Job{} }, "CronJob": func() any { return &batchv1.CronJob{} },
 	"NetworkPolicy":              func() any { return &networkingv1.NetworkPolicy{} },

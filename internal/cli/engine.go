@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"log/slog"
+
+	"github.com/imdsguard/imdsguard/internal/engine"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/spf13/pflag"
+)
+
+// policyEngineFlag is --policy-engine, shared by the commands that evaluate policies.
+type policyEngineFlag struct{ spec string }
+
+func (f *policyEngineFlag) addFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&f.spec, "policy-engine", "", "the cluster's policy engine as NAME[@VERSION] (e.g. calico@3.32.1, aws-vpc-cni, cilium@1.18), when the input does not show it; see docs/engines.md")
+}
+
+// enforcement decides what enforces pod egress policy for an inventory: the engine stated with
+// --policy-engine, else the engines detected in the inventory's workloads and configuration.
+// Detection's warnings and problems join the inventory's warnings. A live cluster in which no
+// engine can be identified is a gap of the report (IMDS012): every kind is then assumed
+// enforced, and the report says it is incomplete rather than passing on an assumption.
+func (f *policyEngineFlag) enforcement(log *slog.Logger, inv *inventory.Inventory) (policy.Enforcement, error) {
+	if f.spec != "" {
+		enf, err := engine.Parse(f.spec)
+		if err != nil {
+			return policy.Enforcement{}, usageError("--policy-engine: %v", err)
+		}
+		if inv != nil {
+			if det := engine.Detect(inv); !det.Enforcement.Assumed && det.Enforcement.Engine != enf.Engine {
+				inv.Warnings = append(inv.Warnings, "the input shows "+det.Enforcement.Engine+"; --policy-engine "+f.spec+" ("+enf.Engine+") is used instead")
+			}
+		}
+		log.Debug("policy engine stated", "engine", enf.Engine, "semantics", enf.Semantics)
+		return enf, nil
+	}
+	if inv == nil {
+		return policy.Enforcement{Semantics: policy.SemanticsKubernetes, Assumed: true}, nil
+	}
+	det := engine.Detect(inv)
+	inv.Warnings = append(inv.Warnings, det.Problems...)
+	if len(det.Engines) > 0 {
+		// With no engine at all, the report itself says that enforcement is assumed.
+		inv.Warnings = append(inv.Warnings, det.Warnings...)
+	}
+	if det.Enforcement.Assumed && inv.Cluster != "" {
+		inv.Gaps = append(inv.Gaps, inventory.Gap{Resource: "policy engine",
+			Reason:  "no known policy engine's workloads or configuration were found in the cluster",
+			Affects: "every cluster-policy verdict: each kind of policy is assumed enforced; state the engine with --policy-engine NAME[@VERSION] (docs/engines.md)"})
+	}
+	log.Debug("policy engine detected", "engine", det.Enforcement.Engine, "semantics", det.Enforcement.Semantics, "assumed", det.Enforcement.Assumed)
+	return det.Enforcement, nil
+}
