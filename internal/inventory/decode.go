@@ -12,6 +12,14 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
+)
+
+// The apiVersions a ClusterNetworkPolicy is read at. network-policy-api v0.3.0 serves both with
+// identical schemas (CHANGELOG.md, v0.3.0), so both decode into the v1beta1 type.
+const (
+	ClusterNetworkPolicyV1Alpha2 = "policy.networking.k8s.io/v1alpha2"
+	ClusterNetworkPolicyV1Beta1  = "policy.networking.k8s.io/v1beta1"
 )
 
 // decoded is the result of decoding one document: an object, a skip or a problem.
@@ -43,6 +51,8 @@ var newObject = map[kindKey]func() any{
 	{"networking.k8s.io/v1", "NetworkPolicy"}: func() any { return &networkingv1.NetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}:         func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"}: func() any { return &anpv1alpha1.BaselineAdminNetworkPolicy{} },
+	{ClusterNetworkPolicyV1Alpha2, "ClusterNetworkPolicy"}:              func() any { return &cnpv1beta1.ClusterNetworkPolicy{} },
+	{ClusterNetworkPolicyV1Beta1, "ClusterNetworkPolicy"}:               func() any { return &cnpv1beta1.ClusterNetworkPolicy{} },
 	{calicov3.GroupVersion, "GlobalNetworkPolicy"}:                      func() any { return &calicov3.GlobalNetworkPolicy{} },
 	{calicov3.GroupVersion, "NetworkPolicy"}:                            func() any { return &calicov3.NetworkPolicy{} },
 	{calicov3.GroupVersion, "Tier"}:                                     func() any { return &calicov3.Tier{} },
@@ -59,7 +69,7 @@ var newObject = map[kindKey]func() any{
 
 // clusterScoped kinds have no namespace.
 var clusterScoped = map[string]bool{
-	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true,
+	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true, "ClusterNetworkPolicy": true,
 	"GlobalNetworkPolicy": true, "Tier": true, "GlobalNetworkSet": true, "CiliumClusterwideNetworkPolicy": true,
 }
 
@@ -72,6 +82,7 @@ var evaluatedKinds = func() map[string]string {
 			m[k.kind] = k.apiVersion
 		}
 	}
+	m["ClusterNetworkPolicy"] = ClusterNetworkPolicyV1Beta1 + " or " + ClusterNetworkPolicyV1Alpha2
 	m["GlobalNetworkPolicy"], m["Tier"] = calicov3.GroupVersion, calicov3.GroupVersion
 	m["GlobalNetworkSet"], m["NetworkSet"] = calicov3.GroupVersion, calicov3.GroupVersion
 	return m
@@ -160,6 +171,7 @@ type builder struct {
 	netpols  map[string]int
 	anps     map[string]int
 	banps    map[string]int
+	cnps     map[string]int
 	foreign  map[string]int         // Calico and Cilium policies and tiers, by kind/namespace/name
 	ownerOf  map[string]WorkloadRef // "ReplicaSet/ns/name" → its controller
 	declared map[string]bool
@@ -177,6 +189,7 @@ func newBuilder() *builder {
 		netpols:  map[string]int{},
 		anps:     map[string]int{},
 		banps:    map[string]int{},
+		cnps:     map[string]int{},
 		foreign:  map[string]int{},
 		ownerOf:  map[string]WorkloadRef{},
 		declared: map[string]bool{},
@@ -231,6 +244,12 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.AdminNetworkPolicies, b.anps, "AdminNetworkPolicy", "", o.Name, src, &AdminNetworkPolicy{Policy: o, Source: src})
 	case *anpv1alpha1.BaselineAdminNetworkPolicy:
 		upsert(b, &b.inv.BaselineAdminNetworkPolicies, b.banps, "BaselineAdminNetworkPolicy", "", o.Name, src, &BaselineAdminNetworkPolicy{Policy: o, Source: src})
+	case *cnpv1beta1.ClusterNetworkPolicy:
+		apiVersion := o.APIVersion
+		if apiVersion == "" {
+			apiVersion = ClusterNetworkPolicyV1Beta1 // a typed object from an informer cache
+		}
+		upsert(b, &b.inv.ClusterNetworkPolicies, b.cnps, "ClusterNetworkPolicy", "", o.Name, src, &ClusterNetworkPolicy{Policy: o, APIVersion: apiVersion, Source: src})
 	case *calicov3.GlobalNetworkPolicy:
 		upsert(b, &b.inv.CalicoGlobalNetworkPolicies, b.foreign, "GlobalNetworkPolicy", "", o.Name, src, &CalicoGlobalNetworkPolicy{Policy: o, Source: src})
 	case *calicov3.NetworkPolicy:

@@ -1,0 +1,100 @@
+package inventory
+
+import (
+	"fmt"
+	"testing"
+)
+
+// cnpDoc renders a ClusterNetworkPolicy manifest at an apiVersion.
+func cnpDoc(apiVersion, name, tier string, priority int) string {
+	return fmt.Sprintf(`apiVersion: %s
+kind: ClusterNetworkPolicy
+metadata: {name: %s, namespace: ignored}
+spec:
+  tier: %s
+  priority: %d
+  subject: {namespaces: {}}
+  egress:
+  - name: deny-metadata
+    action: Deny
+    to: [{networks: [169.254.169.254/32, "fd00:ec2::254/128"]}]
+    protocols: [{tcp: {destinationPort: {number: 80}}}, {udp: {destinationPort: {range: {start: 1000, end: 2000}}}}]
+status: {conditions: [{type: Ready, status: "True", reason: x, message: y, lastTransitionTime: "2026-01-01T00:00:00Z"}]}
+`, apiVersion, name, tier, priority)
+}
+
+// TestLoadClusterNetworkPolicies: ClusterNetworkPolicies of both served versions (network-policy-api
+// v0.3.0 serves v1alpha2 and v1beta1 with identical schemas) decode into the v1beta1 type and
+// remember their apiVersion; they are cluster-scoped; a type error names file, document and
+// field; another version is skipped with the versions to use.
+func TestLoadClusterNetworkPolicies(t *testing.T) {
+	cases := []loadCase{
+		{
+			name: "v1alpha2 and v1beta1 ClusterNetworkPolicies load as the v1beta1 type with their apiVersion, without a namespace",
+			files: map[string]string{"cnp.yaml": cnpDoc("policy.networking.k8s.io/v1alpha2", "old", "Admin", 10) + "---\n" +
+				cnpDoc("policy.networking.k8s.io/v1beta1", "new", "Baseline", 20)},
+			want: loadWant{files: 1, docs: 2},
+			check: func(t *testing.T, inv *Inventory) {
+				if len(inv.ClusterNetworkPolicies) != 2 {
+					t.Fatalf("%d ClusterNetworkPolicies, want 2", len(inv.ClusterNetworkPolicies))
+				}
+				if inv.Objects() != 2 {
+					t.Errorf("Objects() = %d, want 2", inv.Objects())
+				}
+				want := []struct {
+					name, apiVersion, tier string
+					priority               int32
+					doc                    int
+				}{
+					{"old", ClusterNetworkPolicyV1Alpha2, "Admin", 10, 1},
+					{"new", ClusterNetworkPolicyV1Beta1, "Baseline", 20, 2},
+				}
+				for i, w := range want {
+					c := inv.ClusterNetworkPolicies[i]
+					p := c.Policy
+					if p.Name != w.name || c.APIVersion != w.apiVersion || string(p.Spec.Tier) != w.tier || p.Spec.Priority != w.priority || c.Source.Document != w.doc {
+						t.Errorf("policy %d: %s at %s, tier %s, priority %d, document %d; want %s at %s, tier %s, priority %d, document %d",
+							i, p.Name, c.APIVersion, p.Spec.Tier, p.Spec.Priority, c.Source.Document, w.name, w.apiVersion, w.tier, w.priority, w.doc)
+					}
+					if p.Namespace != "" {
+						t.Errorf("policy %s has namespace %q; ClusterNetworkPolicy is cluster-scoped", p.Name, p.Namespace)
+					}
+					if len(p.Status.Conditions) != 0 {
+						t.Errorf("policy %s: status decoded; the audit never reads it", p.Name)
+					}
+					e := p.Spec.Egress
+					if len(e) != 1 || e[0].Name != "deny-metadata" || string(e[0].Action) != "Deny" || len(e[0].To) != 1 || len(e[0].To[0].Networks) != 2 ||
+						len(e[0].Protocols) != 2 || e[0].Protocols[0].TCP.DestinationPort.Number != 80 || e[0].Protocols[1].UDP.DestinationPort.Range.End != 2000 {
+						t.Errorf("policy %s: egress decoded as %+v", p.Name, e)
+					}
+				}
+			},
+		},
+		{
+			name: "a ClusterNetworkPolicy with a type error is a problem naming file, document and field; the same name read twice keeps the later one",
+			files: map[string]string{"bad.yaml": `apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: bad}
+spec: {tier: Admin, priority: "high", subject: {namespaces: {}}}
+---
+` + cnpDoc("policy.networking.k8s.io/v1beta1", "twice", "Admin", 1) + "---\n" + cnpDoc("policy.networking.k8s.io/v1alpha2", "twice", "Admin", 2)},
+			want: loadWant{files: 1, docs: 3,
+				problems: []wantProblem{{src: "bad.yaml#1@1", field: "spec.priority", msg: "cannot decode ClusterNetworkPolicy"}},
+				warnings: []string{"ClusterNetworkPolicy/twice read twice"}},
+			check: func(t *testing.T, inv *Inventory) {
+				if len(inv.ClusterNetworkPolicies) != 1 || inv.ClusterNetworkPolicies[0].Policy.Spec.Priority != 2 || inv.ClusterNetworkPolicies[0].APIVersion != ClusterNetworkPolicyV1Alpha2 {
+					t.Errorf("want the later copy of twice (priority 2, v1alpha2), got %d policies", len(inv.ClusterNetworkPolicies))
+				}
+			},
+		},
+		{
+			name:  "a ClusterNetworkPolicy at another version is skipped, naming the versions to use",
+			files: map[string]string{"v1.yaml": cnpDoc("policy.networking.k8s.io/v1", "future", "Admin", 1)},
+			want: loadWant{files: 1, docs: 1,
+				skipped: []wantSkipped{{src: "v1.yaml#1@1", kind: "ClusterNetworkPolicy", reason: "use policy.networking.k8s.io/v1beta1 or policy.networking.k8s.io/v1alpha2"}}},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(t) })
+	}
+}
