@@ -16,10 +16,11 @@ import (
 // Model is the compiled policy of a cluster. It is immutable once built and safe for concurrent
 // use.
 type Model struct {
-	namespaces map[string]*namespaceIndex
-	anps       []*adminPolicy
-	banps      []*adminPolicy
-	tiers      []tier
+	namespaces            map[string]*namespaceIndex
+	anps                  []*adminPolicy
+	banps                 []*adminPolicy
+	cnpAdmin, cnpBaseline []*adminPolicy // ClusterNetworkPolicies by tier (cnp.go)
+	tiers                 []tier
 
 	// Calico: the tiers by name, the egress policies, and service accounts' labels (by
 	// namespace/name) for serviceAccountSelector.
@@ -71,6 +72,8 @@ type namespaceIndex struct {
 	netpols []*netpol
 	// anps and banps are the admin policies whose subject selects this namespace.
 	anps, banps []adminBinding
+	// cnpAdmin and cnpBaseline are the ClusterNetworkPolicies whose subject selects it.
+	cnpAdmin, cnpBaseline []adminBinding
 	// calicoMembers are, with Calico, every policy that may select the namespace's pods, in
 	// evaluation order.
 	calicoMembers []calicoMember
@@ -86,13 +89,14 @@ type namespaceIndex struct {
 func Compile(inv *inventory.Inventory) *Model {
 	m := &Model{
 		namespaces: map[string]*namespaceIndex{},
-		tiers:      []tier{adminTier{TierAdmin}, npTier{}, adminTier{TierBaseline}},
+		tiers:      plainTiers(len(inv.ClusterNetworkPolicies) > 0),
 	}
 	for _, name := range inv.NamespaceNames() {
 		m.namespaces[name] = &namespaceIndex{name: name, labels: labels.Set(inv.Namespaces[name].Labels)}
 	}
 	compileNetworkPolicies(inv.NetworkPolicies, m)
 	compileAdminPolicies(inv.AdminNetworkPolicies, inv.BaselineAdminNetworkPolicies, m)
+	compileClusterNetworkPolicies(inv.ClusterNetworkPolicies, m)
 	m.calico = len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
 	if m.calico {
 		compileCalico(inv, m)
@@ -119,6 +123,7 @@ func Compile(inv *inventory.Inventory) *Model {
 		compileCilium(inv, m)
 		m.tiers = []tier{ciliumEngine{m}}
 		reportAdminNotEnforced(inv, m)
+		reportClusterNetworkPoliciesBesideCilium(inv, m)
 	}
 	for _, ns := range m.namespaces {
 		m.bindNamespace(ns)
@@ -155,6 +160,7 @@ func reportAdminNotEnforced(inv *inventory.Inventory, m *Model) {
 func (m *Model) bindNamespace(ns *namespaceIndex) {
 	ns.anps = bindAdmin(m.anps, ns.labels)
 	ns.banps = bindAdmin(m.banps, ns.labels)
+	m.bindClusterNetworkPolicies(ns)
 	if m.calico {
 		m.bindCalicoNamespace(ns)
 	}
@@ -226,6 +232,9 @@ type EgressControl struct {
 	NetworkPolicies []string // egress NetworkPolicies in the namespace
 	Admin           []string // AdminNetworkPolicies whose subject includes the namespace
 	Baseline        []string // BaselineAdminNetworkPolicy, when its subject includes it
+	// ClusterAdmin and ClusterBaseline are the ClusterNetworkPolicies of the Admin and Baseline
+	// tiers whose subject includes the namespace.
+	ClusterAdmin, ClusterBaseline []string
 	// Calico lists the Calico egress policies that may select pods of the namespace: its
 	// NetworkPolicies and the GlobalNetworkPolicies whose namespaceSelector includes it.
 	Calico []string
@@ -235,7 +244,7 @@ type EgressControl struct {
 
 // Any reports whether any policy can restrict egress in the namespace.
 func (c EgressControl) Any() bool {
-	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline)+len(c.Calico)+len(c.Cilium) > 0
+	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline)+len(c.ClusterAdmin)+len(c.ClusterBaseline)+len(c.Calico)+len(c.Cilium) > 0
 }
 
 // EgressControl returns the policies that can restrict egress in a namespace.
@@ -262,6 +271,7 @@ func (m *Model) EgressControl(namespace string) EgressControl {
 			c.Baseline = append(c.Baseline, a.policy.name)
 		}
 	}
+	c.ClusterAdmin, c.ClusterBaseline = clusterControl(ns)
 	for i := range ns.calicoMembers {
 		if p := ns.calicoMembers[i].calico; p != nil {
 			c.Calico = append(c.Calico, p.name)
@@ -299,7 +309,7 @@ func (m *Model) evaluate(s Subject, eps []endpoint.Endpoint, out []Verdict, tr *
 	ns := m.lookup(s.Namespace)
 	// Tiers bind to the subject on first use, so a tier after the deciding one costs nothing
 	// and a trace lists each tier's selection just before its rules.
-	var stack [4]boundTier // the most tiers a model has
+	var stack [5]boundTier // the most tiers a model has
 	bound := stack[:len(m.tiers)]
 	for i := range eps {
 		out[i] = m.decide(ns, s, bound, &eps[i], tr)
