@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 
 	"github.com/imdsguard/imdsguard/internal/inventory"
@@ -193,6 +194,10 @@ func compileCNPNetworks(nets []cnpv1beta1.CIDR, field string, errs *fieldErrors)
 	var out []cidrPeer
 	for k, n := range nets {
 		f := fmt.Sprintf("%s[%d]", field, k)
+		if slices.Contains(nets[:k], n) {
+			errs.add(f, "duplicate value %q (networks is a set: +listType=set)", n)
+			continue
+		}
 		if len(n) > cnpMaxCIDRLength {
 			errs.add(f, "%q is longer than %d characters", n, cnpMaxCIDRLength)
 			continue
@@ -227,6 +232,10 @@ func compileCNPDomainNames(rule *adminRule, names []cnpv1beta1.DomainName, actio
 		errs.add(field, "domainNames peers are only allowed in Accept rules")
 	}
 	for k, d := range names {
+		if slices.Contains(names[:k], d) {
+			errs.add(fmt.Sprintf("%s[%d]", field, k), "duplicate value %q (domainNames is a set: +listType=set)", d)
+			continue
+		}
 		if !cnpDomainName.MatchString(string(d)) {
 			errs.add(fmt.Sprintf("%s[%d]", field, k), "%q is not a domain name (an optional leading \"*.\" and DNS labels)", d)
 			continue

@@ -239,6 +239,7 @@ func TestClusterNetworkPolicyValidation(t *testing.T) {
 		{"a network with host bits set (v0.2.1: canonical CIDRs)", deny("[{networks: [169.254.169.254/16]}]", ""), "spec.egress[0].to[0].networks[0]", "host bits"},
 		{"a network without a prefix length (isCIDR)", deny("[{networks: [169.254.169.254]}]", ""), "spec.egress[0].to[0].networks[0]", "invalid CIDR"},
 		{"an IPv4-mapped IPv6 network (the CEL cidr library refuses it)", deny("[{networks: ['::ffff:169.254.169.254/128']}]", ""), "spec.egress[0].to[0].networks[0]", "IPv4-mapped"},
+		{"a network listed twice (listType=set)", deny("[{networks: [169.254.169.254/32, 169.254.169.254/32]}]", ""), "spec.egress[0].to[0].networks[1]", "duplicate"},
 		{"26 networks (MaxItems=25)", deny(manyNets.String(), ""), "spec.egress[0].to[0].networks", "at most 25"},
 		{"domainNames in a Deny rule (only supported for Accept rules)", deny("[{domainNames: [metadata.google.internal]}]", ""), "spec.egress[0].to[0].domainNames", "only allowed in Accept rules"},
 		{"a domain name with a wildcard in the middle (DomainName pattern)", spec("Admin", "1", "  - action: Accept\n    to: [{domainNames: ['metadata.*.internal']}]"), "spec.egress[0].to[0].domainNames[0]", "not a domain name"},
