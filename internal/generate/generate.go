@@ -276,7 +276,8 @@ func checkInput(inv *inventory.Inventory) error {
 }
 
 // evaluatedKinds are the policy kinds the safety check and the verification evaluate.
-var evaluatedKinds = []string{"NetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"}
+var evaluatedKinds = []string{"NetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy",
+	"ClusterNetworkPolicy.networking.k8s.aws"}
 
 // objectMeta is the metadata of a generated object: its name, namespace, the managed-by label
 // and a description.

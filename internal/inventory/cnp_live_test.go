@@ -132,3 +132,51 @@ func TestLoadClusterClusterNetworkPolicyVersions(t *testing.T) {
 		t.Errorf("warnings %q: want the AdminNetworkPolicy CRDs reported absent, not a gap", inv.Warnings)
 	}
 }
+
+// TestLoadClusterAWSClusterNetworkPolicies: the AWS VPC CNI's ClusterNetworkPolicy is read live
+// through the manifest decoder, named apart from network-policy-api's kind.
+func TestLoadClusterAWSClusterNetworkPolicies(t *testing.T) {
+	cp := cluster(t)
+	ctx := testContext(t)
+	objs := must[[]*unstructured.Unstructured](t)(kubetest.Decode([]byte(`apiVersion: networking.k8s.aws/v1alpha1
+kind: ClusterNetworkPolicy
+metadata: {name: live-aws-deny-imds}
+spec:
+  tier: Admin
+  priority: 7
+  subject: {namespaces: {}}
+  egress:
+  - name: deny-imds
+    action: Deny
+    to: [{networks: [169.254.169.254/32]}]
+    ports: [{portNumber: {protocol: TCP, port: 80}}]
+`)))
+	applier := must[*kubetest.Applier](t)(kubetest.NewApplier(cp.Config("admin")))
+	if err := applier.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := LoadCluster(ctx, cp.Config("admin"), ClusterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Gaps) != 0 || len(inv.Problems) != 0 {
+		t.Fatalf("gaps %v, problems %v; want none", inv.Gaps, inv.Problems)
+	}
+	var found bool
+	for _, c := range inv.AWSClusterNetworkPolicies {
+		if c.Policy.Name != "live-aws-deny-imds" {
+			continue
+		}
+		found = true
+		s := c.Policy.Spec
+		if s.Tier != "Admin" || s.Priority != 7 || len(s.Egress) != 1 || s.Egress[0].To[0].Networks[0] != "169.254.169.254/32" || (*s.Egress[0].Ports)[0].PortNumber.Port != 80 {
+			t.Errorf("live-aws-deny-imds read as %+v", s)
+		}
+	}
+	if !found {
+		t.Errorf("live-aws-deny-imds not read (%d AWS ClusterNetworkPolicies)", len(inv.AWSClusterNetworkPolicies))
+	}
+	if slices.ContainsFunc(inv.ClusterNetworkPolicies, func(c *ClusterNetworkPolicy) bool { return c.Policy.Name == "live-aws-deny-imds" }) {
+		t.Error("the AWS policy was read as a network-policy-api ClusterNetworkPolicy too")
+	}
+}

@@ -98,3 +98,51 @@ spec: {tier: Admin, priority: "high", subject: {namespaces: {}}}
 		t.Run(c.name, func(t *testing.T) { c.run(t) })
 	}
 }
+
+// TestLoadAWSClusterNetworkPolicies: the AWS VPC CNI's networking.k8s.aws/v1alpha1
+// ClusterNetworkPolicy decodes into its own type, cluster-scoped, named apart from
+// network-policy-api's kind of the same name; another version is skipped naming v1alpha1.
+func TestLoadAWSClusterNetworkPolicies(t *testing.T) {
+	cases := []loadCase{
+		{
+			name: "an AWS ClusterNetworkPolicy and a network-policy-api one of the same name are two objects",
+			files: map[string]string{"aws.yaml": `apiVersion: networking.k8s.aws/v1alpha1
+kind: ClusterNetworkPolicy
+metadata: {name: same, namespace: ignored}
+spec:
+  tier: Admin
+  priority: 3
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}
+  egress:
+  - name: deny-imds
+    action: Deny
+    to: [{networks: [169.254.169.254/32]}]
+    ports: [{portNumber: {protocol: TCP, port: 80}}, {portRange: {start: 1000, end: 2000}}, {namedPort: http}]
+---
+` + cnpDoc("policy.networking.k8s.io/v1beta1", "same", "Admin", 3)},
+			want: loadWant{files: 1, docs: 2},
+			check: func(t *testing.T, inv *Inventory) {
+				if len(inv.AWSClusterNetworkPolicies) != 1 || len(inv.ClusterNetworkPolicies) != 1 || len(inv.Warnings) != 0 {
+					t.Fatalf("%d AWS and %d upstream ClusterNetworkPolicies, warnings %q; want 1, 1 and none", len(inv.AWSClusterNetworkPolicies), len(inv.ClusterNetworkPolicies), inv.Warnings)
+				}
+				p := inv.AWSClusterNetworkPolicies[0].Policy
+				if p.Namespace != "" || p.Spec.Tier != "Admin" || p.Spec.Priority != 3 || p.Spec.Subject.Pods == nil || len(p.Spec.Egress) != 1 {
+					t.Fatalf("decoded %+v", p)
+				}
+				ports := *p.Spec.Egress[0].Ports
+				if len(ports) != 3 || ports[0].PortNumber.Port != 80 || ports[1].PortRange.End != 2000 || *ports[2].NamedPort != "http" {
+					t.Errorf("ports decoded as %+v", ports)
+				}
+			},
+		},
+		{
+			name:  "an AWS ClusterNetworkPolicy at another version is skipped, naming v1alpha1",
+			files: map[string]string{"v1.yaml": "apiVersion: networking.k8s.aws/v1\nkind: ClusterNetworkPolicy\nmetadata: {name: future}\n"},
+			want: loadWant{files: 1, docs: 1,
+				skipped: []wantSkipped{{src: "v1.yaml#1@1", kind: "ClusterNetworkPolicy", reason: "use networking.k8s.aws/v1alpha1"}}},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(t) })
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/inventory/awsv1alpha1"
 	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
 	"github.com/imdsguard/imdsguard/internal/inventory/ciliumv2"
 	appsv1 "k8s.io/api/apps/v1"
@@ -53,6 +54,7 @@ var newObject = map[kindKey]func() any{
 	{"policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"}: func() any { return &anpv1alpha1.BaselineAdminNetworkPolicy{} },
 	{ClusterNetworkPolicyV1Alpha2, "ClusterNetworkPolicy"}:              func() any { return &cnpv1beta1.ClusterNetworkPolicy{} },
 	{ClusterNetworkPolicyV1Beta1, "ClusterNetworkPolicy"}:               func() any { return &cnpv1beta1.ClusterNetworkPolicy{} },
+	{awsv1alpha1.GroupVersion, "ClusterNetworkPolicy"}:                  func() any { return &awsv1alpha1.ClusterNetworkPolicy{} },
 	{calicov3.GroupVersion, "GlobalNetworkPolicy"}:                      func() any { return &calicov3.GlobalNetworkPolicy{} },
 	{calicov3.GroupVersion, "NetworkPolicy"}:                            func() any { return &calicov3.NetworkPolicy{} },
 	{calicov3.GroupVersion, "Tier"}:                                     func() any { return &calicov3.Tier{} },
@@ -78,7 +80,7 @@ var clusterScoped = map[string]bool{
 var evaluatedKinds = func() map[string]string {
 	m := map[string]string{}
 	for k := range newObject {
-		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion {
+		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion && k.apiVersion != awsv1alpha1.GroupVersion {
 			m[k.kind] = k.apiVersion
 		}
 	}
@@ -93,12 +95,19 @@ var evaluatedKinds = func() map[string]string {
 // Kubernetes one otherwise.
 func suggestedVersion(apiVersion, kind string) (string, bool) {
 	want, known := evaluatedKinds[kind]
-	if group, _, _ := strings.Cut(apiVersion, "/"); strings.HasSuffix(group, "projectcalico.org") &&
+	group, _, _ := strings.Cut(apiVersion, "/")
+	if strings.HasSuffix(group, "projectcalico.org") &&
 		(kind == "NetworkPolicy" || kind == "GlobalNetworkPolicy" || kind == "Tier" || kind == "GlobalNetworkSet" || kind == "NetworkSet") {
 		return calicov3.GroupVersion + " or " + calicov3.StorageGroupVersion, true
 	}
+	if group == awsGroup && kind == "ClusterNetworkPolicy" {
+		return awsv1alpha1.GroupVersion, true
+	}
 	return want, known
 }
+
+// awsGroup is the API group of the AWS VPC CNI's network policy kinds.
+const awsGroup = "networking.k8s.aws"
 
 // refKind names a kind in object references: Calico's NetworkPolicy is told from Kubernetes' by
 // its group, as kubectl does ("NetworkPolicy.projectcalico.org").
@@ -106,8 +115,15 @@ func refKind(apiVersion, kind string) string {
 	if kind == "NetworkPolicy" && (apiVersion == calicov3.GroupVersion || apiVersion == calicov3.StorageGroupVersion) {
 		return CalicoNetworkPolicyKind
 	}
+	if kind == "ClusterNetworkPolicy" && apiVersion == awsv1alpha1.GroupVersion {
+		return AWSClusterNetworkPolicyKind
+	}
 	return kind
 }
+
+// AWSClusterNetworkPolicyKind is how object references name the AWS VPC CNI's
+// ClusterNetworkPolicy, told from network-policy-api's by its group.
+const AWSClusterNetworkPolicyKind = "ClusterNetworkPolicy.networking.k8s.aws"
 
 // CalicoNetworkPolicyKind is how object references name a Calico NetworkPolicy.
 const CalicoNetworkPolicyKind = "NetworkPolicy.projectcalico.org"
@@ -250,6 +266,8 @@ func (b *builder) add(d decoded) {
 			apiVersion = ClusterNetworkPolicyV1Beta1 // a typed object from an informer cache
 		}
 		upsert(b, &b.inv.ClusterNetworkPolicies, b.cnps, "ClusterNetworkPolicy", "", o.Name, src, &ClusterNetworkPolicy{Policy: o, APIVersion: apiVersion, Source: src})
+	case *awsv1alpha1.ClusterNetworkPolicy:
+		upsert(b, &b.inv.AWSClusterNetworkPolicies, b.foreign, AWSClusterNetworkPolicyKind, "", o.Name, src, &AWSClusterNetworkPolicy{Policy: o, Source: src})
 	case *calicov3.GlobalNetworkPolicy:
 		upsert(b, &b.inv.CalicoGlobalNetworkPolicies, b.foreign, "GlobalNetworkPolicy", "", o.Name, src, &CalicoGlobalNetworkPolicy{Policy: o, Source: src})
 	case *calicov3.NetworkPolicy:

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/inventory/awsv1alpha1"
 	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
 	"github.com/imdsguard/imdsguard/internal/inventory/ciliumv2"
 	corev1 "k8s.io/api/core/v1"
@@ -160,6 +161,13 @@ type ClusterNetworkPolicy struct {
 	Source     Source
 }
 
+// AWSClusterNetworkPolicy is the AWS VPC CNI's own networking.k8s.aws/v1alpha1
+// ClusterNetworkPolicy.
+type AWSClusterNetworkPolicy struct {
+	Policy *awsv1alpha1.ClusterNetworkPolicy
+	Source Source
+}
+
 // CalicoGlobalNetworkPolicy is a Calico GlobalNetworkPolicy (projectcalico.org/v3 or
 // crd.projectcalico.org/v1).
 type CalicoGlobalNetworkPolicy struct {
@@ -222,6 +230,8 @@ type Inventory struct {
 	// ClusterNetworkPolicies are policy.networking.k8s.io ClusterNetworkPolicies (both tiers),
 	// in input order.
 	ClusterNetworkPolicies []*ClusterNetworkPolicy
+	// AWSClusterNetworkPolicies are networking.k8s.aws ClusterNetworkPolicies, in input order.
+	AWSClusterNetworkPolicies []*AWSClusterNetworkPolicy
 	// Calico and Cilium policies, in input order.
 	CalicoGlobalNetworkPolicies      []*CalicoGlobalNetworkPolicy
 	CalicoNetworkPolicies            []*CalicoNetworkPolicy
@@ -255,7 +265,7 @@ type Inventory struct {
 // accounts and policies).
 func (inv *Inventory) Objects() int {
 	n := len(inv.Pods) + len(inv.Workloads) + len(inv.ServiceAccounts) + len(inv.NetworkPolicies) +
-		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies) + len(inv.ClusterNetworkPolicies) +
+		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies) + len(inv.ClusterNetworkPolicies) + len(inv.AWSClusterNetworkPolicies) +
 		len(inv.CalicoGlobalNetworkPolicies) + len(inv.CalicoNetworkPolicies) + len(inv.CalicoTiers) +
 		len(inv.CalicoGlobalNetworkSets) + len(inv.CalicoNetworkSets) +
 		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies)

@@ -61,7 +61,9 @@ var (
 	calicoGroupVersions = []schema.GroupVersion{{Group: "projectcalico.org", Version: "v3"}, {Group: "crd.projectcalico.org", Version: "v1"}}
 	calicoResources     = []string{"tiers", "globalnetworkpolicies", "networkpolicies", "globalnetworksets", "networksets"}
 	ciliumGroupVersion  = schema.GroupVersion{Group: "cilium.io", Version: "v2"}
-	ciliumResources     = []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}
+	// awsGroupVersion is the AWS VPC CNI's ClusterNetworkPolicy (networking.k8s.aws/v1alpha1).
+	awsGroupVersion = schema.GroupVersion{Group: "networking.k8s.aws", Version: "v1alpha1"}
+	ciliumResources = []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}
 )
 
 // What each resource feeds, for gaps.
@@ -130,7 +132,7 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	policyGroup, err := policyGroupResources(disc, served[anpGroupVersion.Group])
+	policyGroup, err := groupResources(disc, anpGroupVersion.Group, served[anpGroupVersion.Group])
 	if err != nil {
 		return nil, clusterError(cfg.Host, err)
 	}
@@ -172,6 +174,20 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 		b.inv.Warnings = append(b.inv.Warnings, warning)
 	}
 
+	awsGroup, err := groupResources(disc, awsGroupVersion.Group, served[awsGroupVersion.Group])
+	if err != nil {
+		return nil, clusterError(cfg.Host, err)
+	}
+	switch awsVersions := awsGroup["clusternetworkpolicies"]; {
+	case awsVersions[awsGroupVersion.Version]:
+		listers = append(listers, dynamicListers(dyn, awsGroupVersion, []string{"clusternetworkpolicies"})...)
+	case len(awsVersions) > 0:
+		b.inv.Gaps = append(b.inv.Gaps, Gap{
+			Resource: "clusternetworkpolicies." + awsGroupVersion.Group + "/" + awsGroupVersion.Version,
+			Reason:   fmt.Sprintf("the cluster serves it only at %s, and imdsguard reads %s", strings.Join(sortedKeys(awsVersions), ", "), awsGroupVersion.Version),
+			Affects:  affectsEverything,
+		})
+	}
 	for _, gv := range calicoGroupVersions {
 		if served[gv.Group][gv.Version] {
 			listers = append(listers, dynamicListers(dyn, gv, calicoResources)...)
@@ -239,14 +255,15 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 // only v1alpha2 (CHANGELOG.md). One is read, so an object is never counted twice.
 var clusterNetworkPolicyVersions = []string{"v1beta1", "v1alpha2"}
 
-// policyGroupResources maps each resource of the policy.networking.k8s.io group to the versions
-// the server serves it at. The group holds AdminNetworkPolicy (v1alpha1) and
-// ClusterNetworkPolicy (v1alpha2, v1beta1), installed independently, so the group's versions
-// alone do not say which kinds exist.
-func policyGroupResources(disc discovery.DiscoveryInterface, versions map[string]bool) (map[string]map[string]bool, error) {
+// groupResources maps each resource of an API group to the versions the server serves it at.
+// policy.networking.k8s.io holds AdminNetworkPolicy (v1alpha1) and ClusterNetworkPolicy
+// (v1alpha2, v1beta1), networking.k8s.aws holds the AWS ClusterNetworkPolicy beside the VPC CNI's
+// PolicyEndpoints: their CRDs are installed independently, so a group's versions alone do not
+// say which kinds exist.
+func groupResources(disc discovery.DiscoveryInterface, group string, versions map[string]bool) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
 	for _, v := range sortedKeys(versions) {
-		gv := anpGroupVersion.Group + "/" + v
+		gv := group + "/" + v
 		list, err := disc.ServerResourcesForGroupVersion(gv)
 		if err != nil {
 			return nil, fmt.Errorf("discover %s: %w", gv, err)

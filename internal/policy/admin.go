@@ -16,7 +16,10 @@ import (
 
 // adminPolicy is a compiled AdminNetworkPolicy or BaselineAdminNetworkPolicy.
 type adminPolicy struct {
-	tier     Tier
+	tier Tier
+	// kind is the Reason.Kind of a ClusterNetworkPolicy (network-policy-api's or AWS's); empty
+	// for the v1alpha1 kinds, whose tier names them.
+	kind     string
 	name     string
 	priority int32
 	subject  adminSubject
@@ -347,13 +350,13 @@ func (p *adminPolicy) decide(tier Tier, ep *endpoint.Endpoint, tr *tracer) (outc
 		}
 		switch r.action {
 		case actionPass:
-			return next, Reason{Tier: tier, Kind: kindOf(tier), Policy: p.name, Rule: i, RuleName: r.name, Action: actionPass, Peer: peer}
+			return next, Reason{Tier: tier, Kind: p.kind, Policy: p.name, Rule: i, RuleName: r.name, Action: actionPass, Peer: peer}
 		case ActionAllow:
 			tr.add(tier, p.name, i, "%s via %s: final", actionText(tier, ActionAllow), peer)
-			return allow, Reason{Tier: tier, Kind: kindOf(tier), Policy: p.name, Rule: i, RuleName: r.name, Action: ActionAllow, Peer: peer, Broad: broad}
+			return allow, Reason{Tier: tier, Kind: p.kind, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionAllow, Peer: peer, Broad: broad}
 		default:
 			tr.add(tier, p.name, i, "Deny via %s: final", peer)
-			return deny, Reason{Tier: tier, Kind: kindOf(tier), Policy: p.name, Rule: i, RuleName: r.name, Action: ActionDeny, Peer: peer}
+			return deny, Reason{Tier: tier, Kind: p.kind, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionDeny, Peer: peer}
 		}
 	}
 	return next, Reason{}
@@ -400,15 +403,6 @@ type PriorityTie struct {
 	Kind     string
 	Priority int32
 	Policies [2]string
-}
-
-// kindOf is the Reason.Kind of an admin tier: ClusterNetworkPolicy for its two tiers, empty for
-// the v1alpha1 kinds (the tier names them).
-func kindOf(t Tier) string {
-	if isClusterTier(t) {
-		return kindCNP
-	}
-	return ""
 }
 
 // actionText names an action as the policy's kind does: ClusterNetworkPolicy says Accept where

@@ -67,7 +67,7 @@ var cnpDomainName = regexp.MustCompile(`^(\*\.)?([a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA
 // object with an invalid ingress rule cannot exist).
 func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (*adminPolicy, fieldErrors) {
 	var errs fieldErrors
-	p := &adminPolicy{name: in.Name, priority: in.Spec.Priority}
+	p := &adminPolicy{kind: kindCNP, name: in.Name, priority: in.Spec.Priority}
 	switch in.Spec.Tier {
 	case cnpv1beta1.AdminTier:
 		p.tier = TierClusterAdmin
@@ -342,20 +342,41 @@ func validateCNPIngressRule(r *cnpv1beta1.ClusterNetworkPolicyIngressRule, field
 	}
 }
 
-// compileClusterNetworkPolicies compiles the CNPs into the two CNP tiers, each sorted by
-// priority then name, and records priority ties within a tier ("the implementation can apply
-// any of the matching policies").
-func compileClusterNetworkPolicies(in []*inventory.ClusterNetworkPolicy, m *Model) {
-	for _, c := range in {
+// compileClusterNetworkPolicies compiles the CNPs (network-policy-api's and the AWS VPC CNI's)
+// into the two CNP tiers, each sorted by priority then name, and records priority ties within a
+// tier ("the implementation can apply any of the matching policies").
+func compileClusterNetworkPolicies(inv *inventory.Inventory, m *Model) {
+	add := func(p *adminPolicy) {
+		if p.tier == TierClusterAdmin {
+			m.cnpAdmin = append(m.cnpAdmin, p)
+		} else {
+			m.cnpBaseline = append(m.cnpBaseline, p)
+		}
+	}
+	for _, c := range inv.ClusterNetworkPolicies {
 		p, errs := compileCNP(c.Policy)
 		if len(errs) > 0 {
 			m.reject(inventory.ObjectRef{Kind: kindCNP, Name: c.Policy.Name, Source: c.Source}, errs)
 			continue
 		}
-		if p.tier == TierClusterAdmin {
-			m.cnpAdmin = append(m.cnpAdmin, p)
-		} else {
-			m.cnpBaseline = append(m.cnpBaseline, p)
+		add(p)
+	}
+	// The same test as Compile's for Calico objects in the input.
+	calico := len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
+	for _, c := range inv.AWSClusterNetworkPolicies {
+		ref := inventory.ObjectRef{Kind: kindAWSCNP, Name: c.Policy.Name, Source: c.Source}
+		p, invalid, unsupported := compileAWSCNP(c.Policy)
+		switch {
+		case calico:
+			// Calico implements network-policy-api's kinds, not the VPC CNI's; which engine
+			// enforces pod egress beside the other is not in the input.
+			m.unsupported(ref, fieldErrors{{"spec", "the input holds Calico policies too; Calico does not implement the AWS VPC CNI's ClusterNetworkPolicy, and a cluster enforces pod egress with one of them"}})
+		case len(invalid) > 0:
+			m.reject(ref, invalid)
+		case len(unsupported) > 0:
+			m.unsupported(ref, unsupported)
+		default:
+			add(p)
 		}
 	}
 	for _, list := range [][]*adminPolicy{m.cnpAdmin, m.cnpBaseline} {
@@ -367,7 +388,7 @@ func compileClusterNetworkPolicies(in []*inventory.ClusterNetworkPolicy, m *Mode
 		})
 		for i := 1; i < len(list); i++ {
 			if list[i].priority == list[i-1].priority {
-				m.PriorityTies = append(m.PriorityTies, PriorityTie{Kind: kindCNP + " (" + string(list[i].tier) + " tier)",
+				m.PriorityTies = append(m.PriorityTies, PriorityTie{Kind: "ClusterNetworkPolicy (" + string(list[i].tier) + " tier)",
 					Priority: list[i].priority, Policies: [2]string{list[i-1].name, list[i].name}})
 			}
 		}
@@ -420,5 +441,8 @@ func reportClusterNetworkPoliciesBesideCilium(inv *inventory.Inventory, m *Model
 	why := fieldErrors{{"spec", "the input holds Cilium policies; imdsguard does not yet evaluate ClusterNetworkPolicy together with Cilium's own policies"}}
 	for _, c := range inv.ClusterNetworkPolicies {
 		m.unsupported(inventory.ObjectRef{Kind: kindCNP, Name: c.Policy.Name, Source: c.Source}, why)
+	}
+	for _, c := range inv.AWSClusterNetworkPolicies {
+		m.unsupported(inventory.ObjectRef{Kind: kindAWSCNP, Name: c.Policy.Name, Source: c.Source}, why)
 	}
 }

@@ -89,14 +89,14 @@ type namespaceIndex struct {
 func Compile(inv *inventory.Inventory) *Model {
 	m := &Model{
 		namespaces: map[string]*namespaceIndex{},
-		tiers:      plainTiers(len(inv.ClusterNetworkPolicies) > 0),
+		tiers:      plainTiers(len(inv.ClusterNetworkPolicies)+len(inv.AWSClusterNetworkPolicies) > 0),
 	}
 	for _, name := range inv.NamespaceNames() {
 		m.namespaces[name] = &namespaceIndex{name: name, labels: labels.Set(inv.Namespaces[name].Labels)}
 	}
 	compileNetworkPolicies(inv.NetworkPolicies, m)
 	compileAdminPolicies(inv.AdminNetworkPolicies, inv.BaselineAdminNetworkPolicies, m)
-	compileClusterNetworkPolicies(inv.ClusterNetworkPolicies, m)
+	compileClusterNetworkPolicies(inv, m)
 	m.calico = len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
 	if m.calico {
 		compileCalico(inv, m)

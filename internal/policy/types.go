@@ -83,7 +83,11 @@ func (r Reason) String() string {
 		s = fmt.Sprintf("Calico tier %s", r.CalicoTier)
 	case isClusterTier(r.Tier):
 		// ClusterNetworkPolicy deny-imds (Admin tier) rule 0 (deny-metadata): Deny (networks ...)
-		s = fmt.Sprintf("%s %s (%s tier)", kindCNP, r.Policy, r.Tier)
+		kind := r.Kind
+		if kind == "" {
+			kind = kindCNP
+		}
+		s = fmt.Sprintf("%s %s (%s tier)", kind, r.Policy, r.Tier)
 		if r.Rule != NoRule {
 			s += fmt.Sprintf(" rule %d", r.Rule)
 			if r.RuleName != "" {
