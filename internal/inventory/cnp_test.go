@@ -3,6 +3,14 @@ package inventory
 import (
 	"fmt"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	cnpv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
+	"sigs.k8s.io/yaml"
 )
 
 // cnpDoc renders a ClusterNetworkPolicy manifest at an apiVersion.
@@ -144,5 +152,79 @@ spec:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t) })
+	}
+}
+
+// TestDecodingClusterNetworkPolicyMatchesKubernetes: every field of a ClusterNetworkPolicy, at
+// both versions, decodes as the API server's decoder (k8s.io/apimachinery/pkg/util/json)
+// decodes it; only the status, which the audit never reads, is skipped.
+func TestDecodingClusterNetworkPolicyMatchesKubernetes(t *testing.T) {
+	const spec = `
+metadata: {name: every-field, labels: {team: platform}, annotations: {note: x}}
+spec:
+  tier: Admin
+  priority: 42
+  subject: {pods: {namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [prod]}]}, podSelector: {matchLabels: {app: web}}}}
+  ingress:
+  - name: from-ns
+    action: Pass
+    from: [{namespaces: {}}, {pods: {namespaceSelector: {}, podSelector: {}}}]
+    protocols: [{destinationNamedPort: http}]
+  egress:
+  - name: accept-fqdn
+    action: Accept
+    to: [{domainNames: ['*.google.internal', metadata.google.internal.]}]
+  - name: deny
+    action: Deny
+    to: [{networks: [169.254.169.254/32, 'fd00:ec2::254/128']}, {nodes: {matchLabels: {role: worker}}}, {namespaces: {}}]
+    protocols: [{tcp: {destinationPort: {number: 80}}}, {udp: {destinationPort: {range: {start: 1, end: 2}}}}, {sctp: {destinationPort: {number: 9}}}]
+status: {conditions: [{type: Ready, status: "True", reason: r, message: m, lastTransitionTime: "2026-01-01T00:00:00Z"}]}
+`
+	for _, apiVersion := range []string{ClusterNetworkPolicyV1Alpha2, ClusterNetworkPolicyV1Beta1} {
+		js, err := yaml.YAMLToJSON([]byte("apiVersion: " + apiVersion + "\nkind: ClusterNetworkPolicy\n" + spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours := newObject[kindKey{apiVersion, "ClusterNetworkPolicy"}]().(*cnpv1beta1.ClusterNetworkPolicy)
+		if err := unmarshal(js, ours); err != nil {
+			t.Fatalf("%s: %v", apiVersion, err)
+		}
+		var theirs cnpv1beta1.ClusterNetworkPolicy
+		if err := utiljson.Unmarshal(js, &theirs); err != nil {
+			t.Fatalf("%s: Kubernetes' decoder: %v", apiVersion, err)
+		}
+		if len(theirs.Status.Conditions) != 1 || len(theirs.Spec.Egress) != 2 {
+			t.Fatalf("%s: the reference decode lost fields: %+v", apiVersion, theirs)
+		}
+		theirs.Status = cnpv1beta1.ClusterNetworkPolicyStatus{}
+		if diff := cmp.Diff(&theirs, ours); diff != "" {
+			t.Errorf("%s decodes differently (-kubernetes +imdsguard):\n%s", apiVersion, diff)
+		}
+	}
+}
+
+// TestFromObjectsClusterNetworkPolicies: an informer cache's typed ClusterNetworkPolicies, at
+// v1beta1 or v1alpha2, land in the inventory as the v1beta1 type with their version.
+func TestFromObjectsClusterNetworkPolicies(t *testing.T) {
+	beta := &cnpv1beta1.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "beta"},
+		Spec: cnpv1beta1.ClusterNetworkPolicySpec{Tier: cnpv1beta1.AdminTier, Priority: 1}}
+	alpha := &cnpv1alpha2.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "alpha"},
+		Spec: cnpv1alpha2.ClusterNetworkPolicySpec{Tier: cnpv1alpha2.BaselineTier, Priority: 2,
+			Egress: []cnpv1alpha2.ClusterNetworkPolicyEgressRule{{Action: cnpv1alpha2.ClusterNetworkPolicyRuleActionDeny,
+				To: []cnpv1alpha2.ClusterNetworkPolicyEgressPeer{{Networks: []cnpv1alpha2.CIDR{"169.254.169.254/32"}}}}}}}
+	inv, err := FromObjects([]runtime.Object{beta, alpha})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.ClusterNetworkPolicies) != 2 {
+		t.Fatalf("%d ClusterNetworkPolicies, want 2", len(inv.ClusterNetworkPolicies))
+	}
+	b, a := inv.ClusterNetworkPolicies[0], inv.ClusterNetworkPolicies[1]
+	if b.Policy.Name != "beta" || b.APIVersion != ClusterNetworkPolicyV1Beta1 {
+		t.Errorf("first: %s at %s, want beta at %s", b.Policy.Name, b.APIVersion, ClusterNetworkPolicyV1Beta1)
+	}
+	if a.Policy.Name != "alpha" || a.APIVersion != ClusterNetworkPolicyV1Alpha2 || a.Policy.Spec.Tier != cnpv1beta1.BaselineTier ||
+		len(a.Policy.Spec.Egress) != 1 || a.Policy.Spec.Egress[0].To[0].Networks[0] != "169.254.169.254/32" {
+		t.Errorf("second: %s at %s, spec %+v; want alpha at %s with its rule", a.Policy.Name, a.APIVersion, a.Policy.Spec, ClusterNetworkPolicyV1Alpha2)
 	}
 }

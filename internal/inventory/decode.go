@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
@@ -268,6 +270,15 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.ClusterNetworkPolicies, b.cnps, "ClusterNetworkPolicy", "", o.Name, src, &ClusterNetworkPolicy{Policy: o, APIVersion: apiVersion, Source: src})
 	case *awsv1alpha1.ClusterNetworkPolicy:
 		upsert(b, &b.inv.AWSClusterNetworkPolicies, b.foreign, AWSClusterNetworkPolicyKind, "", o.Name, src, &AWSClusterNetworkPolicy{Policy: o, Source: src})
+	case *cnpv1alpha2.ClusterNetworkPolicy:
+		// A typed object from an informer cache at v1alpha2: the schemas are identical, so a
+		// JSON round trip converts it.
+		beta, err := clusterNetworkPolicyV1Beta1(o)
+		if err != nil {
+			b.problem(Problem{Source: src, Object: &ObjectRef{Kind: "ClusterNetworkPolicy", Name: o.Name, Source: src}, Message: err.Error()})
+			return
+		}
+		upsert(b, &b.inv.ClusterNetworkPolicies, b.cnps, "ClusterNetworkPolicy", "", o.Name, src, &ClusterNetworkPolicy{Policy: beta, APIVersion: ClusterNetworkPolicyV1Alpha2, Source: src})
 	case *calicov3.GlobalNetworkPolicy:
 		upsert(b, &b.inv.CalicoGlobalNetworkPolicies, b.foreign, "GlobalNetworkPolicy", "", o.Name, src, &CalicoGlobalNetworkPolicy{Policy: o, Source: src})
 	case *calicov3.NetworkPolicy:
@@ -452,4 +463,19 @@ func (b *builder) resolveOwner(pod *corev1.Pod, present map[string]bool) Workloa
 		}
 	}
 	return owner
+}
+
+// clusterNetworkPolicyV1Beta1 converts a v1alpha2 ClusterNetworkPolicy to v1beta1 (identical
+// schemas, network-policy-api v0.3.0 CHANGELOG.md).
+func clusterNetworkPolicyV1Beta1(in *cnpv1alpha2.ClusterNetworkPolicy) (*cnpv1beta1.ClusterNetworkPolicy, error) {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("convert ClusterNetworkPolicy %s to v1beta1: %w", in.Name, err)
+	}
+	out := &cnpv1beta1.ClusterNetworkPolicy{}
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, fmt.Errorf("convert ClusterNetworkPolicy %s to v1beta1: %w", in.Name, err)
+	}
+	out.APIVersion = ClusterNetworkPolicyV1Alpha2
+	return out, nil
 }

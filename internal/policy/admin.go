@@ -301,9 +301,12 @@ func (t adminTier) bind(ns *namespaceIndex, s Subject, tr *tracer) boundTier {
 	for _, a := range bindings {
 		if a.pods == nil || a.pods.Matches(set) {
 			b.selecting = append(b.selecting, a.policy)
-			if t.tier == TierBaseline {
+			switch {
+			case t.tier == TierBaseline:
 				tr.add(t.tier, a.policy.name, NoRule, "subject selects the pod")
-			} else {
+			case a.policy.kind == kindAWSCNP:
+				tr.add(t.tier, a.policy.name, NoRule, "%s, priority %d: subject selects the pod", kindAWSCNP, a.policy.priority)
+			default:
 				tr.add(t.tier, a.policy.name, NoRule, "priority %d: subject selects the pod", a.policy.priority)
 			}
 		}

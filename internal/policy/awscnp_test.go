@@ -59,6 +59,9 @@ func TestAWSClusterNetworkPolicySemantics(t *testing.T) {
 	if got, want := out[0].DecidedBy.String(), "ClusterNetworkPolicy.networking.k8s.aws deny-imds (Admin tier) rule 0 (r): Deny (networks 169.254.169.254/32)"; got != want {
 		t.Errorf("reason %q, want %q", got, want)
 	}
+	_, traces := m.Explain(policy.Subject{Namespace: "shop", Labels: web}, []endpoint.Endpoint{endpointNamed(t, "aws-imds")})
+	traceContains(t, traces[0], "ClusterNetworkPolicy (Admin tier) deny-imds: ClusterNetworkPolicy.networking.k8s.aws, priority 10: subject selects the pod",
+		"ClusterNetworkPolicy (Admin tier) deny-imds rule 0: Deny via networks 169.254.169.254/32: final")
 	if c := m.EgressControl("shop"); !slices.Equal(c.ClusterAdmin, []string{"deny-imds"}) {
 		t.Errorf("egress control %+v, want the AWS policy in ClusterAdmin", c)
 	}
