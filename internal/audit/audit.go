@@ -192,6 +192,7 @@ func hostEndpointWarnings(inv *inventory.Inventory, model *policy.Model) []strin
 // hasPolicies reports whether the input holds any network policy object.
 func hasPolicies(inv *inventory.Inventory) bool {
 	return len(inv.NetworkPolicies)+len(inv.AdminNetworkPolicies)+len(inv.BaselineAdminNetworkPolicies)+
+		len(inv.ClusterNetworkPolicies)+len(inv.AWSClusterNetworkPolicies)+
 		len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+
 		len(inv.CiliumNetworkPolicies)+len(inv.CiliumClusterwideNetworkPolicies) > 0
 }

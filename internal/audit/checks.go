@@ -58,10 +58,14 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 			Remediation: gapRemedy(g)})
 	}
 	for _, t := range r.model.PriorityTies {
+		kind, kinds := "AdminNetworkPolicy", "AdminNetworkPolicies"
+		if t.Kind != "" {
+			kind, kinds = "ClusterNetworkPolicy", t.Kind+" policies"
+		}
 		out = append(out, Finding{Rule: RulePriorityTie, Severity: RulePriorityTie.Severity,
-			Objects:     []inventory.ObjectRef{{Kind: "AdminNetworkPolicy", Name: t.Policies[0]}, {Kind: "AdminNetworkPolicy", Name: t.Policies[1]}},
-			Message:     fmt.Sprintf("AdminNetworkPolicies %s and %s both have priority %d; their order is implementation-defined", t.Policies[0], t.Policies[1], t.Priority),
-			Remediation: fmt.Sprintf("Give AdminNetworkPolicy %s or %s a distinct priority.", t.Policies[0], t.Policies[1])})
+			Objects:     []inventory.ObjectRef{{Kind: kind, Name: t.Policies[0]}, {Kind: kind, Name: t.Policies[1]}},
+			Message:     fmt.Sprintf("%s %s and %s both have priority %d; their order is implementation-defined", kinds, t.Policies[0], t.Policies[1], t.Priority),
+			Remediation: fmt.Sprintf("Give %s %s or %s a distinct priority.", kind, t.Policies[0], t.Policies[1])})
 	}
 	for _, n := range r.model.NotEnforced {
 		out = append(out, Finding{Rule: RuleNotEnforced, Severity: RuleNotEnforced.Severity, Namespace: n.Object.Namespace,

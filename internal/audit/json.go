@@ -42,6 +42,9 @@ type jsonEgressControl struct {
 	BaselineAdminNetworkPolicies []string `json:"baselineAdminNetworkPolicies"`
 	CalicoPolicies               []string `json:"calicoPolicies,omitempty"`
 	CiliumPolicies               []string `json:"ciliumPolicies,omitempty"`
+	// Admin and Baseline tier ClusterNetworkPolicies (1.3).
+	AdminClusterNetworkPolicies    []string `json:"adminClusterNetworkPolicies,omitempty"`
+	BaselineClusterNetworkPolicies []string `json:"baselineClusterNetworkPolicies,omitempty"`
 }
 
 type jsonFinding struct {
@@ -171,7 +174,8 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 	for _, ns := range r.Namespaces {
 		head.Namespaces = append(head.Namespaces, jsonNamespace{Name: ns.Name, Synthesized: ns.Synthesized, EgressIsolatedPods: ns.Isolated,
 			EgressControl: jsonEgressControl{NetworkPolicies: nonNil(ns.Control.NetworkPolicies), AdminNetworkPolicies: nonNil(ns.Control.Admin),
-				BaselineAdminNetworkPolicies: nonNil(ns.Control.Baseline), CalicoPolicies: ns.Control.Calico, CiliumPolicies: ns.Control.Cilium}})
+				BaselineAdminNetworkPolicies: nonNil(ns.Control.Baseline), CalicoPolicies: ns.Control.Calico, CiliumPolicies: ns.Control.Cilium,
+				AdminClusterNetworkPolicies: ns.Control.ClusterAdmin, BaselineClusterNetworkPolicies: ns.Control.ClusterBaseline}})
 	}
 	data, err := json.MarshalIndent(head, "", "  ")
 	if err != nil {

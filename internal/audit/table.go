@@ -118,8 +118,14 @@ func describeControl(ns NamespaceSummary) string {
 	if n := len(ns.Control.Admin); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d AdminNetworkPolicy", n))
 	}
+	if n := len(ns.Control.ClusterAdmin); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d ClusterNetworkPolicy (Admin tier)", n))
+	}
 	if n := len(ns.Control.NetworkPolicies); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d egress NetworkPolicy", n))
+	}
+	if n := len(ns.Control.ClusterBaseline); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d ClusterNetworkPolicy (Baseline tier)", n))
 	}
 	if n := len(ns.Control.Baseline); n > 0 {
 		parts = append(parts, "BaselineAdminNetworkPolicy")

@@ -40,7 +40,7 @@ func cluster(t *testing.T) *kubetest.ControlPlane {
 	t.Helper()
 	cp := controlPlane.Get(t)
 	ctx := testContext(t)
-	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
+	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.ClusterNetworkPolicy, kubetest.AWSClusterNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
 		t.Fatal(err)
 	}
 	createNamespace(t, cp.Client("admin"), "imdsguard-system")
@@ -305,6 +305,36 @@ func TestNetworkPolicyModeProtectsEveryNamespace(t *testing.T) {
 		waitUnprotected(t, admin, "np-later")
 		eventually(t, "a Refused event", 10*time.Second, func() (bool, string) {
 			return len(events(t, admin, "np-later", ReasonRefused)) > 0, ""
+		})
+	})
+
+	t.Run("a protected namespace that a Baseline tier ClusterNetworkPolicy starts to restrict loses the managed policy, which would override it", func(t *testing.T) {
+		createNamespace(t, admin, "np-cnp")
+		waitProtected(t, admin, "np-cnp")
+		objs, err := kubetest.Decode([]byte(`apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: np-cnp-baseline}
+spec:
+  tier: Baseline
+  priority: 10
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: np-cnp}}}
+  egress:
+  - {name: deny-internal, action: Deny, to: [{networks: [10.0.0.0/8]}]}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		applier, err := kubetest.NewApplier(cp.Config("admin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := applier.Apply(ctx, objs, false); err != nil {
+			t.Fatal(err)
+		}
+		waitUnprotected(t, admin, "np-cnp")
+		eventually(t, "a Refused event naming the ClusterNetworkPolicy", 10*time.Second, func() (bool, string) {
+			msgs := events(t, admin, "np-cnp", ReasonRefused)
+			return slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "np-cnp-baseline") }), strings.Join(msgs, "; ")
 		})
 	})
 

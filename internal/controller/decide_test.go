@@ -116,6 +116,15 @@ func TestDecideNamespace(t *testing.T) {
 		{name: "a BaselineAdminNetworkPolicy restricting egress refuses the namespace",
 			ns: namespace("shop"), objs: []runtime.Object{pod("shop", "web"), baselineDenyEgress()},
 			want: Refused, reasonHas: []string{"BaselineAdminNetworkPolicy default"}},
+		{name: "a Baseline tier ClusterNetworkPolicy restricting egress refuses the namespace, as the informer cache hands it over (unstructured)",
+			ns: namespace("shop"), objs: []runtime.Object{pod("shop", "web"), clusterNetworkPolicy("policy.networking.k8s.io/v1beta1", "Baseline")},
+			want: Refused, reasonHas: []string{"Baseline tier ClusterNetworkPolicy cnp-deny-all"}},
+		{name: "an AWS Baseline tier ClusterNetworkPolicy refuses the namespace too",
+			ns: namespace("shop"), objs: []runtime.Object{pod("shop", "web"), clusterNetworkPolicy("networking.k8s.aws/v1alpha1", "Baseline")},
+			want: Refused, reasonHas: []string{"Baseline tier ClusterNetworkPolicy cnp-deny-all"}},
+		{name: "an Admin tier ClusterNetworkPolicy, which no NetworkPolicy overrides, does not refuse the namespace",
+			ns: namespace("shop"), objs: []runtime.Object{pod("shop", "web"), clusterNetworkPolicy("policy.networking.k8s.io/v1alpha2", "Admin")},
+			want: Protected, wantPolicy: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := DecideNamespace(tc.ns, tc.objs, testOptions())
@@ -313,4 +322,20 @@ func TestParseExemptLabel(t *testing.T) {
 			t.Errorf("ParseExemptLabel(%q) error %v, want ok %v", in, err, ok)
 		}
 	}
+}
+
+// clusterNetworkPolicy is a ClusterNetworkPolicy denying all IPv4 egress of every namespace, as
+// the cache holds custom resources: unstructured.
+func clusterNetworkPolicy(apiVersion, tier string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": apiVersion, "kind": "ClusterNetworkPolicy",
+		"metadata": map[string]any{"name": "cnp-deny-all"},
+		"spec": map[string]any{
+			"tier": tier, "priority": int64(10),
+			"subject": map[string]any{"namespaces": map[string]any{}},
+			"egress": []any{map[string]any{"name": "deny-all", "action": "Deny",
+				"to": []any{map[string]any{"networks": []any{"10.0.0.0/8"}}}}},
+		},
+	}}
+	return u
 }

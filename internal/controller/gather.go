@@ -24,6 +24,12 @@ type Served struct {
 	// crd.projectcalico.org/v1 storage CRDs); empty when none is.
 	Calico schema.GroupVersion
 	Cilium bool
+	// ClusterNetworkPolicy is the policy.networking.k8s.io version ClusterNetworkPolicy is read
+	// at (v1beta1 preferred, else v1alpha2); empty when neither is served.
+	ClusterNetworkPolicy schema.GroupVersion
+	// AWSClusterNetworkPolicy is set when networking.k8s.aws/v1alpha1 ClusterNetworkPolicy (the
+	// AWS VPC CNI's own kind) is served.
+	AWSClusterNetworkPolicy bool
 }
 
 // The optional group versions.
@@ -31,6 +37,10 @@ var (
 	anpGroupVersion     = schema.GroupVersion{Group: "policy.networking.k8s.io", Version: "v1alpha1"}
 	calicoGroupVersions = []schema.GroupVersion{{Group: "projectcalico.org", Version: "v3"}, {Group: "crd.projectcalico.org", Version: "v1"}}
 	ciliumGroupVersion  = schema.GroupVersion{Group: "cilium.io", Version: "v2"}
+	// cnpGroupVersions are ClusterNetworkPolicy's versions, preferred first (network-policy-api
+	// v0.3.0 serves both with identical schemas; v0.2.x only v1alpha2).
+	cnpGroupVersions   = []schema.GroupVersion{{Group: "policy.networking.k8s.io", Version: "v1beta1"}, {Group: "policy.networking.k8s.io", Version: "v1alpha2"}}
+	awsCNPGroupVersion = schema.GroupVersion{Group: "networking.k8s.aws", Version: "v1alpha1"}
 )
 
 // watchedKind is one kind of object the networkpolicy mode's safety rule reads.
@@ -73,6 +83,14 @@ func watchedKinds(served Served) []watchedKind {
 			unstructuredKind(served.Calico, "Tier", false),
 			unstructuredKind(served.Calico, "GlobalNetworkPolicy", false),
 			unstructuredKind(served.Calico, "NetworkPolicy", true))
+	}
+	// A Baseline tier ClusterNetworkPolicy is overridden by any NetworkPolicy, as a BANP is: the
+	// safety rule must see them.
+	if !served.ClusterNetworkPolicy.Empty() {
+		kinds = append(kinds, unstructuredKind(served.ClusterNetworkPolicy, "ClusterNetworkPolicy", false))
+	}
+	if served.AWSClusterNetworkPolicy {
+		kinds = append(kinds, unstructuredKind(awsCNPGroupVersion, "ClusterNetworkPolicy", false))
 	}
 	if served.Cilium {
 		kinds = append(kinds,

@@ -193,6 +193,19 @@ func DiscoverServed(cfg *rest.Config) (Served, error) {
 	if s.Cilium, err = has(ciliumGroupVersion, "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"); err != nil {
 		return Served{}, err
 	}
+	for _, gv := range cnpGroupVersions {
+		ok, err := has(gv, "clusternetworkpolicies")
+		if err != nil {
+			return Served{}, err
+		}
+		if ok {
+			s.ClusterNetworkPolicy = gv
+			break
+		}
+	}
+	if s.AWSClusterNetworkPolicy, err = has(awsCNPGroupVersion, "clusternetworkpolicies"); err != nil {
+		return Served{}, err
+	}
 	return s, nil
 }
 

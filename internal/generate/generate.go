@@ -313,8 +313,9 @@ func (o *Options) validate() error {
 }
 
 // checkInput refuses an inventory with documents that could not be read, or with
-// NetworkPolicies, AdminNetworkPolicies or BaselineAdminNetworkPolicies the evaluator left out
-// (the API server would reject them): the safety check and the verification rest on those, and
+// NetworkPolicies, AdminNetworkPolicies, BaselineAdminNetworkPolicies or ClusterNetworkPolicies
+// the evaluator left out (the API server would reject them, or, beside Cilium policies, their
+// combination is not modelled): the safety check and the verification rest on those, and
 // generating from a partial picture could widen egress the input does not show. Calico and
 // Cilium policies the evaluator leaves out are not an input error: the networkpolicy layer
 // refuses the namespaces they concern (see unmodelledPolicies), and a deny cannot widen.
@@ -332,7 +333,8 @@ func checkInput(inv *inventory.Inventory) error {
 }
 
 // evaluatedKinds are the policy kinds the safety check and the verification evaluate.
-var evaluatedKinds = []string{"NetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"}
+var evaluatedKinds = []string{"NetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy",
+	"ClusterNetworkPolicy.networking.k8s.aws"}
 
 // objectMeta is the metadata of a generated object: its name, namespace, the managed-by label
 // and a description.

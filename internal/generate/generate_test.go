@@ -212,6 +212,26 @@ spec:
   subject: {namespaces: {}}
   egress: [{name: deny-all, action: Deny, to: [{networks: [0.0.0.0/0]}]}]
 `), refused: []string{"ns"}, reason: "BaselineAdminNetworkPolicy default restricts egress here"},
+		{sentence: "a Baseline tier ClusterNetworkPolicy restricting the namespace refuses it: a NetworkPolicy would override its denials",
+			cluster: namespace("ns", `apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: baseline-deny}
+spec:
+  tier: Baseline
+  priority: 10
+  subject: {namespaces: {}}
+  egress: [{name: deny-all, action: Deny, to: [{networks: [0.0.0.0/0]}]}]
+`), refused: []string{"ns"}, reason: "Baseline tier ClusterNetworkPolicy baseline-deny restricts egress here"},
+		{sentence: "an Admin tier ClusterNetworkPolicy does not refuse the namespace: a NetworkPolicy cannot override it",
+			cluster: namespace("ns", `apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: admin-deny}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {}}
+  egress: [{name: deny-internal, action: Deny, to: [{networks: [10.0.0.0/8]}]}]
+`), generated: []string{"ns"}},
 		{sentence: "a foreign policy with the generated policy's name refuses the namespace",
 			cluster: namespace("ns", `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

@@ -72,6 +72,10 @@ func unsafeForNetworkPolicy(ns string, model *policy.Model, c *cluster) []string
 		reasons = append(reasons, fmt.Sprintf("BaselineAdminNetworkPolicy %s restricts egress here, and any NetworkPolicy takes precedence over it: allowing all egress except the metadata endpoints would override its denials",
 			strings.Join(control.Baseline, ", ")))
 	}
+	if len(control.ClusterBaseline) > 0 {
+		reasons = append(reasons, fmt.Sprintf("Baseline tier ClusterNetworkPolicy %s restricts egress here, and any NetworkPolicy takes precedence over it: allowing all egress except the metadata endpoints would override its denials",
+			strings.Join(control.ClusterBaseline, ", ")))
+	}
 	return reasons
 }
 

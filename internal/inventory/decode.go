@@ -1,9 +1,11 @@
 package inventory
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/inventory/awsv1alpha1"
 	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
 	"github.com/imdsguard/imdsguard/internal/inventory/ciliumv2"
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,6 +14,15 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
+)
+
+// The apiVersions a ClusterNetworkPolicy is read at. network-policy-api v0.3.0 serves both with
+// identical schemas (CHANGELOG.md, v0.3.0), so both decode into the v1beta1 type.
+const (
+	ClusterNetworkPolicyV1Alpha2 = "policy.networking.k8s.io/v1alpha2"
+	ClusterNetworkPolicyV1Beta1  = "policy.networking.k8s.io/v1beta1"
 )
 
 // decoded is the result of decoding one document: an object, a skip or a problem.
@@ -43,6 +54,9 @@ var newObject = map[kindKey]func() any{
 	{"networking.k8s.io/v1", "NetworkPolicy"}: func() any { return &networkingv1.NetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"}:         func() any { return &anpv1alpha1.AdminNetworkPolicy{} },
 	{"policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"}: func() any { return &anpv1alpha1.BaselineAdminNetworkPolicy{} },
+	{ClusterNetworkPolicyV1Alpha2, "ClusterNetworkPolicy"}:              func() any { return &cnpv1beta1.ClusterNetworkPolicy{} },
+	{ClusterNetworkPolicyV1Beta1, "ClusterNetworkPolicy"}:               func() any { return &cnpv1beta1.ClusterNetworkPolicy{} },
+	{awsv1alpha1.GroupVersion, "ClusterNetworkPolicy"}:                  func() any { return &awsv1alpha1.ClusterNetworkPolicy{} },
 	{calicov3.GroupVersion, "GlobalNetworkPolicy"}:                      func() any { return &calicov3.GlobalNetworkPolicy{} },
 	{calicov3.GroupVersion, "NetworkPolicy"}:                            func() any { return &calicov3.NetworkPolicy{} },
 	{calicov3.GroupVersion, "Tier"}:                                     func() any { return &calicov3.Tier{} },
@@ -63,7 +77,7 @@ var newObject = map[kindKey]func() any{
 
 // clusterScoped kinds have no namespace.
 var clusterScoped = map[string]bool{
-	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true,
+	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true, "ClusterNetworkPolicy": true,
 	"GlobalNetworkPolicy": true, "Tier": true, "GlobalNetworkSet": true, "CiliumClusterwideNetworkPolicy": true,
 	"Installation": true, "NodeClass": true,
 }
@@ -78,10 +92,11 @@ var evaluatedKinds = func() map[string]string {
 		if k.apiVersion == OperatorGroupVersion || k.apiVersion == EKSGroupVersion {
 			continue
 		}
-		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion {
+		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion && k.apiVersion != awsv1alpha1.GroupVersion {
 			m[k.kind] = k.apiVersion
 		}
 	}
+	m["ClusterNetworkPolicy"] = ClusterNetworkPolicyV1Beta1 + " or " + ClusterNetworkPolicyV1Alpha2
 	m["GlobalNetworkPolicy"], m["Tier"] = calicov3.GroupVersion, calicov3.GroupVersion
 	m["GlobalNetworkSet"], m["NetworkSet"] = calicov3.GroupVersion, calicov3.GroupVersion
 	return m
@@ -92,12 +107,19 @@ var evaluatedKinds = func() map[string]string {
 // Kubernetes one otherwise.
 func suggestedVersion(apiVersion, kind string) (string, bool) {
 	want, known := evaluatedKinds[kind]
-	if group, _, _ := strings.Cut(apiVersion, "/"); strings.HasSuffix(group, "projectcalico.org") &&
+	group, _, _ := strings.Cut(apiVersion, "/")
+	if strings.HasSuffix(group, "projectcalico.org") &&
 		(kind == "NetworkPolicy" || kind == "GlobalNetworkPolicy" || kind == "Tier" || kind == "GlobalNetworkSet" || kind == "NetworkSet") {
 		return calicov3.GroupVersion + " or " + calicov3.StorageGroupVersion, true
 	}
+	if group == awsGroup && kind == "ClusterNetworkPolicy" {
+		return awsv1alpha1.GroupVersion, true
+	}
 	return want, known
 }
+
+// awsGroup is the API group of the AWS VPC CNI's network policy kinds.
+const awsGroup = "networking.k8s.aws"
 
 // refKind names a kind in object references: Calico's NetworkPolicy is told from Kubernetes' by
 // its group, as kubectl does ("NetworkPolicy.projectcalico.org").
@@ -105,8 +127,15 @@ func refKind(apiVersion, kind string) string {
 	if kind == "NetworkPolicy" && (apiVersion == calicov3.GroupVersion || apiVersion == calicov3.StorageGroupVersion) {
 		return CalicoNetworkPolicyKind
 	}
+	if kind == "ClusterNetworkPolicy" && apiVersion == awsv1alpha1.GroupVersion {
+		return AWSClusterNetworkPolicyKind
+	}
 	return kind
 }
+
+// AWSClusterNetworkPolicyKind is how object references name the AWS VPC CNI's
+// ClusterNetworkPolicy, told from network-policy-api's by its group.
+const AWSClusterNetworkPolicyKind = "ClusterNetworkPolicy.networking.k8s.aws"
 
 // CalicoNetworkPolicyKind is how object references name a Calico NetworkPolicy.
 const CalicoNetworkPolicyKind = "NetworkPolicy.projectcalico.org"
@@ -176,6 +205,7 @@ type builder struct {
 	netpols  map[string]int
 	anps     map[string]int
 	banps    map[string]int
+	cnps     map[string]int
 	foreign  map[string]int         // Calico and Cilium policies and tiers, by kind/namespace/name
 	ownerOf  map[string]WorkloadRef // "ReplicaSet/ns/name" → its controller
 	declared map[string]bool
@@ -194,6 +224,7 @@ func newBuilder() *builder {
 		netpols:  map[string]int{},
 		anps:     map[string]int{},
 		banps:    map[string]int{},
+		cnps:     map[string]int{},
 		foreign:  map[string]int{},
 		ownerOf:  map[string]WorkloadRef{},
 		declared: map[string]bool{},
@@ -248,6 +279,23 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.AdminNetworkPolicies, b.anps, "AdminNetworkPolicy", "", o.Name, src, &AdminNetworkPolicy{Policy: o, Source: src})
 	case *anpv1alpha1.BaselineAdminNetworkPolicy:
 		upsert(b, &b.inv.BaselineAdminNetworkPolicies, b.banps, "BaselineAdminNetworkPolicy", "", o.Name, src, &BaselineAdminNetworkPolicy{Policy: o, Source: src})
+	case *cnpv1beta1.ClusterNetworkPolicy:
+		apiVersion := o.APIVersion
+		if apiVersion == "" {
+			apiVersion = ClusterNetworkPolicyV1Beta1 // a typed object from an informer cache
+		}
+		upsert(b, &b.inv.ClusterNetworkPolicies, b.cnps, "ClusterNetworkPolicy", "", o.Name, src, &ClusterNetworkPolicy{Policy: o, APIVersion: apiVersion, Source: src})
+	case *awsv1alpha1.ClusterNetworkPolicy:
+		upsert(b, &b.inv.AWSClusterNetworkPolicies, b.foreign, AWSClusterNetworkPolicyKind, "", o.Name, src, &AWSClusterNetworkPolicy{Policy: o, Source: src})
+	case *cnpv1alpha2.ClusterNetworkPolicy:
+		// A typed object from an informer cache at v1alpha2: the schemas are identical, so a
+		// JSON round trip converts it.
+		beta, err := clusterNetworkPolicyV1Beta1(o)
+		if err != nil {
+			b.problem(Problem{Source: src, Object: &ObjectRef{Kind: "ClusterNetworkPolicy", Name: o.Name, Source: src}, Message: err.Error()})
+			return
+		}
+		upsert(b, &b.inv.ClusterNetworkPolicies, b.cnps, "ClusterNetworkPolicy", "", o.Name, src, &ClusterNetworkPolicy{Policy: beta, APIVersion: ClusterNetworkPolicyV1Alpha2, Source: src})
 	case *calicov3.GlobalNetworkPolicy:
 		upsert(b, &b.inv.CalicoGlobalNetworkPolicies, b.foreign, "GlobalNetworkPolicy", "", o.Name, src, &CalicoGlobalNetworkPolicy{Policy: o, Source: src})
 	case *calicov3.NetworkPolicy:
@@ -442,4 +490,19 @@ func (b *builder) resolveOwner(pod *corev1.Pod, present map[string]bool) Workloa
 		}
 	}
 	return owner
+}
+
+// clusterNetworkPolicyV1Beta1 converts a v1alpha2 ClusterNetworkPolicy to v1beta1 (identical
+// schemas, network-policy-api v0.3.0 CHANGELOG.md).
+func clusterNetworkPolicyV1Beta1(in *cnpv1alpha2.ClusterNetworkPolicy) (*cnpv1beta1.ClusterNetworkPolicy, error) {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("convert ClusterNetworkPolicy %s to v1beta1: %w", in.Name, err)
+	}
+	out := &cnpv1beta1.ClusterNetworkPolicy{}
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, fmt.Errorf("convert ClusterNetworkPolicy %s to v1beta1: %w", in.Name, err)
+	}
+	out.APIVersion = ClusterNetworkPolicyV1Alpha2
+	return out, nil
 }

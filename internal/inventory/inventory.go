@@ -12,11 +12,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/inventory/awsv1alpha1"
 	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
 	"github.com/imdsguard/imdsguard/internal/inventory/ciliumv2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // Source is where an object was read: a file (or "<stdin>"), the 1-based document within it,
@@ -147,6 +149,25 @@ type BaselineAdminNetworkPolicy struct {
 	Source Source
 }
 
+// ClusterNetworkPolicy is a policy.networking.k8s.io ClusterNetworkPolicy, read at v1alpha2 or
+// v1beta1 and kept as the v1beta1 type: network-policy-api v0.3.0 serves both versions with
+// identical schemas (its CHANGELOG.md: "The v1beta1 and v1alpha2 schemas are identical, so no
+// conversion webhook is required").
+type ClusterNetworkPolicy struct {
+	Policy *cnpv1beta1.ClusterNetworkPolicy
+	// APIVersion is the apiVersion the object was read at ("policy.networking.k8s.io/v1alpha2"
+	// or ".../v1beta1").
+	APIVersion string
+	Source     Source
+}
+
+// AWSClusterNetworkPolicy is the AWS VPC CNI's own networking.k8s.aws/v1alpha1
+// ClusterNetworkPolicy.
+type AWSClusterNetworkPolicy struct {
+	Policy *awsv1alpha1.ClusterNetworkPolicy
+	Source Source
+}
+
 // CalicoGlobalNetworkPolicy is a Calico GlobalNetworkPolicy (projectcalico.org/v3 or
 // crd.projectcalico.org/v1).
 type CalicoGlobalNetworkPolicy struct {
@@ -206,6 +227,11 @@ type Inventory struct {
 	NetworkPolicies              []*NetworkPolicy
 	AdminNetworkPolicies         []*AdminNetworkPolicy
 	BaselineAdminNetworkPolicies []*BaselineAdminNetworkPolicy
+	// ClusterNetworkPolicies are policy.networking.k8s.io ClusterNetworkPolicies (both tiers),
+	// in input order.
+	ClusterNetworkPolicies []*ClusterNetworkPolicy
+	// AWSClusterNetworkPolicies are networking.k8s.aws ClusterNetworkPolicies, in input order.
+	AWSClusterNetworkPolicies []*AWSClusterNetworkPolicy
 	// Calico and Cilium policies, in input order.
 	CalicoGlobalNetworkPolicies      []*CalicoGlobalNetworkPolicy
 	CalicoNetworkPolicies            []*CalicoNetworkPolicy
@@ -244,7 +270,7 @@ type Inventory struct {
 // accounts, policies and policy engine configuration).
 func (inv *Inventory) Objects() int {
 	n := len(inv.Pods) + len(inv.Workloads) + len(inv.ServiceAccounts) + len(inv.NetworkPolicies) +
-		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies) +
+		len(inv.AdminNetworkPolicies) + len(inv.BaselineAdminNetworkPolicies) + len(inv.ClusterNetworkPolicies) + len(inv.AWSClusterNetworkPolicies) +
 		len(inv.CalicoGlobalNetworkPolicies) + len(inv.CalicoNetworkPolicies) + len(inv.CalicoTiers) +
 		len(inv.CalicoGlobalNetworkSets) + len(inv.CalicoNetworkSets) +
 		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies) +

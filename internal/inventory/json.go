@@ -16,6 +16,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // JSON is read with the streaming decoder of the JSON v2 implementation: documents and List
@@ -48,7 +49,7 @@ var unread = jsonv2.JoinUnmarshalers(
 	skip[[]corev1.PersistentVolumeClaim](), skip[[]metav1.ManagedFieldsEntry](), skip[metav1.Time](),
 	skip[appsv1.DeploymentStatus](), skip[appsv1.StatefulSetStatus](), skip[appsv1.DaemonSetStatus](),
 	skip[appsv1.ReplicaSetStatus](), skip[batchv1.JobStatus](), skip[batchv1.CronJobStatus](),
-	skip[corev1.ReplicationControllerStatus](),
+	skip[corev1.ReplicationControllerStatus](), skip[cnpv1beta1.ClusterNetworkPolicyStatus](),
 )
 
 // skip makes the decoder skip values of type T.

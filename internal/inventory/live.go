@@ -65,6 +65,8 @@ var (
 	// Policy engine configuration, read where served (engineconfig.go).
 	operatorGroupVersion = schema.GroupVersion{Group: "operator.tigera.io", Version: "v1"}
 	eksGroupVersion      = schema.GroupVersion{Group: "eks.amazonaws.com", Version: "v1"}
+	// awsGroupVersion is the AWS VPC CNI's ClusterNetworkPolicy (networking.k8s.aws/v1alpha1).
+	awsGroupVersion = schema.GroupVersion{Group: "networking.k8s.aws", Version: "v1alpha1"}
 )
 
 // What each resource feeds, for gaps.
@@ -91,8 +93,8 @@ type lister struct {
 }
 
 // LoadCluster reads the inventory from the API server cfg points at: namespaces, pods,
-// workloads, service accounts, NetworkPolicies, AdminNetworkPolicies (where served) and nodes,
-// with paginated Lists. Built-in kinds travel as protobuf.
+// workloads, service accounts, NetworkPolicies, AdminNetworkPolicies and ClusterNetworkPolicies
+// (where served) and nodes, with paginated Lists. Built-in kinds travel as protobuf.
 //
 // An error means nothing usable was read: the server is unreachable, rejects the credentials or
 // fails discovery. A resource the credentials may not list (Forbidden) or whose API version the
@@ -133,11 +135,22 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 	b.inv.ServerVersion = version.GitVersion
 
 	listers := coreListers(core)
-	switch {
-	case served[anpGroupVersion.Group] == nil:
-		b.inv.Warnings = append(b.inv.Warnings, "the cluster does not serve policy.networking.k8s.io (AdminNetworkPolicy CRDs not installed): no AdminNetworkPolicy can exist")
-	case !served[anpGroupVersion.Group][anpGroupVersion.Version]:
-		versions := sortedKeys(served[anpGroupVersion.Group])
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	policyGroup, err := groupResources(disc, anpGroupVersion.Group, served[anpGroupVersion.Group])
+	if err != nil {
+		return nil, clusterError(cfg.Host, err)
+	}
+	switch anpVersions := policyGroup["adminnetworkpolicies"]; {
+	case len(anpVersions) == 0 && len(policyGroup["baselineadminnetworkpolicies"]) == 0:
+		b.inv.Warnings = append(b.inv.Warnings, "the cluster does not serve adminnetworkpolicies.policy.networking.k8s.io (AdminNetworkPolicy CRDs not installed): no AdminNetworkPolicy can exist")
+	case !anpVersions[anpGroupVersion.Version]:
+		versions := sortedKeys(anpVersions)
+		if len(versions) == 0 {
+			versions = sortedKeys(policyGroup["baselineadminnetworkpolicies"])
+		}
 		for _, r := range []string{"adminnetworkpolicies", "baselineadminnetworkpolicies"} {
 			b.inv.Gaps = append(b.inv.Gaps, Gap{
 				Resource: r + "." + anpGroupVersion.Group + "/" + anpGroupVersion.Version,
@@ -158,10 +171,29 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 				return anp.PolicyV1alpha1().BaselineAdminNetworkPolicies().List(ctx, o)
 			}})
 	}
+	cnpLister, warning, gap := clusterNetworkPolicyLister(dyn, policyGroup["clusternetworkpolicies"])
+	switch {
+	case cnpLister != nil:
+		listers = append(listers, cnpLister)
+	case gap != nil:
+		b.inv.Gaps = append(b.inv.Gaps, *gap)
+	default:
+		b.inv.Warnings = append(b.inv.Warnings, warning)
+	}
 
-	dyn, err := dynamic.NewForConfig(cfg)
+	awsGroup, err := groupResources(disc, awsGroupVersion.Group, served[awsGroupVersion.Group])
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, clusterError(cfg.Host, err)
+	}
+	switch awsVersions := awsGroup["clusternetworkpolicies"]; {
+	case awsVersions[awsGroupVersion.Version]:
+		listers = append(listers, dynamicListers(dyn, awsGroupVersion, []string{"clusternetworkpolicies"})...)
+	case len(awsVersions) > 0:
+		b.inv.Gaps = append(b.inv.Gaps, Gap{
+			Resource: "clusternetworkpolicies." + awsGroupVersion.Group + "/" + awsGroupVersion.Version,
+			Reason:   fmt.Sprintf("the cluster serves it only at %s, and imdsguard reads %s", strings.Join(sortedKeys(awsVersions), ", "), awsGroupVersion.Version),
+			Affects:  affectsEverything,
+		})
 	}
 	for _, gv := range calicoGroupVersions {
 		if served[gv.Group][gv.Version] {
@@ -266,6 +298,58 @@ func getEngineConfigMaps(ctx context.Context, core kubernetes.Interface, b *buil
 		b.add(decoded{obj: cm})
 	}
 	return nil
+}
+
+// clusterNetworkPolicyVersions are the versions ClusterNetworkPolicy is read at, preferred first:
+// network-policy-api v0.3.0 serves v1beta1 (storage) and v1alpha2 with identical schemas, v0.2.x
+// only v1alpha2 (CHANGELOG.md). One is read, so an object is never counted twice.
+var clusterNetworkPolicyVersions = []string{"v1beta1", "v1alpha2"}
+
+// groupResources maps each resource of an API group to the versions the server serves it at.
+// policy.networking.k8s.io holds AdminNetworkPolicy (v1alpha1) and ClusterNetworkPolicy
+// (v1alpha2, v1beta1), networking.k8s.aws holds the AWS ClusterNetworkPolicy beside the VPC CNI's
+// PolicyEndpoints: their CRDs are installed independently, so a group's versions alone do not
+// say which kinds exist.
+func groupResources(disc discovery.DiscoveryInterface, group string, versions map[string]bool) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	for _, v := range sortedKeys(versions) {
+		gv := group + "/" + v
+		list, err := disc.ServerResourcesForGroupVersion(gv)
+		if err != nil {
+			return nil, fmt.Errorf("discover %s: %w", gv, err)
+		}
+		for _, r := range list.APIResources {
+			if strings.Contains(r.Name, "/") {
+				continue // a subresource (status)
+			}
+			if out[r.Name] == nil {
+				out[r.Name] = map[string]bool{}
+			}
+			out[r.Name][v] = true
+		}
+	}
+	return out, nil
+}
+
+// clusterNetworkPolicyLister lists ClusterNetworkPolicies at the preferred version the server
+// serves. Without one it returns a warning (the CRD is not installed: none can exist) or, when the
+// resource is served only at versions imdsguard does not read, a gap.
+func clusterNetworkPolicyLister(dyn dynamic.Interface, versions map[string]bool) (l *lister, warning string, gap *Gap) {
+	const resource = "clusternetworkpolicies"
+	for _, v := range clusterNetworkPolicyVersions {
+		if versions[v] {
+			return dynamicListers(dyn, schema.GroupVersion{Group: anpGroupVersion.Group, Version: v}, []string{resource})[0], "", nil
+		}
+	}
+	if len(versions) == 0 {
+		return nil, "the cluster does not serve clusternetworkpolicies.policy.networking.k8s.io (ClusterNetworkPolicy CRD not installed): no ClusterNetworkPolicy can exist", nil
+	}
+	return nil, "", &Gap{
+		Resource: resource + "." + anpGroupVersion.Group,
+		Reason: fmt.Sprintf("the cluster serves %s only at %s, and imdsguard reads %s", resource+"."+anpGroupVersion.Group,
+			strings.Join(sortedKeys(versions), ", "), strings.Join(clusterNetworkPolicyVersions, " or ")),
+		Affects: affectsEverything,
+	}
 }
 
 // coreListers are the built-in resources, in the order their objects are added.

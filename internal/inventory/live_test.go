@@ -38,7 +38,7 @@ func cluster(t *testing.T) *kubetest.ControlPlane {
 	cp := controlPlane.Get(t)
 	var err error
 	crdsOnce.Do(func() {
-		err = kubetest.InstallCRDs(context.Background(), cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.Cilium, kubetest.Calico)
+		err = kubetest.InstallCRDs(context.Background(), cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.ClusterNetworkPolicy, kubetest.AWSClusterNetworkPolicy, kubetest.Cilium, kubetest.Calico)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -179,10 +179,11 @@ func TestLoadClusterForbiddenIsAGap(t *testing.T) {
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list"}},
-		{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"adminnetworkpolicies", "baselineadminnetworkpolicies"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"adminnetworkpolicies", "baselineadminnetworkpolicies", "clusternetworkpolicies"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"projectcalico.org", "crd.projectcalico.org"}, Resources: []string{"tiers", "globalnetworkpolicies", "networkpolicies", "globalnetworksets", "networksets"}, Verbs: []string{"list"}},
 		{APIGroups: []string{"cilium.io"}, Resources: []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}, Verbs: []string{"list"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"amazon-vpc-cni", "cilium-config", "antrea-config"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"networking.k8s.aws"}, Resources: []string{"clusternetworkpolicies"}, Verbs: []string{"list"}},
 	}}
 	must[*rbacv1.ClusterRole](t)(c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}))
 	must[*rbacv1.ClusterRoleBinding](t)(c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{

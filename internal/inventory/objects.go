@@ -11,9 +11,9 @@ import (
 var CacheSource = Source{File: "<cluster>"}
 
 // FromObjects builds an inventory from API objects already in memory, such as a controller's
-// informer cache: typed built-in objects and AdminNetworkPolicies, and custom resources
-// (Calico, Cilium) as unstructured objects, which go through the manifest decoder like
-// LoadCluster's. The objects are not copied: callers must not modify them afterwards.
+// informer cache: typed built-in objects, AdminNetworkPolicies and ClusterNetworkPolicies
+// (v1beta1 or v1alpha2), and custom resources (Calico, Cilium, the AWS ClusterNetworkPolicy) as
+// unstructured objects, which go through the manifest decoder like LoadCluster's. The objects are not copied: callers must not modify them afterwards.
 func FromObjects(objs []runtime.Object) (*Inventory, error) {
 	b := newBuilder()
 	for _, obj := range objs {

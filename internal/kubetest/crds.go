@@ -37,6 +37,13 @@ const (
 	// AdminNetworkPolicy is policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy and
 	// BaselineAdminNetworkPolicy, from the network-policy-api module's config/crd/standard.
 	AdminNetworkPolicy CRDSet = "adminnetworkpolicy"
+	// ClusterNetworkPolicy is policy.networking.k8s.io ClusterNetworkPolicy, served at v1alpha2
+	// and v1beta1, from the network-policy-api v0.3.0 module's config/crd/standard.
+	ClusterNetworkPolicy CRDSet = "clusternetworkpolicy"
+	// AWSClusterNetworkPolicy is the AWS VPC CNI's networking.k8s.aws/v1alpha1
+	// ClusterNetworkPolicy: a structural schema of our own in testdata/aws, written from the
+	// published Go types (the CRD the VPC CNI installs is not vendored).
+	AWSClusterNetworkPolicy CRDSet = "awsclusternetworkpolicy"
 	// Cilium is cilium.io/v2 CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy, from the
 	// cilium module.
 	Cilium CRDSet = "cilium"
@@ -61,6 +68,18 @@ func CRDFiles(set CRDSet) ([]string, error) {
 			filepath.Join(std, "policy.networking.k8s.io_adminnetworkpolicies.yaml"),
 			filepath.Join(std, "policy.networking.k8s.io_baselineadminnetworkpolicies.yaml"),
 		}, nil
+	case ClusterNetworkPolicy:
+		dir, err := moduleDir(clusterNetworkPolicyModule)
+		if err != nil {
+			return nil, err
+		}
+		return []string{filepath.Join(dir, "config", "crd", "standard", "policy.networking.k8s.io_clusternetworkpolicies.yaml")}, nil
+	case AWSClusterNetworkPolicy:
+		root, err := repoRoot()
+		if err != nil {
+			return nil, err
+		}
+		return []string{filepath.Join(root, "internal", "kubetest", "testdata", "aws", "networking.k8s.aws_clusternetworkpolicies.yaml")}, nil
 	case Cilium:
 		dir, err := moduleDir(ciliumModule)
 		if err != nil {

@@ -11,11 +11,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // adminPolicy is a compiled AdminNetworkPolicy or BaselineAdminNetworkPolicy.
 type adminPolicy struct {
-	tier     Tier
+	tier Tier
+	// kind is the Reason.Kind of a ClusterNetworkPolicy (network-policy-api's or AWS's); empty
+	// for the v1alpha1 kinds, whose tier names them.
+	kind     string
 	name     string
 	priority int32
 	subject  adminSubject
@@ -282,23 +286,37 @@ type adminBound struct {
 
 func (t adminTier) bind(ns *namespaceIndex, s Subject, tr *tracer) boundTier {
 	b := &adminBound{tier: t.tier}
-	bindings := ns.anps
-	if t.tier == TierBaseline {
+	var bindings []adminBinding
+	switch t.tier {
+	case TierAdmin:
+		bindings = ns.anps
+	case TierBaseline:
 		bindings = ns.banps
+	case TierClusterAdmin:
+		bindings = ns.cnpAdmin
+	case TierClusterBaseline:
+		bindings = ns.cnpBaseline
 	}
 	set := labels.Set(s.Labels)
 	for _, a := range bindings {
 		if a.pods == nil || a.pods.Matches(set) {
 			b.selecting = append(b.selecting, a.policy)
-			if t.tier == TierAdmin {
-				tr.add(t.tier, a.policy.name, NoRule, "priority %d: subject selects the pod", a.policy.priority)
-			} else {
+			switch {
+			case t.tier == TierBaseline:
 				tr.add(t.tier, a.policy.name, NoRule, "subject selects the pod")
+			case a.policy.kind == kindAWSCNP:
+				tr.add(t.tier, a.policy.name, NoRule, "%s, priority %d: subject selects the pod", kindAWSCNP, a.policy.priority)
+			default:
+				tr.add(t.tier, a.policy.name, NoRule, "priority %d: subject selects the pod", a.policy.priority)
 			}
 		}
 	}
 	if len(b.selecting) == 0 {
-		tr.add(t.tier, "", NoRule, "no %s selects the pod", t.tier)
+		if isClusterTier(t.tier) {
+			tr.add(t.tier, "", NoRule, "no ClusterNetworkPolicy of the %s tier selects the pod", t.tier)
+		} else {
+			tr.add(t.tier, "", NoRule, "no %s selects the pod", t.tier)
+		}
 	}
 	return b
 }
@@ -307,7 +325,11 @@ func (b *adminBound) decide(ep *endpoint.Endpoint, tr *tracer) (outcome, Reason)
 	for _, p := range b.selecting {
 		o, r := p.decide(b.tier, ep, tr)
 		if o == next && r.Action == actionPass {
-			tr.add(b.tier, p.name, r.Rule, "Pass via %s: skip the remaining AdminNetworkPolicies, go on to NetworkPolicy", r.Peer)
+			if isClusterTier(b.tier) {
+				tr.add(b.tier, p.name, r.Rule, "Pass via %s: skip the rest of the %s tier, go on to the next tier", r.Peer, b.tier)
+			} else {
+				tr.add(b.tier, p.name, r.Rule, "Pass via %s: skip the remaining AdminNetworkPolicies, go on to NetworkPolicy", r.Peer)
+			}
 			return next, Reason{}
 		}
 		if o != next {
@@ -325,19 +347,19 @@ func (p *adminPolicy) decide(tier Tier, ep *endpoint.Endpoint, tr *tracer) (outc
 		ok, peer, broad := r.match(ep)
 		if !ok {
 			if tr != nil {
-				tr.add(tier, p.name, i, "%s does not match: %s", r.action, r.explainMiss(ep))
+				tr.add(tier, p.name, i, "%s does not match: %s", actionText(tier, r.action), r.explainMiss(ep))
 			}
 			continue
 		}
 		switch r.action {
 		case actionPass:
-			return next, Reason{Tier: tier, Policy: p.name, Rule: i, RuleName: r.name, Action: actionPass, Peer: peer}
+			return next, Reason{Tier: tier, Kind: p.kind, Policy: p.name, Rule: i, RuleName: r.name, Action: actionPass, Peer: peer}
 		case ActionAllow:
-			tr.add(tier, p.name, i, "Allow via %s: final", peer)
-			return allow, Reason{Tier: tier, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionAllow, Peer: peer, Broad: broad}
+			tr.add(tier, p.name, i, "%s via %s: final", actionText(tier, ActionAllow), peer)
+			return allow, Reason{Tier: tier, Kind: p.kind, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionAllow, Peer: peer, Broad: broad}
 		default:
 			tr.add(tier, p.name, i, "Deny via %s: final", peer)
-			return deny, Reason{Tier: tier, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionDeny, Peer: peer}
+			return deny, Reason{Tier: tier, Kind: p.kind, Policy: p.name, Rule: i, RuleName: r.name, Action: ActionDeny, Peer: peer}
 		}
 	}
 	return next, Reason{}
@@ -375,9 +397,22 @@ func compileAdminPolicies(anps []*inventory.AdminNetworkPolicy, banps []*invento
 	}
 }
 
-// PriorityTie is two AdminNetworkPolicies with the same priority: their relative order is
+// PriorityTie is two AdminNetworkPolicies (or ClusterNetworkPolicies of one tier) with the same
+// priority: their relative order is
 // implementation-defined, so verdicts may differ between CNIs.
 type PriorityTie struct {
+	// Kind is empty for AdminNetworkPolicies, "ClusterNetworkPolicy (Admin tier)" or
+	// "ClusterNetworkPolicy (Baseline tier)" for ClusterNetworkPolicies.
+	Kind     string
 	Priority int32
 	Policies [2]string
+}
+
+// actionText names an action as the policy's kind does: ClusterNetworkPolicy says Accept where
+// the evaluator says Allow.
+func actionText(t Tier, a Action) string {
+	if a == ActionAllow && isClusterTier(t) {
+		return string(cnpv1beta1.ClusterNetworkPolicyRuleActionAccept)
+	}
+	return string(a)
 }

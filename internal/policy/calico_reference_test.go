@@ -166,6 +166,8 @@ type refEntry struct {
 //	kube-admin (order 1000, Pass) with order = priority; Kubernetes NetworkPolicies in tier
 //	default (order 1,000,000, Deny) at order 1000; the BaselineAdminNetworkPolicy in
 //	kube-baseline (order 10,000,000, Pass). No decision: the namespace profile allows."
+//	ClusterNetworkPolicies (Calico v3.32+): Admin tier in kube-admin, Baseline tier in
+//	kube-baseline, order = priority.
 func refCalicoEvaluate(inv *inventory.Inventory, sels refCalicoSelectors, pod policy.Subject, ep endpoint.Endpoint) refAnswer {
 	if pod.HostNetwork {
 		return refAnswer{Allowed: true, Tier: policy.TierHostNetwork, Rule: refNoRule}
@@ -237,6 +239,32 @@ func refCalicoEvaluate(inv *inventory.Inventory, sels refCalicoSelectors, pod po
 						return "Allow", a.Rule, nil
 					}
 					return "Deny", a.Rule, nil
+				}
+				return "", refNoRule, nil
+			}})
+	}
+	// ClusterNetworkPolicies: Calico v3.32 and later puts the Admin tier in kube-admin and the
+	// Baseline tier in kube-baseline, order = priority; Accept is Allow. Their rules are matched
+	// as refClusterTier does, one policy at a time.
+	for _, c := range inv.ClusterNetworkPolicies {
+		cp := c.Policy
+		if !refClusterSubjectSelects(cp.Spec.Subject, nsLabels, pod.Labels) {
+			continue
+		}
+		tier, kind := "kube-admin", policy.TierClusterAdmin
+		if cp.Spec.Tier == "Baseline" {
+			tier, kind = "kube-baseline", policy.TierClusterBaseline
+		}
+		entries = append(entries, refEntry{tier: tier, order: float64(cp.Spec.Priority), name: cp.Name, policy: cp.Name, tierKind: kind,
+			rules: func() (string, int, []refRule) {
+				for i, r := range cp.Spec.Egress {
+					if !refClusterProtocolsMatch(r.Protocols, ep) || !refClusterPeersMatch(r.To, ep) {
+						continue
+					}
+					if r.Action == "Accept" {
+						return "Allow", i, nil
+					}
+					return string(r.Action), i, nil
 				}
 				return "", refNoRule, nil
 			}})

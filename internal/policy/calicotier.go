@@ -75,6 +75,7 @@ func (m *Model) bindCalicoNamespace(ns *namespaceIndex) {
 		a := &ns.banps[i]
 		out = append(out, calicoMember{tier: m.calicoTiers[calicoTierKubeBaseline], sortName: a.policy.name, admin: a, adminTier: TierBaseline})
 	}
+	out = m.appendCalicoClusterNetworkPolicies(out, ns)
 	for _, p := range ns.netpols {
 		_, name, _ := strings.Cut(p.name, "/")
 		out = append(out, calicoMember{tier: m.calicoTiers["default"], order: calicoOrderKubernetesNetworkPolicy,

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
@@ -81,6 +82,9 @@ type diffCluster struct {
 	NPs        []*networkingv1.NetworkPolicy
 	ANPs       []*anpv1alpha1.AdminNetworkPolicy
 	BANP       *anpv1alpha1.BaselineAdminNetworkPolicy
+	// CNPs are ClusterNetworkPolicies of both tiers; their TypeMeta holds the apiVersion they
+	// are written at (v1alpha2 or v1beta1, identical schemas).
+	CNPs []*cnpv1beta1.ClusterNetworkPolicy
 }
 
 func (c *diffCluster) inventory() *inventory.Inventory {
@@ -99,6 +103,9 @@ func (c *diffCluster) inventory() *inventory.Inventory {
 	}
 	if c.BANP != nil {
 		inv.BaselineAdminNetworkPolicies = []*inventory.BaselineAdminNetworkPolicy{{Policy: c.BANP}}
+	}
+	for _, cnp := range c.CNPs {
+		inv.ClusterNetworkPolicies = append(inv.ClusterNetworkPolicies, &inventory.ClusterNetworkPolicy{Policy: cnp, APIVersion: cnp.APIVersion})
 	}
 	return inv
 }
@@ -134,6 +141,9 @@ func (c *diffCluster) clone() *diffCluster {
 	if c.BANP != nil {
 		out.BANP = c.BANP.DeepCopy()
 	}
+	for _, cnp := range c.CNPs {
+		out.CNPs = append(out.CNPs, cnp.DeepCopy())
+	}
 	return out
 }
 
@@ -168,6 +178,9 @@ func (c *diffCluster) yaml() string {
 	}
 	if c.BANP != nil {
 		docs = append(docs, c.BANP)
+	}
+	for _, cnp := range c.CNPs {
+		docs = append(docs, cnp)
 	}
 	var b strings.Builder
 	for _, d := range docs {
@@ -242,6 +255,7 @@ var (
 		"Metadata.Google.Internal", "metadata.google.internal.", "*.google.internal.", "*.oogle.internal",
 	}
 	diffANPNames = []string{"alpha", "bravo", "charlie", "delta", "echo"}
+	diffCNPNames = []string{"cnp-a", "cnp-b", "cnp-c", "cnp-d", "cnp-e"}
 )
 
 // diffEndpoints is the catalogue plus destinations on other protocols and ports.
@@ -389,6 +403,12 @@ func (g *diffGen) cluster(seed uint64) *diffCluster {
 	}
 	if g.chance(0.45) {
 		c.BANP = g.baselinePolicy()
+	}
+	// Generated last, so the rest of a seed's cluster is what it was before CNPs existed.
+	if g.chance(0.6) {
+		for _, name := range diffPickDistinct(g, diffCNPNames, g.n(1, 4)) {
+			c.CNPs = append(c.CNPs, g.clusterPolicy(name))
+		}
 	}
 	return c
 }
@@ -604,6 +624,89 @@ func (g *diffGen) baselinePolicy() *anpv1alpha1.BaselineAdminNetworkPolicy {
 	return banp
 }
 
+// clusterPolicy returns a random ClusterNetworkPolicy of either tier, valid for the CRD:
+// canonical networks without duplicates, domainNames only in Accept rules, named ports only
+// beside pod peers, ranges with start < end.
+func (g *diffGen) clusterPolicy(name string) *cnpv1beta1.ClusterNetworkPolicy {
+	cnp := &cnpv1beta1.ClusterNetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: diffPick(g, []string{inventory.ClusterNetworkPolicyV1Alpha2, inventory.ClusterNetworkPolicyV1Beta1}), Kind: "ClusterNetworkPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+	}
+	cnp.Spec.Tier = diffPick(g, []cnpv1beta1.Tier{cnpv1beta1.AdminTier, cnpv1beta1.BaselineTier})
+	cnp.Spec.Priority = diffPick(g, []int32{0, 10, 10, 20, 1000, int32(g.r.IntN(1001))})
+	s := g.subject()
+	cnp.Spec.Subject.Namespaces = s.Namespaces
+	if s.Pods != nil {
+		cnp.Spec.Subject.Pods = &cnpv1beta1.NamespacedPod{NamespaceSelector: s.Pods.NamespaceSelector, PodSelector: s.Pods.PodSelector}
+	}
+	for i := range g.n(0, 4) {
+		action := diffPick(g, []cnpv1beta1.ClusterNetworkPolicyRuleAction{
+			cnpv1beta1.ClusterNetworkPolicyRuleActionAccept, cnpv1beta1.ClusterNetworkPolicyRuleActionDeny, cnpv1beta1.ClusterNetworkPolicyRuleActionPass,
+		})
+		rule := cnpv1beta1.ClusterNetworkPolicyEgressRule{Name: diffRuleName(g, i), Action: action}
+		onlyPods := true
+		for range g.n(1, 3) {
+			p := g.adminPeer(action == cnpv1beta1.ClusterNetworkPolicyRuleActionAccept)
+			peer := cnpv1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: p.Namespaces, Nodes: p.Nodes}
+			if p.Pods != nil {
+				peer.Pods = &cnpv1beta1.NamespacedPod{NamespaceSelector: p.Pods.NamespaceSelector, PodSelector: p.Pods.PodSelector}
+			}
+			for _, n := range p.Networks {
+				c := cnpv1beta1.CIDR(netip.MustParsePrefix(string(n)).Masked().String())
+				if !slices.Contains(peer.Networks, c) {
+					peer.Networks = append(peer.Networks, c)
+				}
+			}
+			for _, d := range p.DomainNames {
+				// The CNP DomainName pattern wants at least two labels after "*.": "*.internal"
+				// is refused (ANP's pattern allowed it).
+				if d == "*.internal" {
+					d = "*.google.internal"
+				}
+				if !slices.Contains(peer.DomainNames, cnpv1beta1.DomainName(d)) {
+					peer.DomainNames = append(peer.DomainNames, cnpv1beta1.DomainName(d))
+				}
+			}
+			onlyPods = onlyPods && p.Networks == nil && p.Nodes == nil && p.DomainNames == nil
+			rule.To = append(rule.To, peer)
+		}
+		rule.Protocols = g.clusterProtocols(onlyPods)
+		cnp.Spec.Egress = append(cnp.Spec.Egress, rule)
+	}
+	return cnp
+}
+
+// clusterProtocols returns nil (every port) or 1 to 3 protocol entries; destinationNamedPort
+// only when named is set.
+func (g *diffGen) clusterProtocols(named bool) []cnpv1beta1.ClusterNetworkPolicyProtocol {
+	if g.chance(0.5) {
+		return nil
+	}
+	var out []cnpv1beta1.ClusterNetworkPolicyProtocol
+	for range g.n(1, 3) {
+		if named && g.chance(0.15) {
+			out = append(out, cnpv1beta1.ClusterNetworkPolicyProtocol{DestinationNamedPort: diffPick(g, diffPortNames)})
+			continue
+		}
+		var port cnpv1beta1.Port
+		if g.chance(0.5) {
+			port.Number = diffPick(g, diffPorts)
+		} else {
+			start := diffPick(g, diffPorts[:len(diffPorts)-1])
+			port.Range = &cnpv1beta1.PortRange{Start: start, End: min(65535, start+diffPick(g, []int32{1, 27, 400, 40000, 65535}))}
+		}
+		switch diffPick(g, diffProtocols) {
+		case corev1.ProtocolTCP:
+			out = append(out, cnpv1beta1.ClusterNetworkPolicyProtocol{TCP: &cnpv1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &port}})
+		case corev1.ProtocolUDP:
+			out = append(out, cnpv1beta1.ClusterNetworkPolicyProtocol{UDP: &cnpv1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &port}})
+		default:
+			out = append(out, cnpv1beta1.ClusterNetworkPolicyProtocol{SCTP: &cnpv1beta1.ClusterNetworkPolicyProtocolSCTP{DestinationPort: &port}})
+		}
+	}
+	return out
+}
+
 func diffGenerate(seed uint64) *diffCluster { return newDiffGen(seed).cluster(seed) }
 
 // ---------------------------------------------------------------------------------------------
@@ -678,6 +781,13 @@ func diffDisagreement(got policy.Verdict, want refAnswer) string {
 		return fmt.Sprintf("action %q contradicts allowed=%v", r.Action, got.Allowed)
 	}
 	switch want.Tier {
+	case policy.TierClusterAdmin, policy.TierClusterBaseline:
+		if r.Kind != "ClusterNetworkPolicy" {
+			return fmt.Sprintf("kind: product %q, want ClusterNetworkPolicy", r.Kind)
+		}
+		if r.Policy != want.Policy || r.Rule != want.Rule {
+			return fmt.Sprintf("deciding rule: product %s rule %d, reference %s rule %d", r.Policy, r.Rule, want.Policy, want.Rule)
+		}
 	case policy.TierAdmin, policy.TierBaseline:
 		if r.Policy != want.Policy || r.Rule != want.Rule {
 			return fmt.Sprintf("deciding rule: product %s rule %d, reference %s rule %d", r.Policy, r.Rule, want.Policy, want.Rule)
@@ -819,6 +929,28 @@ func diffMutations(c *diffCluster) []func(*diffCluster) {
 			}
 		}
 	}
+	for i, cnp := range c.CNPs {
+		add(func(c *diffCluster) { c.CNPs = diffRemove(c.CNPs, i) })
+		add(func(c *diffCluster) {
+			c.CNPs[i].Spec.Subject = cnpv1beta1.ClusterNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}}
+		})
+		for j, rule := range cnp.Spec.Egress {
+			add(func(c *diffCluster) { c.CNPs[i].Spec.Egress = diffRemove(c.CNPs[i].Spec.Egress, j) })
+			add(func(c *diffCluster) { c.CNPs[i].Spec.Egress[j].Protocols = nil })
+			if len(rule.To) > 1 {
+				for k := range rule.To {
+					add(func(c *diffCluster) { c.CNPs[i].Spec.Egress[j].To = diffRemove(c.CNPs[i].Spec.Egress[j].To, k) })
+				}
+			}
+			if len(rule.Protocols) > 1 {
+				for k := range rule.Protocols {
+					add(func(c *diffCluster) {
+						c.CNPs[i].Spec.Egress[j].Protocols = diffRemove(c.CNPs[i].Spec.Egress[j].Protocols, k)
+					})
+				}
+			}
+		}
+	}
 	if c.BANP != nil {
 		add(func(c *diffCluster) { c.BANP = nil })
 		for j, rule := range c.BANP.Spec.Egress {
@@ -890,6 +1022,7 @@ func TestDifferential(t *testing.T) {
 		"NetworkPolicy/allow", "NetworkPolicy/deny", "NetworkPolicy/allow after Pass", "NetworkPolicy/deny after Pass",
 		"BaselineAdminNetworkPolicy/allow", "BaselineAdminNetworkPolicy/deny",
 		"BaselineAdminNetworkPolicy/deny after Pass", "Default/allow after Pass",
+		"Admin/allow", "Admin/deny", "Baseline/allow", "Baseline/deny", "Baseline/deny after Pass",
 	} {
 		if min := max(1, st.Comparisons/10000); st.Outcomes[k] < min {
 			t.Errorf("outcome %q reached %d times, want at least %d: the generator no longer exercises it", k, st.Outcomes[k], min)

@@ -6,7 +6,9 @@
 // consulted as an ordered list of tiers:
 //
 //	AdminNetworkPolicy  by priority, lower first; Allow and Deny are final, Pass goes on
+//	ClusterNetworkPolicy tier Admin: the same, Accept for Allow (cnp.go)
 //	NetworkPolicy       a pod selected by any egress policy is isolated; rules are a union
+//	ClusterNetworkPolicy tier Baseline
 //	BaselineAdminNetworkPolicy
 //	default             allow
 //

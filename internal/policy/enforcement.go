@@ -160,6 +160,12 @@ func enforcedOnly(inv *inventory.Inventory, enf *Enforcement) (*inventory.Invent
 	leaveOut(KindBaselineAdminNetworkPolicy, refsOf(inv.BaselineAdminNetworkPolicies, func(p *inventory.BaselineAdminNetworkPolicy) inventory.ObjectRef {
 		return inventory.ObjectRef{Kind: "BaselineAdminNetworkPolicy", Name: p.Policy.Name, Source: p.Source}
 	}), func() { out.BaselineAdminNetworkPolicies = nil })
+	leaveOut(KindClusterNetworkPolicy, refsOf(inv.ClusterNetworkPolicies, func(p *inventory.ClusterNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: kindCNP, Name: p.Policy.Name, Source: p.Source}
+	}), func() { out.ClusterNetworkPolicies = nil })
+	leaveOut(KindAWSClusterNetworkPolicy, refsOf(inv.AWSClusterNetworkPolicies, func(p *inventory.AWSClusterNetworkPolicy) inventory.ObjectRef {
+		return inventory.ObjectRef{Kind: kindAWSCNP, Name: p.Policy.Name, Source: p.Source}
+	}), func() { out.AWSClusterNetworkPolicies = nil })
 	calico := append(refsOf(inv.CalicoGlobalNetworkPolicies, func(p *inventory.CalicoGlobalNetworkPolicy) inventory.ObjectRef {
 		return inventory.ObjectRef{Kind: "GlobalNetworkPolicy", Name: p.Policy.Name, Source: p.Source}
 	}), refsOf(inv.CalicoNetworkPolicies, func(p *inventory.CalicoNetworkPolicy) inventory.ObjectRef {

@@ -76,6 +76,7 @@ func (kubernetesEngine) control(ns *namespaceIndex) EgressControl {
 			c.Baseline = append(c.Baseline, a.policy.name)
 		}
 	}
+	c.ClusterAdmin, c.ClusterBaseline = clusterControl(ns)
 	return c
 }
 

@@ -15,6 +15,47 @@ import (
 // fuzzEvaluateSeeds are clusters whose policies exercise every tier. More seeds, and inputs
 // the fuzzer once found interesting, are in testdata/fuzz/FuzzEvaluate.
 var fuzzEvaluateSeeds = []string{
+	// ClusterNetworkPolicy at both versions and both tiers, and the AWS VPC CNI's kind.
+	`apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: storefront}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: c, image: nginx}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: pass-pods}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}
+  egress:
+  - {name: pass, action: Pass, to: [{networks: [169.254.169.254/32]}], protocols: [{tcp: {destinationPort: {range: {start: 1, end: 1024}}}}]}
+---
+apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: baseline}
+spec:
+  tier: Baseline
+  priority: 10
+  subject: {namespaces: {matchLabels: {team: storefront}}}
+  egress:
+  - {name: fqdn, action: Accept, to: [{domainNames: ['*.google.internal']}]}
+  - {name: deny, action: Deny, to: [{networks: [0.0.0.0/0, '::/0']}, {nodes: {}}]}
+---
+apiVersion: networking.k8s.aws/v1alpha1
+kind: ClusterNetworkPolicy
+metadata: {name: aws-admin}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {namespaces: {}}
+  egress:
+  - {action: Deny, to: [{networks: ['fd00:ec2::254/128']}], ports: [{portNumber: {port: 80}}, {portRange: {protocol: UDP, start: 1, end: 2}}]}
+`,
 	// NetworkPolicy: ipBlock with except, ports with endPort, a named port, a selector peer.
 	`apiVersion: v1
 kind: Namespace

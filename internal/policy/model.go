@@ -16,9 +16,10 @@ import (
 // Model is the compiled policy of a cluster. It is immutable once built and safe for concurrent
 // use.
 type Model struct {
-	namespaces map[string]*namespaceIndex
-	anps       []*adminPolicy
-	banps      []*adminPolicy
+	namespaces            map[string]*namespaceIndex
+	anps                  []*adminPolicy
+	banps                 []*adminPolicy
+	cnpAdmin, cnpBaseline []*adminPolicy // ClusterNetworkPolicies by tier (cnp.go)
 	// engine evaluates the policies, as the cluster's policy engine combines them.
 	engine engine
 	// Enforcement is what the model was compiled for: which kinds take part.
@@ -72,6 +73,8 @@ type namespaceIndex struct {
 	netpols []*netpol
 	// anps and banps are the admin policies whose subject selects this namespace.
 	anps, banps []adminBinding
+	// cnpAdmin and cnpBaseline are the ClusterNetworkPolicies whose subject selects it.
+	cnpAdmin, cnpBaseline []adminBinding
 	// calicoMembers are, with Calico, every policy that may select the namespace's pods, in
 	// evaluation order.
 	calicoMembers []calicoMember
@@ -119,6 +122,7 @@ func CompileFor(inv *inventory.Inventory, enf Enforcement) *Model {
 	}
 	compileNetworkPolicies(inv.NetworkPolicies, m)
 	compileAdminPolicies(inv.AdminNetworkPolicies, inv.BaselineAdminNetworkPolicies, m)
+	compileClusterNetworkPolicies(inv, m)
 	switch enf.Semantics {
 	case SemanticsCalico:
 		compileCalico(inv, m)
@@ -140,8 +144,9 @@ func CompileFor(inv *inventory.Inventory, enf Enforcement) *Model {
 		compileCilium(inv, m)
 		m.engine = ciliumEngine{m}
 		reportAdminNotEnforced(inv, m)
+		reportClusterNetworkPoliciesBesideCilium(inv, m)
 	default:
-		m.engine = kubernetesEngine{tiers: kubernetesTiers()}
+		m.engine = kubernetesEngine{tiers: plainTiers(len(m.cnpAdmin)+len(m.cnpBaseline) > 0)}
 	}
 	for _, ns := range m.namespaces {
 		m.bindNamespace(ns)
@@ -178,6 +183,7 @@ func reportAdminNotEnforced(inv *inventory.Inventory, m *Model) {
 func (m *Model) bindNamespace(ns *namespaceIndex) {
 	ns.anps = bindAdmin(m.anps, ns.labels)
 	ns.banps = bindAdmin(m.banps, ns.labels)
+	m.bindClusterNetworkPolicies(ns)
 	if m.engine.semantics() == SemanticsCalico {
 		m.bindCalicoNamespace(ns)
 	}
@@ -249,6 +255,9 @@ type EgressControl struct {
 	NetworkPolicies []string // egress NetworkPolicies in the namespace
 	Admin           []string // AdminNetworkPolicies whose subject includes the namespace
 	Baseline        []string // BaselineAdminNetworkPolicy, when its subject includes it
+	// ClusterAdmin and ClusterBaseline are the ClusterNetworkPolicies of the Admin and Baseline
+	// tiers whose subject includes the namespace.
+	ClusterAdmin, ClusterBaseline []string
 	// Calico lists the Calico egress policies that may select pods of the namespace: its
 	// NetworkPolicies and the GlobalNetworkPolicies whose namespaceSelector includes it.
 	Calico []string
@@ -262,7 +271,7 @@ type EgressControl struct {
 
 // Any reports whether any policy can restrict egress in the namespace.
 func (c EgressControl) Any() bool {
-	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline)+len(c.Calico)+len(c.Cilium) > 0
+	return len(c.NetworkPolicies)+len(c.Admin)+len(c.Baseline)+len(c.ClusterAdmin)+len(c.ClusterBaseline)+len(c.Calico)+len(c.Cilium) > 0
 }
 
 // EgressControl returns the policies that can restrict egress in a namespace, as the model's

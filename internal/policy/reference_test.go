@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/inventory"
@@ -57,6 +58,9 @@ type refAnswer struct {
 //	"hostNetwork pods: no policy applies → allowed, tier hostNetwork."
 //	"Tiers in order: AdminNetworkPolicy (ANP) → NetworkPolicy → BaselineAdminNetworkPolicy
 //	(BANP) → default allow (tier Default)."
+//	"ClusterNetworkPolicy (CNP): Policy tiers are evaluated in the following order: Admin tier,
+//	NetworkPolicy tier, Baseline tier. Where both generations are present: ANP, CNP Admin,
+//	NetworkPolicy, CNP Baseline, BANP (docs/design/evaluator.md)."
 func refEvaluate(inv *inventory.Inventory, pod policy.Subject, ep endpoint.Endpoint) refAnswer {
 	if pod.HostNetwork {
 		return refAnswer{Allowed: true, Tier: policy.TierHostNetwork, Rule: refNoRule}
@@ -67,9 +71,16 @@ func refEvaluate(inv *inventory.Inventory, pod policy.Subject, ep endpoint.Endpo
 		return a
 	}
 	passed := a.Passed
+	if a, decided = refClusterTier(inv, cnpv1beta1.AdminTier, nsLabels, pod.Labels, ep); decided {
+		a.Passed = passed
+		return a
+	}
+	passed = passed || a.Passed
 	if a, decided = refNetworkPolicyTier(inv, pod, ep); !decided {
-		if a, decided = refBaselineTier(inv, nsLabels, pod.Labels, ep); !decided {
-			a = refAnswer{Allowed: true, Tier: policy.TierDefault, Rule: refNoRule}
+		if a, decided = refClusterTier(inv, cnpv1beta1.BaselineTier, nsLabels, pod.Labels, ep); !decided {
+			if a, decided = refBaselineTier(inv, nsLabels, pod.Labels, ep); !decided {
+				a = refAnswer{Allowed: true, Tier: policy.TierDefault, Rule: refNoRule}
+			}
 		}
 	}
 	a.Passed = passed
@@ -203,6 +214,126 @@ func refDomainMatches(pattern, host string) bool {
 		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)
 	}
 	return pattern == host
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClusterNetworkPolicy
+
+// refClusterTier is one ClusterNetworkPolicy tier (network-policy-api v0.3.0,
+// apis/v1beta1/clusternetworkpolicy_types.go):
+//
+//	"Policies with lower priority values have higher precedence, and are checked before
+//	policies with higher priority values in the same tier" (ties: by name).
+//	"a rule that appears at the top of the egress rules would take the highest precedence"
+//	"Accept: Accepts the selected traffic ... No further egress ClusterNetworkPolicy or
+//	NetworkPolicy rules will be processed"; "Deny: Drops the selected traffic. No further
+//	ClusterNetworkPolicy or NetworkPolicy rules will be processed"; "Pass: Skips all further
+//	ClusterNetworkPolicy rules in the current tier for the selected traffic, and passes
+//	evaluation to the next tier."
+//
+// A pass is returned as not decided with Passed set.
+func refClusterTier(inv *inventory.Inventory, tier cnpv1beta1.Tier, nsLabels, podLabels map[string]string, ep endpoint.Endpoint) (refAnswer, bool) {
+	var selecting []*cnpv1beta1.ClusterNetworkPolicy
+	for _, c := range inv.ClusterNetworkPolicies {
+		if c.Policy.Spec.Tier == tier && refClusterSubjectSelects(c.Policy.Spec.Subject, nsLabels, podLabels) {
+			selecting = append(selecting, c.Policy)
+		}
+	}
+	slices.SortStableFunc(selecting, func(a, b *cnpv1beta1.ClusterNetworkPolicy) int {
+		if a.Spec.Priority != b.Spec.Priority {
+			return int(a.Spec.Priority) - int(b.Spec.Priority)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	answerTier := policy.TierClusterAdmin
+	if tier == cnpv1beta1.BaselineTier {
+		answerTier = policy.TierClusterBaseline
+	}
+	for _, p := range selecting {
+		for i, rule := range p.Spec.Egress {
+			if !refClusterProtocolsMatch(rule.Protocols, ep) || !refClusterPeersMatch(rule.To, ep) {
+				continue
+			}
+			switch rule.Action {
+			case cnpv1beta1.ClusterNetworkPolicyRuleActionAccept:
+				return refAnswer{Allowed: true, Tier: answerTier, Policy: p.Name, Rule: i}, true
+			case cnpv1beta1.ClusterNetworkPolicyRuleActionDeny:
+				return refAnswer{Allowed: false, Tier: answerTier, Policy: p.Name, Rule: i}, true
+			case cnpv1beta1.ClusterNetworkPolicyRuleActionPass:
+				return refAnswer{Passed: true}, false
+			}
+		}
+	}
+	return refAnswer{}, false
+}
+
+// refClusterSubjectSelects: "Namespaces is used to select pods via namespace selectors";
+// "Pods is used to select pods via namespace AND pod selectors".
+func refClusterSubjectSelects(subject cnpv1beta1.ClusterNetworkPolicySubject, nsLabels, podLabels map[string]string) bool {
+	switch {
+	case subject.Namespaces != nil:
+		return refSelectorMatches(*subject.Namespaces, nsLabels)
+	case subject.Pods != nil:
+		return refSelectorMatches(subject.Pods.NamespaceSelector, nsLabels) && refSelectorMatches(subject.Pods.PodSelector, podLabels)
+	}
+	return false
+}
+
+// refClusterProtocolsMatch: "Protocols ... If unspecified, protocol-specific attributes will
+// not be used to match traffic"; otherwise one entry must match: tcp, udp or sctp with a
+// destinationPort number or an inclusive range ("from the assigned Start value to End value");
+// destinationNamedPort "selects a destination port on a pod", never an address outside the
+// cluster.
+func refClusterProtocolsMatch(protocols []cnpv1beta1.ClusterNetworkPolicyProtocol, ep endpoint.Endpoint) bool {
+	if len(protocols) == 0 {
+		return true
+	}
+	for _, p := range protocols {
+		var proto corev1.Protocol
+		var port *cnpv1beta1.Port
+		switch {
+		case p.TCP != nil:
+			proto, port = corev1.ProtocolTCP, p.TCP.DestinationPort
+		case p.UDP != nil:
+			proto, port = corev1.ProtocolUDP, p.UDP.DestinationPort
+		case p.SCTP != nil:
+			proto, port = corev1.ProtocolSCTP, p.SCTP.DestinationPort
+		default:
+			continue // destinationNamedPort
+		}
+		if proto != ep.Protocol || port == nil {
+			continue
+		}
+		if port.Range != nil {
+			if port.Range.Start <= ep.Port && ep.Port <= port.Range.End {
+				return true
+			}
+		} else if port.Number == ep.Port {
+			return true
+		}
+	}
+	return false
+}
+
+// refClusterPeersMatch: "If any element matches the destination of outgoing traffic then the
+// specified action is applied": only networks (by CIDR, per address family) and domainNames (the
+// endpoint's hostnames) can match an address outside the cluster.
+func refClusterPeersMatch(peers []cnpv1beta1.ClusterNetworkPolicyEgressPeer, ep endpoint.Endpoint) bool {
+	for _, peer := range peers {
+		for _, cidr := range peer.Networks {
+			if refCIDRContains(string(cidr), ep.Address) {
+				return true
+			}
+		}
+		for _, name := range peer.DomainNames {
+			for _, host := range ep.Hostnames {
+				if refDomainMatches(string(name), host) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,4 +776,57 @@ func TestReferenceTiers(t *testing.T) {
 func refAnswerEqual(a, b refAnswer) bool {
 	return a.Allowed == b.Allowed && a.Tier == b.Tier && a.Policy == b.Policy && a.Rule == b.Rule && a.Passed == b.Passed &&
 		slices.Equal(a.Isolating, b.Isolating) && slices.Equal(a.Allowing, b.Allowing)
+}
+
+// TestReferenceClusterNetworkPolicy checks the reference's CNP tiers against hand-computed
+// answers.
+func TestReferenceClusterNetworkPolicy(t *testing.T) {
+	nets := func(cidrs ...cnpv1beta1.CIDR) []cnpv1beta1.ClusterNetworkPolicyEgressPeer {
+		return []cnpv1beta1.ClusterNetworkPolicyEgressPeer{{Networks: cidrs}}
+	}
+	all := cnpv1beta1.ClusterNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}}
+	cnp := func(name string, tier cnpv1beta1.Tier, priority int32, rules ...cnpv1beta1.ClusterNetworkPolicyEgressRule) *inventory.ClusterNetworkPolicy {
+		return &inventory.ClusterNetworkPolicy{Policy: &cnpv1beta1.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: cnpv1beta1.ClusterNetworkPolicySpec{Tier: tier, Priority: priority, Subject: all, Egress: rules}}}
+	}
+	udp53 := []cnpv1beta1.ClusterNetworkPolicyProtocol{{UDP: &cnpv1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &cnpv1beta1.Port{Number: 53}}}}
+	inv := &inventory.Inventory{
+		Namespaces: map[string]*inventory.Namespace{"a": {Name: "a", Labels: map[string]string{"kubernetes.io/metadata.name": "a"}}},
+		ClusterNetworkPolicies: []*inventory.ClusterNetworkPolicy{
+			// Admin 20: deny IMDS. Admin 10: pass IMDS on TCP 80, deny UDP 53 to IMDS.
+			cnp("deny", cnpv1beta1.AdminTier, 20, cnpv1beta1.ClusterNetworkPolicyEgressRule{Action: "Deny", To: nets("169.254.169.254/32")}),
+			cnp("pass", cnpv1beta1.AdminTier, 10,
+				cnpv1beta1.ClusterNetworkPolicyEgressRule{Action: "Deny", To: nets("169.254.169.254/32"), Protocols: udp53},
+				cnpv1beta1.ClusterNetworkPolicyEgressRule{Action: "Pass", To: nets("169.254.169.254/32")}),
+			// Baseline 0: accept everything IPv4.
+			cnp("base", cnpv1beta1.BaselineTier, 0, cnpv1beta1.ClusterNetworkPolicyEgressRule{Action: "Accept", To: nets("0.0.0.0/0")}),
+		},
+	}
+	ep := func(s string) endpoint.Endpoint {
+		e, err := endpoint.ParseCustom(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	pod := policy.Subject{Namespace: "a"}
+	cases := []struct {
+		name string
+		ep   endpoint.Endpoint
+		want refAnswer
+	}{
+		{"priority 10 first: its Pass skips the Admin tier's deny at 20; Baseline accepts", ep("169.254.169.254:80/TCP"),
+			refAnswer{Allowed: true, Tier: policy.TierClusterBaseline, Policy: "base", Rule: 0, Passed: true}},
+		{"rules in order: the UDP 53 Deny before the Pass", ep("169.254.169.254:53/UDP"),
+			refAnswer{Tier: policy.TierClusterAdmin, Policy: "pass", Rule: 0}},
+		{"no Admin rule matches another address; Baseline accepts IPv4", ep("10.1.2.3:80/TCP"),
+			refAnswer{Allowed: true, Tier: policy.TierClusterBaseline, Policy: "base", Rule: 0}},
+		{"0.0.0.0/0 does not hold IPv6: the default allows", ep("[fd00:ec2::254]:80/TCP"),
+			refAnswer{Allowed: true, Tier: policy.TierDefault, Rule: refNoRule}},
+	}
+	for _, c := range cases {
+		if got := refEvaluate(inv, pod, c.ep); !refAnswerEqual(got, c.want) {
+			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
+		}
+	}
 }

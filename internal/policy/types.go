@@ -16,6 +16,11 @@ const (
 	TierNetworkPolicy Tier = "NetworkPolicy"
 	TierBaseline      Tier = "BaselineAdminNetworkPolicy"
 	TierDefault       Tier = "Default"
+	// TierClusterAdmin ("Admin") and TierClusterBaseline ("Baseline") are the two
+	// ClusterNetworkPolicy tiers, consulted after AdminNetworkPolicy and after NetworkPolicy
+	// respectively (cnp.go). Their values are the API's tier names.
+	TierClusterAdmin    Tier = "Admin"
+	TierClusterBaseline Tier = "Baseline"
 	// TierCalico is a Calico GlobalNetworkPolicy or NetworkPolicy, or the end of a Calico tier.
 	TierCalico Tier = "Calico"
 	// TierCilium is a CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy.
@@ -39,7 +44,8 @@ type Reason struct {
 	Tier Tier
 	// Kind is the policy's kind in tiers that hold several: GlobalNetworkPolicy or
 	// NetworkPolicy.projectcalico.org (Calico), CiliumNetworkPolicy or
-	// CiliumClusterwideNetworkPolicy (Cilium).
+	// CiliumClusterwideNetworkPolicy (Cilium); ClusterNetworkPolicy in its Admin and Baseline
+	// tiers.
 	Kind string
 	// CalicoTier is the Calico tier of a Calico policy ("default", "security", ...).
 	CalicoTier string
@@ -75,6 +81,20 @@ func (r Reason) String() string {
 		s = fmt.Sprintf("Calico tier %s %s %s", r.CalicoTier, r.Kind, r.Policy)
 	case r.Tier == TierCalico:
 		s = fmt.Sprintf("Calico tier %s", r.CalicoTier)
+	case isClusterTier(r.Tier):
+		// ClusterNetworkPolicy deny-imds (Admin tier) rule 0 (deny-metadata): Deny (networks ...)
+		kind := r.Kind
+		if kind == "" {
+			kind = kindCNP
+		}
+		s = fmt.Sprintf("%s %s (%s tier)", kind, r.Policy, r.Tier)
+		if r.Rule != NoRule {
+			s += fmt.Sprintf(" rule %d", r.Rule)
+			if r.RuleName != "" {
+				s += fmt.Sprintf(" (%s)", r.RuleName)
+			}
+		}
+		return s + ": " + actionText(r.Tier, r.Action) + peerText(r.Peer)
 	case r.Tier == TierCilium:
 		s = fmt.Sprintf("%s %s", r.Kind, r.Policy)
 		if r.Rule != NoRule {
@@ -132,6 +152,9 @@ type Step struct {
 
 func (s Step) String() string {
 	out := string(s.Tier)
+	if isClusterTier(s.Tier) {
+		out = kindCNP + " (" + out + " tier)"
+	}
 	if s.Policy != "" {
 		out += " " + s.Policy
 	}
