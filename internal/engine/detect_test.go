@@ -26,6 +26,8 @@ type detectCase struct {
 	// warnings and problems are substrings, one per expected message, in order.
 	warnings []string
 	problems []string
+	// evidence is a substring of one engine's evidence.
+	evidence string
 }
 
 var (
@@ -58,6 +60,10 @@ var detectCases = []detectCase{
 		engines: []string{"aws-vpc-cni v1.19.0-eksbuild.1 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsKubernetes,
 		engine:   "AWS VPC CNI v1.19.0-eksbuild.1",
 		warnings: []string{"ConfigMap kube-system/amazon-vpc-cni is not in the input: the network policy controller is assumed on"}},
+	{file: "aws-vpc-cni-pods-only.yaml",
+		engines: []string{"aws-vpc-cni v1.20.4-eksbuild.2 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsKubernetes,
+		engine:   "AWS VPC CNI v1.20.4-eksbuild.2",
+		evidence: "DaemonSet kube-system/aws-node (from its Pod aws-node-x7k2p) container aws-eks-nodeagent arg --enable-network-policy=true"},
 	{file: "aws-vpc-cni-1.13.yaml",
 		engines: []string{"aws-vpc-cni v1.13.4-eksbuild.1 off"}, semantics: policy.SemanticsKubernetes,
 		engine:  "AWS VPC CNI v1.13.4-eksbuild.1 (policy enforcement off)",
@@ -195,8 +201,9 @@ func TestDetect(t *testing.T) {
 // checkDetection compares a detection with a case.
 func checkDetection(t *testing.T, got Detection, tc detectCase) {
 	t.Helper()
-	var engines []string
+	var engines, evidence []string
 	for _, e := range got.Engines {
+		evidence = append(evidence, e.Evidence...)
 		engines = append(engines, string(e.Name)+" "+e.Version+" "+onOff(e.Enabled))
 		if len(e.Kinds) != len(policy.Kinds) {
 			t.Errorf("%s: %d kinds decided, want every one of %d", e.Name, len(e.Kinds), len(policy.Kinds))
@@ -224,6 +231,9 @@ func checkDetection(t *testing.T, got Detection, tc detectCase) {
 		case tc.reasons[k] != "" && !strings.Contains(ke.Reason, tc.reasons[k]):
 			t.Errorf("%s reason %q, want it to hold %q", k, ke.Reason, tc.reasons[k])
 		}
+	}
+	if tc.evidence != "" && !slices.ContainsFunc(evidence, func(e string) bool { return strings.Contains(e, tc.evidence) }) {
+		t.Errorf("evidence %q, want one holding %q", evidence, tc.evidence)
 	}
 	checkMessages(t, "warnings", got.Warnings, tc.warnings)
 	checkMessages(t, "problems", got.Problems, tc.problems)
