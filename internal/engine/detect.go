@@ -332,7 +332,17 @@ func (d *detector) calico() []finding {
 				f.evidence = append(f.evidence, fmt.Sprintf("%s container tigera-operator image %s (the operator's version, not Calico's)", d.ref(op), c.Image))
 			}
 		}
-		d.warn("calico: version unknown: %s; only the kinds every Calico version enforces are counted", f.versionUnknown)
+		// The operator reports the Calico version it runs in the Installation's status.
+		for _, in := range d.inv.CalicoInstallations {
+			text := in.Installation.Status.CalicoVersion
+			if v, _, err := ParseVersion(text); err == nil && f.version == nil {
+				f.version, f.versionText = &v, "v"+strings.TrimPrefix(text, "v")
+				f.evidence = append(f.evidence, fmt.Sprintf("Installation %s status.calicoVersion=%s", in.Installation.Name, text))
+			}
+		}
+		if f.version == nil {
+			d.warn("calico: version unknown: %s, and no Installation reports status.calicoVersion; only the kinds every Calico version enforces are counted", f.versionUnknown)
+		}
 		out = append(out, f)
 	}
 	for _, in := range d.inv.CalicoInstallations {
@@ -343,9 +353,11 @@ func (d *detector) calico() []finding {
 		}
 		f := &out[i]
 		f.evidence = append(f.evidence, "Installation "+in.Installation.Name)
-		if spec.Variant == "TigeraSecureEnterprise" {
-			f.variant = "enterprise"
-			f.evidence = append(f.evidence, "Installation "+in.Installation.Name+" spec.variant=TigeraSecureEnterprise")
+		for _, v := range []struct{ field, value string }{{"spec.variant", spec.Variant}, {"status.variant", in.Installation.Status.Variant}} {
+			if v.value == "TigeraSecureEnterprise" || v.value == "CalicoEnterprise" {
+				f.variant = "enterprise"
+				f.evidence = append(f.evidence, fmt.Sprintf("Installation %s %s=%s", in.Installation.Name, v.field, v.value))
+			}
 		}
 		if spec.CNI != nil && spec.CNI.Type != "" && spec.CNI.Type != "Calico" {
 			f.evidence = append(f.evidence, fmt.Sprintf("Installation %s spec.cni.type=%s (Calico enforces policy; %s does the networking)", in.Installation.Name, spec.CNI.Type, spec.CNI.Type))

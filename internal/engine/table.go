@@ -48,7 +48,7 @@ var engines = []engineInfo{
 	{name: EKSAutoMode, display: "EKS Auto Mode", semantics: policy.SemanticsKubernetes,
 		detection: "NodeClass objects (`eks.amazonaws.com/v1`): `spec.networkPolicy` (DefaultAllow, DefaultDeny); enforcement is on only when ConfigMap `kube-system/amazon-vpc-cni` has `enable-network-policy-controller: \"true\"`"},
 	{name: Calico, display: "Calico", semantics: policy.SemanticsCalico,
-		detection: "DaemonSet `calico-node` (`kube-system` for manifest installs, `calico-system` for the operator): version from the `calico-node` container's image (`cnx-node` is Calico Enterprise); Tigera operator `Installation` (`spec.variant`, `spec.cni.type`, `spec.calicoNetwork.linuxDataplane`) and Deployment `tigera-operator` when the DaemonSet is absent (version unknown then)"},
+		detection: "DaemonSet `calico-node` (`kube-system` for manifest installs, `calico-system` for the operator): version from the `calico-node` container's image (`cnx-node` is Calico Enterprise); Tigera operator `Installation` (`spec.variant`, `spec.cni.type`, `spec.calicoNetwork.linuxDataplane`; `status.calicoVersion` is the version when the DaemonSet is absent) and Deployment `tigera-operator`"},
 	{name: Canal, display: "Canal", semantics: policy.SemanticsCalico,
 		detection: "DaemonSet `canal` (Calico's `calico-node` and flannel's `kube-flannel` containers): version from the `calico-node` container's image; Calico's rows apply"},
 	{name: Cilium, display: "Cilium", semantics: policy.SemanticsCilium,
