@@ -433,6 +433,7 @@ func (d *detector) cilium() []finding {
 				f.enabled, f.off = false, ev+" is not a known enforcement mode"
 			}
 		}
+		d.ciliumHostRouting(ds, c)
 		for _, g := range []Gate{gateCiliumK8sNetworkPolicy, gateCiliumNetworkPolicy, gateCiliumClusterwideNetworkPolicy, gateCiliumK8sClusterNetworkPolicy} {
 			v, ev, ok := d.ciliumSetting(ds, c, g.Name, true)
 			if !ok {
@@ -454,6 +455,24 @@ func (d *detector) cilium() []finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// ciliumHostRouting warns when Cilium turns on eBPF host routing, which it does by itself
+// (kernel permitting) with kube-proxy replacement and eBPF masquerading unless legacy host
+// routing is set: pod traffic then bypasses the node's iptables and nftables hooks.
+// https://github.com/cilium/cilium/blob/v1.20.2/Documentation/operations/performance/tuning.rst
+func (d *detector) ciliumHostRouting(ds *inventory.Workload, c *corev1.Container) {
+	on := func(key string) (bool, string) {
+		v, ev, ok := d.ciliumSetting(ds, c, key, true)
+		b, err := isTrue(v)
+		return ok && err == nil && b, ev
+	}
+	kpr, kprEv := on("kube-proxy-replacement")
+	masq, masqEv := on("enable-bpf-masquerade")
+	legacy, _ := on("enable-host-legacy-routing")
+	if kpr && masq && !legacy {
+		d.warn("cilium: eBPF host routing is on where the kernel supports it (%s; %s; enable-host-legacy-routing not set): pod traffic bypasses the node's iptables and nftables hooks, so a node firewall there does not see it", kprEv, masqEv)
+	}
 }
 
 // antrea: the antrea-agent DaemonSet; AdminNetworkPolicy support is the antrea-controller's

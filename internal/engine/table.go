@@ -52,7 +52,7 @@ var engines = []engineInfo{
 	{name: Canal, display: "Canal", semantics: policy.SemanticsCalico,
 		detection: "DaemonSet `canal` (Calico's `calico-node` and flannel's `kube-flannel` containers): version from the `calico-node` container's image; Calico's rows apply"},
 	{name: Cilium, display: "Cilium", semantics: policy.SemanticsCilium,
-		detection: "DaemonSet `cilium` (container `cilium-agent`): version from its image; settings from the agent's flags, `CILIUM_*` environment and ConfigMap `kube-system/cilium-config`: `enable-policy` (`never` turns enforcement off), `enable-k8s-networkpolicy`, `enable-cilium-network-policy`, `enable-cilium-clusterwide-network-policy`, `enable-k8s-cluster-network-policy`"},
+		detection: "DaemonSet `cilium` (container `cilium-agent`): version from its image; settings from the agent's flags, `CILIUM_*` environment and ConfigMap `kube-system/cilium-config`: `enable-policy` (`never` turns enforcement off), `enable-k8s-networkpolicy`, `enable-cilium-network-policy`, `enable-cilium-clusterwide-network-policy`, `enable-k8s-cluster-network-policy`; a warning when `kube-proxy-replacement` and `enable-bpf-masquerade` turn on eBPF host routing (netfilter bypassed)"},
 	{name: GKEDataplaneV2, display: "GKE Dataplane V2", semantics: policy.SemanticsCilium,
 		detection: "DaemonSet `kube-system/anetd` (Cilium-based): version from the `cilium-agent` container's image"},
 	{name: Antrea, display: "Antrea", semantics: policy.SemanticsKubernetes,
