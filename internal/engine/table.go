@@ -219,7 +219,7 @@ var table = append(calicoRows(Calico), append(calicoRows(Canal), []Row{
 			policy.KindBaselineAdminNetworkPolicy: gated(gateAntreaANP, gateAntreaPolicy),
 			policy.KindClusterNetworkPolicy:       unconfirmed,
 		},
-		Sources: []string{"https://github.com/antrea-io/antrea/blob/main/docs/admin-network-policy.md"}},
+		Sources: []string{"https://github.com/antrea-io/antrea/blob/main/docs/admin-network-policy.md", "https://github.com/antrea-io/antrea/blob/main/docs/feature-gates.md"}},
 	// kube-network-policies: flags before v1.0.0; from v1.0.0 one image per API: the plain
 	// image enforces NetworkPolicy, -npa-v1alpha1 adds ANP and BANP, -npa-v1alpha2 adds
 	// ClusterNetworkPolicy v1alpha2.
