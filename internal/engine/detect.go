@@ -18,6 +18,7 @@ import (
 // (inventory.EngineConfigMaps, Tigera operator Installations, EKS Auto Mode NodeClasses).
 func Detect(inv *inventory.Inventory) Detection {
 	d := &detector{inv: inv}
+	d.collectWorkloads()
 	d.gaps()
 	var found []finding
 	found = append(found, d.awsVPCCNI()...)
@@ -63,9 +64,36 @@ func Detect(inv *inventory.Inventory) Detection {
 
 // detector holds the inventory and what detection has to report about it.
 type detector struct {
-	inv      *inventory.Inventory
+	inv *inventory.Inventory
+	// all are the inventory's workloads, and for each DaemonSet or Deployment that only its
+	// pods show (a live cluster whose DaemonSets could not be listed, "kubectl get pods -o
+	// yaml"), a workload made from its first pod; fromPod names that pod.
+	all      []*inventory.Workload
+	fromPod  map[*inventory.Workload]string
 	problems []string
 	warnings []string
+}
+
+// collectWorkloads fills d.all.
+func (d *detector) collectWorkloads() {
+	d.all = slices.Clone(d.inv.Workloads)
+	d.fromPod = map[*inventory.Workload]string{}
+	seen := map[string]bool{}
+	for _, w := range d.inv.Workloads {
+		seen[w.Kind+"/"+w.Namespace+"/"+w.Name] = true
+	}
+	for _, p := range d.inv.Pods {
+		owner := p.Workload
+		key := owner.Kind + "/" + p.Pod.Namespace + "/" + owner.Name
+		if (owner.Kind != "DaemonSet" && owner.Kind != "Deployment") || seen[key] {
+			continue
+		}
+		seen[key] = true
+		w := &inventory.Workload{Kind: owner.Kind, Namespace: p.Pod.Namespace, Name: owner.Name,
+			Template: corev1.PodTemplateSpec{ObjectMeta: p.Pod.ObjectMeta, Spec: p.Pod.Spec}, Source: p.Source}
+		d.fromPod[w] = p.Pod.Name
+		d.all = append(d.all, w)
+	}
 }
 
 func (d *detector) warn(format string, args ...any) {
@@ -91,7 +119,7 @@ func (d *detector) gaps() {
 // inventory order.
 func (d *detector) workloads(kind string, names ...string) []*inventory.Workload {
 	var out []*inventory.Workload
-	for _, w := range d.inv.Workloads {
+	for _, w := range d.all {
 		if w.Kind == kind && slices.Contains(names, w.Name) {
 			out = append(out, w)
 		}
@@ -101,7 +129,7 @@ func (d *detector) workloads(kind string, names ...string) []*inventory.Workload
 
 // workload returns the workload kind namespace/name, or nil.
 func (d *detector) workload(kind, namespace, name string) *inventory.Workload {
-	for _, w := range d.inv.Workloads {
+	for _, w := range d.all {
 		if w.Kind == kind && w.Namespace == namespace && w.Name == name {
 			return w
 		}
@@ -109,7 +137,15 @@ func (d *detector) workload(kind, namespace, name string) *inventory.Workload {
 	return nil
 }
 
-func ref(w *inventory.Workload) string { return w.Kind + " " + w.Namespace + "/" + w.Name }
+// ref names a workload in evidence: "DaemonSet kube-system/aws-node", with the pod it was read
+// from when only its pods are in the input.
+func (d *detector) ref(w *inventory.Workload) string {
+	r := w.Kind + " " + w.Namespace + "/" + w.Name
+	if pod, ok := d.fromPod[w]; ok {
+		r += " (from its Pod " + pod + ")"
+	}
+	return r
+}
 
 // container returns the workload's container of that name (init containers excluded), or nil.
 func container(w *inventory.Workload, name string) *corev1.Container {
@@ -161,13 +197,13 @@ func envValue(c *corev1.Container, name string) (string, bool) {
 // setVersion reads the engine version from a container's image tag, warning when it cannot.
 func (d *detector) setVersion(f *finding, w *inventory.Workload, c *corev1.Container) {
 	if c == nil {
-		f.versionUnknown = ref(w) + " has no container to read a version from"
+		f.versionUnknown = d.ref(w) + " has no container to read a version from"
 		return
 	}
-	f.evidence = append(f.evidence, fmt.Sprintf("%s container %s image %s", ref(w), c.Name, c.Image))
+	f.evidence = append(f.evidence, fmt.Sprintf("%s container %s image %s", d.ref(w), c.Name, c.Image))
 	v, _, ok := imageVersion(c.Image)
 	if !ok {
-		f.versionUnknown = fmt.Sprintf("the image %s of %s container %s has no version tag", c.Image, ref(w), c.Name)
+		f.versionUnknown = fmt.Sprintf("the image %s of %s container %s has no version tag", c.Image, d.ref(w), c.Name)
 		d.warn("%s: version unknown: %s; only the kinds every version enforces are counted", f.name, f.versionUnknown)
 		return
 	}
@@ -191,7 +227,7 @@ func (d *detector) awsVPCCNI() []finding {
 	d.setVersion(&f, ds, container(ds, "aws-node"))
 	agent := container(ds, "aws-eks-nodeagent")
 	if agent == nil {
-		f.off = ref(ds) + " has no aws-eks-nodeagent container (the network policy agent, from VPC CNI v1.14.0)"
+		f.off = d.ref(ds) + " has no aws-eks-nodeagent container (the network policy agent, from VPC CNI v1.14.0)"
 		f.evidence = append(f.evidence, f.off)
 		return []finding{f}
 	}
@@ -199,14 +235,14 @@ func (d *detector) awsVPCCNI() []finding {
 	var ev string
 	on := false
 	if set {
-		ev = fmt.Sprintf("%s container aws-eks-nodeagent arg --enable-network-policy=%s", ref(ds), value)
+		ev = fmt.Sprintf("%s container aws-eks-nodeagent arg --enable-network-policy=%s", d.ref(ds), value)
 		b, err := isTrue(value)
 		if err != nil {
-			d.problem("%s: --enable-network-policy=%q is not a boolean: network policy counted as off", ref(ds), value)
+			d.problem("%s: --enable-network-policy=%q is not a boolean: network policy counted as off", d.ref(ds), value)
 		}
 		on = err == nil && b
 	} else {
-		ev = fmt.Sprintf("%s container aws-eks-nodeagent has no --enable-network-policy argument (off by default)", ref(ds))
+		ev = fmt.Sprintf("%s container aws-eks-nodeagent has no --enable-network-policy argument (off by default)", d.ref(ds))
 	}
 	f.evidence = append(f.evidence, ev)
 	if !on {
@@ -298,10 +334,20 @@ func (d *detector) calico() []finding {
 		f := finding{name: Calico, enabled: true, versionUnknown: "the calico-node DaemonSet, which the Tigera operator creates in calico-system, is not in the input"}
 		for _, op := range operators {
 			if c := container(op, "tigera-operator"); c != nil {
-				f.evidence = append(f.evidence, fmt.Sprintf("%s container tigera-operator image %s (the operator's version, not Calico's)", ref(op), c.Image))
+				f.evidence = append(f.evidence, fmt.Sprintf("%s container tigera-operator image %s (the operator's version, not Calico's)", d.ref(op), c.Image))
 			}
 		}
-		d.warn("calico: version unknown: %s; only the kinds every Calico version enforces are counted", f.versionUnknown)
+		// The operator reports the Calico version it runs in the Installation's status.
+		for _, in := range d.inv.CalicoInstallations {
+			text := in.Installation.Status.CalicoVersion
+			if v, _, err := ParseVersion(text); err == nil && f.version == nil {
+				f.version, f.versionText = &v, "v"+strings.TrimPrefix(text, "v")
+				f.evidence = append(f.evidence, fmt.Sprintf("Installation %s status.calicoVersion=%s", in.Installation.Name, text))
+			}
+		}
+		if f.version == nil {
+			d.warn("calico: version unknown: %s, and no Installation reports status.calicoVersion; only the kinds every Calico version enforces are counted", f.versionUnknown)
+		}
 		out = append(out, f)
 	}
 	for _, in := range d.inv.CalicoInstallations {
@@ -312,9 +358,11 @@ func (d *detector) calico() []finding {
 		}
 		f := &out[i]
 		f.evidence = append(f.evidence, "Installation "+in.Installation.Name)
-		if spec.Variant == "TigeraSecureEnterprise" {
-			f.variant = "enterprise"
-			f.evidence = append(f.evidence, "Installation "+in.Installation.Name+" spec.variant=TigeraSecureEnterprise")
+		for _, v := range []struct{ field, value string }{{"spec.variant", spec.Variant}, {"status.variant", in.Installation.Status.Variant}} {
+			if v.value == "TigeraSecureEnterprise" || v.value == "CalicoEnterprise" {
+				f.variant = "enterprise"
+				f.evidence = append(f.evidence, fmt.Sprintf("Installation %s %s=%s", in.Installation.Name, v.field, v.value))
+			}
 		}
 		if spec.CNI != nil && spec.CNI.Type != "" && spec.CNI.Type != "Calico" {
 			f.evidence = append(f.evidence, fmt.Sprintf("Installation %s spec.cni.type=%s (Calico enforces policy; %s does the networking)", in.Installation.Name, spec.CNI.Type, spec.CNI.Type))
@@ -350,11 +398,11 @@ func (d *detector) calicoNode(f *finding, c *corev1.Container) {
 func (d *detector) ciliumSetting(ds *inventory.Workload, c *corev1.Container, key string, boolean bool) (value, evidence string, ok bool) {
 	if c != nil {
 		if v, set := flagValue(c, key, boolean); set {
-			return v, fmt.Sprintf("%s container %s arg --%s=%s", ref(ds), c.Name, key, v), true
+			return v, fmt.Sprintf("%s container %s arg --%s=%s", d.ref(ds), c.Name, key, v), true
 		}
 		env := "CILIUM_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
 		if v, set := envValue(c, env); set {
-			return v, fmt.Sprintf("%s container %s env %s=%s", ref(ds), c.Name, env, v), true
+			return v, fmt.Sprintf("%s container %s env %s=%s", d.ref(ds), c.Name, env, v), true
 		}
 	}
 	if cm := d.inv.ConfigMap("kube-system", "cilium-config"); cm != nil {
@@ -375,7 +423,7 @@ func (d *detector) cilium() []finding {
 		c := container(ds, "cilium-agent")
 		d.setVersion(&f, ds, c)
 		if ds.Namespace != "kube-system" {
-			d.warn("cilium: %s is not in kube-system; only kube-system/cilium-config is read, so its settings may be missed", ref(ds))
+			d.warn("cilium: %s is not in kube-system; only kube-system/cilium-config is read, so its settings may be missed", d.ref(ds))
 		}
 		if v, ev, ok := d.ciliumSetting(ds, c, "enable-policy", false); ok {
 			f.evidence = append(f.evidence, ev)
@@ -390,6 +438,7 @@ func (d *detector) cilium() []finding {
 				f.enabled, f.off = false, ev+" is not a known enforcement mode"
 			}
 		}
+		d.ciliumHostRouting(ds, c)
 		for _, g := range []Gate{gateCiliumK8sNetworkPolicy, gateCiliumNetworkPolicy, gateCiliumClusterwideNetworkPolicy, gateCiliumK8sClusterNetworkPolicy} {
 			v, ev, ok := d.ciliumSetting(ds, c, g.Name, true)
 			if !ok {
@@ -406,11 +455,29 @@ func (d *detector) cilium() []finding {
 	}
 	if ds := d.workload("DaemonSet", "kube-system", "anetd"); ds != nil {
 		f := finding{name: GKEDataplaneV2, enabled: true}
-		f.evidence = append(f.evidence, ref(ds)+" (GKE Dataplane V2)")
+		f.evidence = append(f.evidence, d.ref(ds)+" (GKE Dataplane V2)")
 		d.setVersion(&f, ds, container(ds, "cilium-agent"))
 		out = append(out, f)
 	}
 	return out
+}
+
+// ciliumHostRouting warns when Cilium turns on eBPF host routing, which it does by itself
+// (kernel permitting) with kube-proxy replacement and eBPF masquerading unless legacy host
+// routing is set: pod traffic then bypasses the node's iptables and nftables hooks.
+// https://github.com/cilium/cilium/blob/v1.20.2/Documentation/operations/performance/tuning.rst
+func (d *detector) ciliumHostRouting(ds *inventory.Workload, c *corev1.Container) {
+	on := func(key string) (bool, string) {
+		v, ev, ok := d.ciliumSetting(ds, c, key, true)
+		b, err := isTrue(v)
+		return ok && err == nil && b, ev
+	}
+	kpr, kprEv := on("kube-proxy-replacement")
+	masq, masqEv := on("enable-bpf-masquerade")
+	legacy, _ := on("enable-host-legacy-routing")
+	if kpr && masq && !legacy {
+		d.warn("cilium: eBPF host routing is on where the kernel supports it (%s; %s; enable-host-legacy-routing not set): pod traffic bypasses the node's iptables and nftables hooks, so a node firewall there does not see it", kprEv, masqEv)
+	}
 }
 
 // antrea: the antrea-agent DaemonSet; AdminNetworkPolicy support is the antrea-controller's
@@ -466,7 +533,7 @@ func (d *detector) kubeNetworkPolicies() []finding {
 			for _, g := range []Gate{gateKNPAdmin, gateKNPBaseline} {
 				name := strings.TrimPrefix(g.Name, "--")
 				if v, set := flagValue(c, name, true); set {
-					ev := fmt.Sprintf("%s container %s arg --%s=%s", ref(ds), c.Name, name, v)
+					ev := fmt.Sprintf("%s container %s arg --%s=%s", d.ref(ds), c.Name, name, v)
 					b, err := isTrue(v)
 					f.gates[g.Name] = gateValue{on: err == nil && b, evidence: ev}
 					f.evidence = append(f.evidence, ev)
@@ -491,16 +558,16 @@ func (d *detector) ovnKubernetes() []finding {
 	f := finding{name: OVNKubernetes, enabled: true, gates: map[string]gateValue{},
 		versionUnknown: "OVN-Kubernetes images are not tagged with a release version"}
 	for _, w := range ws {
-		f.evidence = append(f.evidence, ref(w))
+		f.evidence = append(f.evidence, d.ref(w))
 		for i := range w.Template.Spec.Containers {
 			c := &w.Template.Spec.Containers[i]
 			if v, set := flagValue(c, "enable-admin-network-policy", true); set {
 				b, err := isTrue(v)
-				ev := fmt.Sprintf("%s container %s arg --enable-admin-network-policy=%s", ref(w), c.Name, v)
+				ev := fmt.Sprintf("%s container %s arg --enable-admin-network-policy=%s", d.ref(w), c.Name, v)
 				f.gates[gateOVNKAdmin.Name] = gateValue{on: err == nil && b, evidence: ev}
 				f.evidence = append(f.evidence, ev)
 			} else if v, set := envValue(c, "OVN_ADMIN_NETWORK_POLICY_ENABLE"); set {
-				ev := fmt.Sprintf("%s container %s env OVN_ADMIN_NETWORK_POLICY_ENABLE=%s", ref(w), c.Name, v)
+				ev := fmt.Sprintf("%s container %s env OVN_ADMIN_NETWORK_POLICY_ENABLE=%s", d.ref(w), c.Name, v)
 				f.gates[gateOVNKAdmin.Name] = gateValue{on: v == "true", evidence: ev}
 				f.evidence = append(f.evidence, ev)
 			}
@@ -519,7 +586,7 @@ func (d *detector) kubeRouter() []finding {
 		d.setVersion(&f, ds, c)
 		if c != nil {
 			if v, set := flagValue(c, "run-firewall", true); set {
-				ev := fmt.Sprintf("%s container kube-router arg --run-firewall=%s", ref(ds), v)
+				ev := fmt.Sprintf("%s container kube-router arg --run-firewall=%s", d.ref(ds), v)
 				f.evidence = append(f.evidence, ev)
 				if b, err := isTrue(v); err != nil || !b {
 					f.enabled, f.off = false, ev
@@ -540,7 +607,7 @@ func (d *detector) weaveNet() []finding {
 		npc := container(ds, "weave-npc")
 		if npc == nil {
 			f.enabled = false
-			f.off = ref(ds) + " has no weave-npc container (Weave's network policy controller)"
+			f.off = d.ref(ds) + " has no weave-npc container (Weave's network policy controller)"
 			f.evidence = append(f.evidence, f.off)
 			d.setVersion(&f, ds, container(ds, "weave"))
 		} else {

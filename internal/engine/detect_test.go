@@ -26,6 +26,8 @@ type detectCase struct {
 	// warnings and problems are substrings, one per expected message, in order.
 	warnings []string
 	problems []string
+	// evidence is a substring of one engine's evidence.
+	evidence string
 }
 
 var (
@@ -58,6 +60,10 @@ var detectCases = []detectCase{
 		engines: []string{"aws-vpc-cni v1.19.0-eksbuild.1 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsKubernetes,
 		engine:   "AWS VPC CNI v1.19.0-eksbuild.1",
 		warnings: []string{"ConfigMap kube-system/amazon-vpc-cni is not in the input: the network policy controller is assumed on"}},
+	{file: "aws-vpc-cni-pods-only.yaml",
+		engines: []string{"aws-vpc-cni v1.20.4-eksbuild.2 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsKubernetes,
+		engine:   "AWS VPC CNI v1.20.4-eksbuild.2",
+		evidence: "DaemonSet kube-system/aws-node (from its Pod aws-node-x7k2p) container aws-eks-nodeagent arg --enable-network-policy=true"},
 	{file: "aws-vpc-cni-1.13.yaml",
 		engines: []string{"aws-vpc-cni v1.13.4-eksbuild.1 off"}, semantics: policy.SemanticsKubernetes,
 		engine:  "AWS VPC CNI v1.13.4-eksbuild.1 (policy enforcement off)",
@@ -87,7 +93,11 @@ var detectCases = []detectCase{
 		engines: []string{"calico  on"}, enforced: []policy.Kind{np, cal}, semantics: policy.SemanticsCalico,
 		engine:   "Calico",
 		reasons:  map[policy.Kind]string{anp: "the version is unknown (the calico-node DaemonSet, which the Tigera operator creates in calico-system, is not in the input)"},
-		warnings: []string{"calico: version unknown", "uses the eBPF dataplane"}},
+		warnings: []string{"calico: version unknown: the calico-node DaemonSet, which the Tigera operator creates in calico-system, is not in the input, and no Installation reports status.calicoVersion", "uses the eBPF dataplane"}},
+	{file: "calico-operator-status.yaml",
+		engines: []string{"calico v3.31.4 on"}, enforced: []policy.Kind{np, anp, banp, cal}, semantics: policy.SemanticsCalico,
+		engine:   "Calico v3.31.4",
+		evidence: "Installation default status.calicoVersion=v3.31.4"},
 	{file: "aws-vpc-cni-with-calico.yaml",
 		engines: []string{"aws-vpc-cni v1.19.0-eksbuild.1 off", "calico v3.32.0 on"}, enforced: []policy.Kind{np, cnp, cal}, semantics: policy.SemanticsCalico,
 		engine:  "Calico v3.32.0",
@@ -107,9 +117,10 @@ var detectCases = []detectCase{
 		engines: []string{"cilium v1.20.2 on"}, enforced: []policy.Kind{cnp, cil}, semantics: policy.SemanticsCilium,
 		engine: "Cilium v1.20.2",
 		reasons: map[policy.Kind]string{np: "only with enable-k8s-networkpolicy on, and it is off: ConfigMap kube-system/cilium-config key enable-k8s-networkpolicy=false",
-			cnp: "with ConfigMap kube-system/cilium-config key enable-k8s-cluster-network-policy=true"}},
+			cnp: "with ConfigMap kube-system/cilium-config key enable-k8s-cluster-network-policy=true"},
+		warnings: []string{"cilium: eBPF host routing is on where the kernel supports it (ConfigMap kube-system/cilium-config key kube-proxy-replacement=true; ConfigMap kube-system/cilium-config key enable-bpf-masquerade=true"}},
 	{file: "gke-dataplane-v2.yaml",
-		engines: []string{"gke-dataplane-v2 v1.15.7-gke.300 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsKubernetes,
+		engines: []string{"gke-dataplane-v2 v1.15.7-gke.300 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsCilium,
 		engine:  "GKE Dataplane V2 v1.15.7-gke.300",
 		reasons: map[policy.Kind]string{cil: "only CiliumClusterwideNetworkPolicy", anp: "unconfirmed"}},
 	{file: "antrea.yaml",
@@ -145,7 +156,7 @@ var detectCases = []detectCase{
 		engines: []string{"azure-npm v1.6.20 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsKubernetes,
 		engine: "Azure NPM v1.6.20"},
 	{file: "cilium-flags-override-config.yaml",
-		engines: []string{"cilium v1.17.6 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsKubernetes,
+		engines: []string{"cilium v1.17.6 on"}, enforced: []policy.Kind{np}, semantics: policy.SemanticsCilium,
 		engine:   "Cilium v1.17.6",
 		reasons:  map[policy.Kind]string{cil: "enable-cilium-clusterwide-network-policy on, and it is off: DaemonSet kube-system/cilium container cilium-agent env CILIUM_ENABLE_CILIUM_CLUSTERWIDE_NETWORK_POLICY=false"},
 		warnings: []string{"enable-policy=always: every endpoint denies what no policy allows, selected or not (DaemonSet kube-system/cilium container cilium-agent arg --enable-policy=always)"}},
@@ -195,8 +206,9 @@ func TestDetect(t *testing.T) {
 // checkDetection compares a detection with a case.
 func checkDetection(t *testing.T, got Detection, tc detectCase) {
 	t.Helper()
-	var engines []string
+	var engines, evidence []string
 	for _, e := range got.Engines {
+		evidence = append(evidence, e.Evidence...)
 		engines = append(engines, string(e.Name)+" "+e.Version+" "+onOff(e.Enabled))
 		if len(e.Kinds) != len(policy.Kinds) {
 			t.Errorf("%s: %d kinds decided, want every one of %d", e.Name, len(e.Kinds), len(policy.Kinds))
@@ -224,6 +236,9 @@ func checkDetection(t *testing.T, got Detection, tc detectCase) {
 		case tc.reasons[k] != "" && !strings.Contains(ke.Reason, tc.reasons[k]):
 			t.Errorf("%s reason %q, want it to hold %q", k, ke.Reason, tc.reasons[k])
 		}
+	}
+	if tc.evidence != "" && !slices.ContainsFunc(evidence, func(e string) bool { return strings.Contains(e, tc.evidence) }) {
+		t.Errorf("evidence %q, want one holding %q", evidence, tc.evidence)
 	}
 	checkMessages(t, "warnings", got.Warnings, tc.warnings)
 	checkMessages(t, "problems", got.Problems, tc.problems)

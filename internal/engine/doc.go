@@ -17,9 +17,10 @@
 //
 //   - A kind is enforced when any engine whose policy enforcement is on enforces it; the reason
 //     names every engine that does. Otherwise the reason names why each detected engine does not.
-//   - The semantics are those of the enabled engine with the most specific kinds: Calico's tiers
-//     when an enabled engine enforces the Calico kinds, else Cilium's when one enforces the
-//     Cilium kinds, else the Kubernetes order.
+//   - Each engine has its semantics: calico for Calico and Canal, cilium for Cilium and GKE
+//     Dataplane V2, kubernetes for the rest. The merged semantics are those of the enabled engine
+//     with the most specific ones: calico (whose tiers hold every other kind), else cilium, else
+//     kubernetes.
 //   - Engine names every enabled engine ("AWS VPC CNI v1.19.0 + Calico v3.31.2"); when engines
 //     are present but none has enforcement on, it names them with "(policy enforcement off)" and
 //     no kind is enforced.

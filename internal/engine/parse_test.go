@@ -33,7 +33,7 @@ func TestParse(t *testing.T) {
 		{"eks-auto-mode", []policy.Kind{np, awsc}, policy.SemanticsKubernetes, "EKS Auto Mode"},
 		{"cilium@1.18", []policy.Kind{np, cil}, policy.SemanticsCilium, "Cilium v1.18"},
 		{"cilium@1.20.0", []policy.Kind{np, cil}, policy.SemanticsCilium, "Cilium v1.20.0"}, // KCNP is off by default
-		{"gke-dataplane-v2", []policy.Kind{np}, policy.SemanticsKubernetes, "GKE Dataplane V2"},
+		{"gke-dataplane-v2", []policy.Kind{np}, policy.SemanticsCilium, "GKE Dataplane V2"},
 		{"antrea@2.2.0", []policy.Kind{np}, policy.SemanticsKubernetes, "Antrea v2.2.0"}, // the ANP gate is off by default
 		{"kube-network-policies@0.2.0", []policy.Kind{np}, policy.SemanticsKubernetes, "kube-network-policies v0.2.0"},
 		{"kube-network-policies@1.0.0-npa-v1alpha1", []policy.Kind{np, anp, banp}, policy.SemanticsKubernetes, "kube-network-policies v1.0.0-npa-v1alpha1"},

@@ -162,11 +162,10 @@ func onOff(b bool) string {
 	return "off"
 }
 
-// semanticsRank orders semantics by how specific their kinds are, for merging.
+// semanticsRank orders semantics by how specific their kinds are, for merging: Calico's tiers
+// hold every other kind; Cilium's semantics also decide how Kubernetes kinds behave (ipBlock does
+// not match pods), even where the Cilium kinds are switched off.
 var semanticsRank = map[policy.Semantics]int{policy.SemanticsKubernetes: 0, policy.SemanticsCilium: 1, policy.SemanticsCalico: 2}
-
-// nativeKind is the kind an engine's own semantics exist for.
-var nativeKind = map[policy.Semantics]policy.Kind{policy.SemanticsCalico: policy.KindCalico, policy.SemanticsCilium: policy.KindCilium}
 
 // merge combines the engines found into one Enforcement (rules in the package documentation).
 func merge(found []Detected) policy.Enforcement {
@@ -184,8 +183,7 @@ func merge(found []Detected) policy.Enforcement {
 			continue
 		}
 		enabled = append(enabled, d.Label())
-		native, ok := nativeKind[d.Semantics]
-		if ok && d.Kinds[native].Enforced && semanticsRank[d.Semantics] > semanticsRank[semantics] {
+		if semanticsRank[d.Semantics] > semanticsRank[semantics] {
 			semantics = d.Semantics
 		}
 	}

@@ -48,11 +48,11 @@ var engines = []engineInfo{
 	{name: EKSAutoMode, display: "EKS Auto Mode", semantics: policy.SemanticsKubernetes,
 		detection: "NodeClass objects (`eks.amazonaws.com/v1`): `spec.networkPolicy` (DefaultAllow, DefaultDeny); enforcement is on only when ConfigMap `kube-system/amazon-vpc-cni` has `enable-network-policy-controller: \"true\"`"},
 	{name: Calico, display: "Calico", semantics: policy.SemanticsCalico,
-		detection: "DaemonSet `calico-node` (`kube-system` for manifest installs, `calico-system` for the operator): version from the `calico-node` container's image (`cnx-node` is Calico Enterprise); Tigera operator `Installation` (`spec.variant`, `spec.cni.type`, `spec.calicoNetwork.linuxDataplane`) and Deployment `tigera-operator` when the DaemonSet is absent (version unknown then)"},
+		detection: "DaemonSet `calico-node` (`kube-system` for manifest installs, `calico-system` for the operator): version from the `calico-node` container's image (`cnx-node` is Calico Enterprise); Tigera operator `Installation` (`spec.variant`, `spec.cni.type`, `spec.calicoNetwork.linuxDataplane`; `status.calicoVersion` is the version when the DaemonSet is absent) and Deployment `tigera-operator`"},
 	{name: Canal, display: "Canal", semantics: policy.SemanticsCalico,
 		detection: "DaemonSet `canal` (Calico's `calico-node` and flannel's `kube-flannel` containers): version from the `calico-node` container's image; Calico's rows apply"},
 	{name: Cilium, display: "Cilium", semantics: policy.SemanticsCilium,
-		detection: "DaemonSet `cilium` (container `cilium-agent`): version from its image; settings from the agent's flags, `CILIUM_*` environment and ConfigMap `kube-system/cilium-config`: `enable-policy` (`never` turns enforcement off), `enable-k8s-networkpolicy`, `enable-cilium-network-policy`, `enable-cilium-clusterwide-network-policy`, `enable-k8s-cluster-network-policy`"},
+		detection: "DaemonSet `cilium` (container `cilium-agent`): version from its image; settings from the agent's flags, `CILIUM_*` environment and ConfigMap `kube-system/cilium-config`: `enable-policy` (`never` turns enforcement off), `enable-k8s-networkpolicy`, `enable-cilium-network-policy`, `enable-cilium-clusterwide-network-policy`, `enable-k8s-cluster-network-policy`; a warning when `kube-proxy-replacement` and `enable-bpf-masquerade` turn on eBPF host routing (netfilter bypassed)"},
 	{name: GKEDataplaneV2, display: "GKE Dataplane V2", semantics: policy.SemanticsCilium,
 		detection: "DaemonSet `kube-system/anetd` (Cilium-based): version from the `cilium-agent` container's image"},
 	{name: Antrea, display: "Antrea", semantics: policy.SemanticsKubernetes,
@@ -219,7 +219,7 @@ var table = append(calicoRows(Calico), append(calicoRows(Canal), []Row{
 			policy.KindBaselineAdminNetworkPolicy: gated(gateAntreaANP, gateAntreaPolicy),
 			policy.KindClusterNetworkPolicy:       unconfirmed,
 		},
-		Sources: []string{"https://github.com/antrea-io/antrea/blob/main/docs/admin-network-policy.md"}},
+		Sources: []string{"https://github.com/antrea-io/antrea/blob/main/docs/admin-network-policy.md", "https://github.com/antrea-io/antrea/blob/main/docs/feature-gates.md"}},
 	// kube-network-policies: flags before v1.0.0; from v1.0.0 one image per API: the plain
 	// image enforces NetworkPolicy, -npa-v1alpha1 adds ANP and BANP, -npa-v1alpha2 adds
 	// ClusterNetworkPolicy v1alpha2.

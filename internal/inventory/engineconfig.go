@@ -68,12 +68,22 @@ const (
 type InstallationObject struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
-	Spec              InstallationSpec `json:"spec,omitempty"`
+	Spec              InstallationSpec   `json:"spec,omitempty"`
+	Status            InstallationStatus `json:"status,omitempty"`
+}
+
+// InstallationStatus holds the Installation status fields engine detection reads.
+// https://github.com/tigera/operator/blob/master/api/v1/installation_types.go
+type InstallationStatus struct {
+	// CalicoVersion is the version of Calico the operator runs ("v3.32.1").
+	CalicoVersion string `json:"calicoVersion,omitempty"`
+	// Variant is the variant running: Calico, CalicoEnterprise or TigeraSecureEnterprise.
+	Variant string `json:"variant,omitempty"`
 }
 
 // InstallationSpec holds the Installation fields engine detection reads.
 type InstallationSpec struct {
-	// Variant is Calico or TigeraSecureEnterprise (Calico Enterprise).
+	// Variant is Calico, or CalicoEnterprise or TigeraSecureEnterprise (Calico Enterprise).
 	Variant string `json:"variant,omitempty"`
 	// CNI is the CNI plugin Calico runs with: Calico, or AmazonVPC, AzureVNET, GKE (Calico for
 	// policy only).
