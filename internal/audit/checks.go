@@ -514,7 +514,12 @@ func describe(r *Report, g unit) string {
 
 // gapRemedy says how to close a gap: grant the read, or evaluate the policies another way.
 func gapRemedy(g inventory.Gap) string {
-	if strings.HasPrefix(g.Reason, "forbidden") {
+	switch {
+	case g.Resource == "policy engine":
+		return "State the cluster's policy engine with --policy-engine NAME[@VERSION] (names and versions: docs/engines.md), or let the audit read the engine's workloads and configuration, and run the audit again."
+	case strings.HasPrefix(g.Resource, "configmaps ") && strings.HasPrefix(g.Reason, "forbidden"):
+		return "Grant the audit's identity get permission on ConfigMap " + strings.TrimPrefix(g.Resource, "configmaps ") + " (deploy/rbac/audit-clusterrole.yaml grants exactly the engine ConfigMaps, by name) and run the audit again."
+	case strings.HasPrefix(g.Reason, "forbidden"):
 		return "Grant the audit's identity list permission on " + g.Resource + " (deploy/rbac/audit-clusterrole.yaml is the least-privilege role) and run the audit again."
 	}
 	return "Until " + g.Resource + " can be evaluated, treat every verdict as unproven and check the policies of this kind by hand."
