@@ -42,15 +42,21 @@ func newGenerateCommand(g *globalOptions, streams Streams) *cobra.Command {
 		Long: `Generate what keeps pods away from the metadata endpoints of the selected clouds,
 IPv4 and IPv6, for each layer:
 
-  networkpolicy       per namespace: all egress except the metadata endpoints
-                      (needs the cluster's manifests; refused where it could widen egress)
-  adminnetworkpolicy  a cluster-wide Deny: preferred where the cluster supports it
-  calico              a Calico tier and GlobalNetworkPolicy: deny, then pass
-  cilium              a CiliumClusterwideNetworkPolicy egressDeny (Cilium 1.16+)
-  admission           ValidatingAdmissionPolicies rejecting hostNetwork pods
-  node                nftables and iptables scripts and a boot snippet (files: needs -o)
-  ec2                 IMDSv2 required, hop limit 1: AWS CLI, launch template, Terraform,
-                      eksctl, Karpenter (AWS only; files: needs -o)
+  networkpolicy         per namespace: all egress except the metadata endpoints
+                        (needs the cluster's manifests; refused where it could widen egress)
+  clusternetworkpolicy  a cluster-wide Deny in the Admin tier (policy.networking.k8s.io
+                        v1beta1): preferred where the cluster's engine enforces it
+  adminnetworkpolicy    a cluster-wide Deny (policy.networking.k8s.io v1alpha1)
+  calico                a Calico tier and GlobalNetworkPolicy: deny, then pass
+  cilium                a CiliumClusterwideNetworkPolicy egressDeny (Cilium 1.16+)
+  admission             ValidatingAdmissionPolicies rejecting hostNetwork pods
+  node                  nftables and iptables scripts and a boot snippet (files: needs -o)
+  ec2                   IMDSv2 required, hop limit 1: AWS CLI, launch template, Terraform,
+                        eksctl, Karpenter (AWS only; files: needs -o)
+
+A policy layer of a kind the cluster's policy engine does not enforce is refused, with the
+reason: the engine is detected from the input (its workloads and configuration) or stated
+with --policy-engine NAME[@VERSION] (docs/engines.md).
 
 Input, as for audit: files, directories and "-" for standard input, or the live cluster
 (--live, --kubeconfig, --context); without --cloud, the clouds of the nodes in the input.
@@ -65,7 +71,7 @@ Without -o, Kubernetes objects go to standard output (a YAML stream or a JSON Li
 kubectl apply -f -). With -o DIR, every layer is written to its own file, atomically, with
 SUMMARY.txt.
 
-Exit status: 0 when everything selected was generated, 1 when a namespace was refused (the
+Exit status: 0 when everything selected was generated, 1 when a namespace or layer was refused (the
 output is complete for everything else; --fail-on-refusal=false exits 0), 2 on a usage or
 input error.`,
 		Example: `  imdsguard generate --cloud aws --layer adminnetworkpolicy,admission | kubectl apply -f -
@@ -83,12 +89,12 @@ input error.`,
 	o.engine.addFlag(f)
 	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when the input has nodes, else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] to deny, e.g. 10.0.0.5:8080/TCP (repeatable)")
-	f.StringSliceVar(&o.layers, "layer", nil, "layers to generate: networkpolicy, adminnetworkpolicy, calico, cilium, admission, node, ec2 or all (comma-separated or repeated; default: all that apply to the selected clouds)")
+	f.StringSliceVar(&o.layers, "layer", nil, "layers to generate: networkpolicy, clusternetworkpolicy, adminnetworkpolicy, calico, cilium, admission, node, ec2 or all (comma-separated or repeated; default: all that apply to the selected clouds)")
 	f.StringSliceVar(&o.namespaces, "namespace", nil, "limit the networkpolicy layer to these namespaces (default: every namespace in the input)")
-	f.StringSliceVar(&o.exemptNamespaces, "exempt-namespace", slices.Clone(generate.DefaultExemptNamespaces), "namespaces the networkpolicy, adminnetworkpolicy, calico and cilium layers leave alone (--exempt-namespace= for none)")
+	f.StringSliceVar(&o.exemptNamespaces, "exempt-namespace", slices.Clone(generate.DefaultExemptNamespaces), "namespaces the networkpolicy, clusternetworkpolicy, adminnetworkpolicy, calico and cilium layers leave alone (--exempt-namespace= for none)")
 	f.StringVar(&o.exemptionLabel, "exemption-label", generate.DefaultExemptionLabel, "pod label key whose value \""+generate.ExemptionValue+"\" exempts a pod from the networkpolicy layer (empty: no exemption)")
 	f.StringSliceVar(&o.hostNetworkNamespaces, "hostnetwork-namespace", slices.Clone(generate.DefaultHostNetworkNamespaces), "namespaces the admission layer lets run hostNetwork pods (--hostnetwork-namespace= for none)")
-	f.Int32Var(&o.priority, "priority", generate.DefaultAdminPriority, "AdminNetworkPolicy priority, 0-1000 (lower numbers are evaluated first)")
+	f.Int32Var(&o.priority, "priority", generate.DefaultAdminPriority, "ClusterNetworkPolicy (Admin tier) and AdminNetworkPolicy priority, 0-1000 (lower numbers are evaluated first)")
 	f.StringVar(&o.format, "format", "yaml", "format of Kubernetes objects: yaml or json")
 	f.StringVarP(&o.outputDir, "output-dir", "o", "", "write every layer to its own file in this directory (created if missing) instead of standard output")
 	f.BoolVar(&o.failOnRefusal, "fail-on-refusal", true, "exit 1 when a layer refused a namespace")

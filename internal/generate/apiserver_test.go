@@ -40,7 +40,7 @@ func liveExample(t *testing.T) *kubetest.ControlPlane {
 	t.Helper()
 	cp := controlPlane.Get(t)
 	ctx := testContext(t)
-	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
+	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.ClusterNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
 		t.Fatal(err)
 	}
 	objs, err := kubetest.DecodeFiles(exampleDir)
@@ -109,7 +109,7 @@ func TestGeneratedPoliciesProvedOnTheAPIServer(t *testing.T) {
 
 	opts := DefaultOptions(all)
 	opts.Inventory = before
-	opts.Layers = []Layer{NetworkPolicy, AdminNetworkPolicy, Calico, Cilium, Admission}
+	opts.Layers = []Layer{NetworkPolicy, ClusterNetworkPolicy, AdminNetworkPolicy, Calico, Cilium, Admission}
 	out, err := Generate(opts)
 	if err != nil {
 		t.Fatalf("generate for the live cluster: %v", err)
@@ -122,7 +122,7 @@ func TestGeneratedPoliciesProvedOnTheAPIServer(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.GetKind()]++
 	}
-	for _, want := range []string{"NetworkPolicy", "AdminNetworkPolicy", "Tier", "GlobalNetworkPolicy", "CiliumClusterwideNetworkPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+	for _, want := range []string{"NetworkPolicy", "ClusterNetworkPolicy", "AdminNetworkPolicy", "Tier", "GlobalNetworkPolicy", "CiliumClusterwideNetworkPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s generated (got %v)", want, kinds)
 		}

@@ -64,5 +64,11 @@ func withoutGenerated(inv *inventory.Inventory) *inventory.Inventory {
 			out.AdminNetworkPolicies = append(out.AdminNetworkPolicies, anp)
 		}
 	}
+	out.ClusterNetworkPolicies = nil
+	for _, cnp := range inv.ClusterNetworkPolicies {
+		if !isGenerated(&cnp.Policy.ObjectMeta) {
+			out.ClusterNetworkPolicies = append(out.ClusterNetworkPolicies, cnp)
+		}
+	}
 	return &out
 }

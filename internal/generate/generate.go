@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // Names and labels of the generated objects.
@@ -72,6 +73,9 @@ type Options struct {
 	// AdminPriority is the AdminNetworkPolicy's priority, 0-1000; lower numbers are evaluated
 	// first.
 	AdminPriority int32
+	// ClusterNetworkPolicyAPIVersion is the apiVersion of the generated ClusterNetworkPolicy,
+	// one of ClusterNetworkPolicyAPIVersions; empty is v1beta1.
+	ClusterNetworkPolicyAPIVersion string
 	// Enforcement is what enforces pod egress policy in the cluster (engine.Detect, or the
 	// --policy-engine flag). A policy layer of a kind it does not enforce is refused, and
 	// verification evaluates only the kinds it enforces. Nil assumes every kind is enforced.
@@ -92,10 +96,26 @@ func (o *Options) enforcement() policy.Enforcement {
 
 // layerKinds maps the layers that write policy objects to the kind of those objects.
 var layerKinds = map[Layer]policy.Kind{
-	NetworkPolicy:      policy.KindNetworkPolicy,
-	AdminNetworkPolicy: policy.KindAdminNetworkPolicy,
-	Calico:             policy.KindCalico,
-	Cilium:             policy.KindCilium,
+	NetworkPolicy:        policy.KindNetworkPolicy,
+	ClusterNetworkPolicy: policy.KindClusterNetworkPolicy,
+	AdminNetworkPolicy:   policy.KindAdminNetworkPolicy,
+	Calico:               policy.KindCalico,
+	Cilium:               policy.KindCilium,
+}
+
+// denyCapableFor lists the deny-capable layers the cluster's engine enforces, and the node
+// layer, which needs no engine: the layers a refusal points to.
+func denyCapableFor(enf *policy.Enforcement) []Layer {
+	var out []Layer
+	for _, d := range denyCapable {
+		if k, ok := layerKinds[d]; ok {
+			if e, _ := enf.Enforces(k); !e {
+				continue
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // unenforced returns a refusal of a policy layer whose kind the cluster's engine does not
@@ -110,15 +130,7 @@ func unenforced(l Layer, enf *policy.Enforcement) (Refusal, bool) {
 	if enforced {
 		return Refusal{}, false
 	}
-	var instead []Layer
-	for _, d := range denyCapable {
-		if dk, ok := layerKinds[d]; ok {
-			if e, _ := enf.Enforces(dk); !e {
-				continue
-			}
-		}
-		instead = append(instead, d)
-	}
+	instead := denyCapableFor(enf)
 	return Refusal{Layer: l, Reasons: []string{why + ": its objects would protect no pod"}, Instead: instead}, true
 }
 
@@ -240,6 +252,8 @@ func Generate(opts Options) (*Output, error) {
 		switch l {
 		case NetworkPolicy:
 			err = out.addNetworkPolicies(&opts, c)
+		case ClusterNetworkPolicy:
+			err = out.addClusterNetworkPolicy(&opts, c)
 		case AdminNetworkPolicy:
 			err = out.addAdminNetworkPolicy(&opts, c)
 		case Calico:
@@ -364,6 +378,21 @@ func (out *Output) addNetworkPolicies(opts *Options, c *cluster) error {
 	for _, np := range policies {
 		out.Manifests = append(out.Manifests, Manifest{Layer: NetworkPolicy, Comment: networkPolicyComment(np, opts.ExemptionLabel), Object: np})
 	}
+	return nil
+}
+
+func (out *Output) addClusterNetworkPolicy(opts *Options, c *cluster) error {
+	cnp := buildClusterNetworkPolicy(opts, opts.ClusterNetworkPolicyAPIVersion)
+	inv := &inventory.Inventory{}
+	if c != nil {
+		inv = c.inv
+	}
+	inv = withSamples(inv, append([]string{SampleWorkload}, opts.ExemptNamespaces...))
+	scope := Scope{ExemptNamespaces: opts.ExemptNamespaces}
+	if err := verify(inv, opts.Endpoints, Policies{ClusterNetworkPolicies: []*cnpv1beta1.ClusterNetworkPolicy{cnp}}, scope, opts.Enforcement, "clusternetworkpolicy layer"); err != nil {
+		return err
+	}
+	out.Manifests = append(out.Manifests, Manifest{Layer: ClusterNetworkPolicy, Comment: clusterNetworkPolicyComment(opts), Object: cnp})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package generate
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -334,7 +335,7 @@ spec:
 				if !strings.Contains(r.String(), tc.reason) {
 					t.Errorf("refusal of %s: %q does not say %q", r.Namespace, r, tc.reason)
 				}
-				if !slices.Equal(r.Instead, []Layer{AdminNetworkPolicy, Calico, Cilium, Node}) {
+				if !slices.Equal(r.Instead, []Layer{ClusterNetworkPolicy, AdminNetworkPolicy, Calico, Cilium, Node}) {
 					t.Errorf("refusal of %s points to %v, want the deny-capable layers", r.Namespace, r.Instead)
 				}
 			}
@@ -527,7 +528,7 @@ func TestLayersFollowEnforcement(t *testing.T) {
 		policy.KindAdminNetworkPolicy:         {Reason: "Calico v3.32 removed AdminNetworkPolicy v1alpha1 support"},
 		policy.KindBaselineAdminNetworkPolicy: {Reason: "Calico v3.32 removed BaselineAdminNetworkPolicy v1alpha1 support"},
 	}}
-	o := options(loadYAML(t, namespace("ns")), []Layer{AdminNetworkPolicy, Calico, Cilium}, endpoint.AWS)
+	o := options(loadYAML(t, namespace("ns")), []Layer{ClusterNetworkPolicy, AdminNetworkPolicy, Calico, Cilium}, endpoint.AWS)
 	o.Enforcement = &calico
 	out := mustGenerate(t, o)
 	var refused []Layer
@@ -536,8 +537,8 @@ func TestLayersFollowEnforcement(t *testing.T) {
 		if r.Namespace != "" {
 			t.Errorf("a layer refusal names namespace %q", r.Namespace)
 		}
-		if !slices.Equal(r.Instead, []Layer{Calico, Node}) {
-			t.Errorf("refusal of %s points to %v, want the layers Calico enforces and node", r.Layer, r.Instead)
+		if !slices.Equal(r.Instead, []Layer{ClusterNetworkPolicy, Calico, Node}) {
+			t.Errorf("refusal of %s points to %v, want the layers Calico v3.32 enforces and node", r.Layer, r.Instead)
 		}
 	}
 	if !slices.Equal(refused, []Layer{AdminNetworkPolicy, Cilium}) {
@@ -553,7 +554,44 @@ func TestLayersFollowEnforcement(t *testing.T) {
 	for _, m := range out.Manifests {
 		layers = append(layers, m.Layer)
 	}
-	if !slices.Contains(layers, Calico) || slices.Contains(layers, AdminNetworkPolicy) || slices.Contains(layers, Cilium) {
-		t.Errorf("generated layers %v, want calico only", layers)
+	if !slices.Equal(layers, []Layer{ClusterNetworkPolicy, Calico, Calico}) {
+		t.Errorf("generated layers %v, want the ClusterNetworkPolicy and Calico's tier and policy", layers)
+	}
+}
+
+// TestClusterNetworkPolicyLayerIsVerified: the generated ClusterNetworkPolicy is checked with the
+// evaluator like every policy layer: an Admin-tier ClusterNetworkPolicy with a lower priority
+// number that accepts the metadata address wins over it ("Policies with lower priority values
+// have higher precedence", network-policy-api v1beta1), so generate refuses to call it verified,
+// and one with the same priority is a tie.
+func TestClusterNetworkPolicyLayerIsVerified(t *testing.T) {
+	accept := func(priority int) string {
+		return fmt.Sprintf(`apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: allow-imds-for-ops}
+spec:
+  tier: Admin
+  priority: %d
+  subject: {namespaces: {}}
+  egress: [{name: accept-imds, action: Accept, to: [{networks: [169.254.169.254/32]}]}]
+`, priority)
+	}
+	for _, c := range []struct {
+		priority int
+		want     string
+	}{
+		{5, "ClusterNetworkPolicy allow-imds-for-ops"},
+		{int(DefaultAdminPriority), "share priority 10"},
+	} {
+		inv := loadYAML(t, namespace("ns", accept(c.priority)))
+		_, err := Generate(options(inv, []Layer{ClusterNetworkPolicy}, endpoint.AWS))
+		var verr *VerificationError
+		if !errors.As(err, &verr) || !strings.Contains(verr.Error(), c.want) {
+			t.Errorf("priority %d: %v, want a verification error saying %q", c.priority, err, c.want)
+		}
+	}
+	out := mustGenerate(t, options(loadYAML(t, namespace("ns", accept(50))), []Layer{ClusterNetworkPolicy}, endpoint.AWS))
+	if len(out.Manifests) != 1 {
+		t.Errorf("with the Accept at priority 50 (after ours) the layer must verify: %d manifests", len(out.Manifests))
 	}
 }

@@ -17,6 +17,11 @@ const (
 	// except the credential endpoints. It only adds allowances, so it is refused wherever it
 	// could widen egress; it needs the cluster's objects to decide that.
 	NetworkPolicy Layer = "networkpolicy"
+	// ClusterNetworkPolicy is a cluster-wide policy.networking.k8s.io ClusterNetworkPolicy
+	// (v1beta1, or v1alpha2 where only that is served) with Deny rules in the Admin tier: it
+	// cannot widen anything and namespace owners cannot override it. The preferred layer where
+	// the cluster's network plugin enforces it (Calico v3.32 and later, among others).
+	ClusterNetworkPolicy Layer = "clusternetworkpolicy"
 	// AdminNetworkPolicy is a cluster-wide policy.networking.k8s.io/v1alpha1 Deny: it cannot
 	// widen anything and namespace owners cannot override it. The preferred layer where the
 	// cluster's network plugin implements it.
@@ -40,11 +45,11 @@ const (
 )
 
 // Layers lists every layer in generation order.
-var Layers = []Layer{NetworkPolicy, AdminNetworkPolicy, Calico, Cilium, Admission, Node, EC2}
+var Layers = []Layer{NetworkPolicy, ClusterNetworkPolicy, AdminNetworkPolicy, Calico, Cilium, Admission, Node, EC2}
 
 // denyCapable are the layers that can deny traffic whatever NetworkPolicies allow: the ones a
 // refused namespace is pointed to.
-var denyCapable = []Layer{AdminNetworkPolicy, Calico, Cilium, Node}
+var denyCapable = []Layer{ClusterNetworkPolicy, AdminNetworkPolicy, Calico, Cilium, Node}
 
 // WritesFiles reports whether a layer produces scripts and configuration files rather than
 // Kubernetes objects: they are written to an output directory, not to standard output.
@@ -53,7 +58,7 @@ func (l Layer) WritesFiles() bool { return l == Node || l == EC2 }
 // selectsPods reports whether a layer is a network policy selecting pods: the layers exempt
 // namespaces apply to.
 func selectsPods(l Layer) bool {
-	return l == NetworkPolicy || l == AdminNetworkPolicy || l == Calico || l == Cilium
+	return l == NetworkPolicy || l == ClusterNetworkPolicy || l == AdminNetworkPolicy || l == Calico || l == Cilium
 }
 
 // ParseLayers parses --layer values: layer names, comma-separated or repeated, or "all". The

@@ -17,7 +17,8 @@ import (
 // networkPolicyLayer builds one NetworkPolicy per namespace where it cannot widen anything,
 // and a Refusal for every other namespace in scope.
 func networkPolicyLayer(opts *Options, c *cluster) ([]*networkingv1.NetworkPolicy, []Refusal) {
-	model := policy.Compile(c.own)
+	enf := opts.enforcement()
+	model := policy.CompileFor(c.own, enf)
 	unmodelled := unmodelledPolicies(c.inv)
 	var policies []*networkingv1.NetworkPolicy
 	var refusals []Refusal
@@ -35,7 +36,7 @@ func networkPolicyLayer(opts *Options, c *cluster) ([]*networkingv1.NetworkPolic
 				reasons = append(reasons, fmt.Sprintf("the %s policy an earlier run generated is still in place here and now widens those policies: delete it (kubectl delete networkpolicy -n %s %s)",
 					PolicyName, ns, PolicyName))
 			}
-			refusals = append(refusals, Refusal{Layer: NetworkPolicy, Namespace: ns, Reasons: reasons, Instead: denyCapable})
+			refusals = append(refusals, Refusal{Layer: NetworkPolicy, Namespace: ns, Reasons: reasons, Instead: denyCapableFor(&enf)})
 			continue
 		}
 		policies = append(policies, buildNetworkPolicy(ns, opts.Endpoints, opts.ExemptionLabel))

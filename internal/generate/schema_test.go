@@ -32,6 +32,7 @@ func crdSchemas(t *testing.T) map[string]string {
 		"Tier":                           {kubetest.Calico, "projectcalico.org_tiers.yaml"},
 		"GlobalNetworkPolicy":            {kubetest.Calico, "projectcalico.org_globalnetworkpolicies.yaml"},
 		"AdminNetworkPolicy":             {kubetest.AdminNetworkPolicy, "policy.networking.k8s.io_adminnetworkpolicies.yaml"},
+		"ClusterNetworkPolicy":           {kubetest.ClusterNetworkPolicy, "policy.networking.k8s.io_clusternetworkpolicies.yaml"},
 		"CiliumClusterwideNetworkPolicy": {kubetest.Cilium, "ciliumclusterwidenetworkpolicies.yaml"},
 	} {
 		paths, err := kubetest.CRDFiles(want.set)
@@ -122,7 +123,7 @@ func compileCRD(t *testing.T, path string) *jsonschema.Schema {
 	return s
 }
 
-// TestCustomResourcesMatchTheirCRDs validates the Calico, Cilium and AdminNetworkPolicy
+// TestCustomResourcesMatchTheirCRDs validates the Calico, Cilium, ClusterNetworkPolicy and AdminNetworkPolicy
 // objects against the published CRD schemas, for every cloud and with and without exempt
 // namespaces.
 func TestCustomResourcesMatchTheirCRDs(t *testing.T) {
@@ -131,7 +132,7 @@ func TestCustomResourcesMatchTheirCRDs(t *testing.T) {
 	for _, exempt := range [][]string{DefaultExemptNamespaces, nil, {"kube-system", "monitoring"}} {
 		o := DefaultOptions(eps(endpoint.All, endpoint.ECS))
 		o.ExemptNamespaces = exempt
-		o.Layers = []Layer{AdminNetworkPolicy, Calico, Cilium}
+		o.Layers = []Layer{ClusterNetworkPolicy, AdminNetworkPolicy, Calico, Cilium}
 		out := mustGenerate(t, o)
 		for _, m := range out.Manifests {
 			obj, err := normalize(m.Object)

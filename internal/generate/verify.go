@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // GeneratedSource is the Source of generated policies added to an inventory for verification.
@@ -22,8 +24,9 @@ var GeneratedSource = inventory.Source{File: "<imdsguard generate>"}
 
 // Policies are generated policies the evaluator understands.
 type Policies struct {
-	NetworkPolicies      []*networkingv1.NetworkPolicy
-	AdminNetworkPolicies []*anpv1alpha1.AdminNetworkPolicy
+	NetworkPolicies        []*networkingv1.NetworkPolicy
+	AdminNetworkPolicies   []*anpv1alpha1.AdminNetworkPolicy
+	ClusterNetworkPolicies []*cnpv1beta1.ClusterNetworkPolicy
 }
 
 // Scope says which pods and workload templates generated policies must keep away from every
@@ -157,12 +160,20 @@ func verify(inv *inventory.Inventory, eps []endpoint.Endpoint, added Policies, s
 			violations = append(violations, Violation{Problem: "generated " + p.Error()})
 		}
 	}
+	var addedNames []string
+	for _, anp := range added.AdminNetworkPolicies {
+		addedNames = append(addedNames, anp.Name)
+	}
+	for _, cnp := range added.ClusterNetworkPolicies {
+		addedNames = append(addedNames, cnp.Name)
+	}
 	for _, tie := range afterModel.PriorityTies {
-		for _, anp := range added.AdminNetworkPolicies {
-			if slices.Contains(tie.Policies[:], anp.Name) {
+		for _, name := range addedNames {
+			if slices.Contains(tie.Policies[:], name) {
+				kind := cmp.Or(tie.Kind, "AdminNetworkPolicy")
 				violations = append(violations, Violation{Problem: fmt.Sprintf(
-					"AdminNetworkPolicies %s and %s share priority %d: their order is up to the network plugin; choose another priority",
-					tie.Policies[0], tie.Policies[1], tie.Priority)})
+					"%s %s and %s share priority %d: their order is up to the network plugin; choose another priority",
+					kind, tie.Policies[0], tie.Policies[1], tie.Priority)})
 			}
 		}
 	}
@@ -226,6 +237,15 @@ func withPolicies(inv *inventory.Inventory, added Policies) *inventory.Inventory
 	}
 	for _, anp := range added.AdminNetworkPolicies {
 		out.AdminNetworkPolicies = append(out.AdminNetworkPolicies, &inventory.AdminNetworkPolicy{Policy: anp, Source: GeneratedSource})
+	}
+	out.ClusterNetworkPolicies = nil
+	for _, cnp := range inv.ClusterNetworkPolicies {
+		if !slices.ContainsFunc(added.ClusterNetworkPolicies, func(a *cnpv1beta1.ClusterNetworkPolicy) bool { return a.Name == cnp.Policy.Name }) {
+			out.ClusterNetworkPolicies = append(out.ClusterNetworkPolicies, cnp)
+		}
+	}
+	for _, cnp := range added.ClusterNetworkPolicies {
+		out.ClusterNetworkPolicies = append(out.ClusterNetworkPolicies, &inventory.ClusterNetworkPolicy{Policy: cnp, APIVersion: cnp.APIVersion, Source: GeneratedSource})
 	}
 	return &out
 }
