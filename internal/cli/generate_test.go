@@ -205,9 +205,9 @@ func TestGenerateOutputDirectory(t *testing.T) {
 		}
 	}
 	summary, _ := os.ReadFile(filepath.Join(dir, "SUMMARY.txt"))
-	// The example's VPC CNI enforces NetworkPolicy only: the three cluster-wide policy layers
+	// The example's VPC CNI enforces NetworkPolicy only: the four cluster-wide policy layers
 	// are refused beside the four namespaces.
-	if !strings.Contains(string(summary), "REFUSED: 4 namespaces, 3 layers") {
+	if !strings.Contains(string(summary), "REFUSED: 4 namespaces, 4 layers") {
 		t.Errorf("SUMMARY.txt does not report the refusals:\n%s", summary)
 	}
 	// A second run rewrites the same files with the same content.
