@@ -15,6 +15,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/controller"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/generate"
+	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/kubetest"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -47,7 +48,7 @@ func testContext(t *testing.T) context.Context {
 func cluster(t *testing.T) *kubetest.ControlPlane {
 	t.Helper()
 	cp := controlPlane.Get(t)
-	if err := kubetest.InstallCRDs(testContext(t), cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
+	if err := kubetest.InstallCRDs(testContext(t), cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.ClusterNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
 		t.Fatal(err)
 	}
 	return cp
@@ -122,6 +123,10 @@ func runController(t *testing.T, cp *kubetest.ControlPlane, mode controller.Mode
 	cfg := rest.CopyConfig(cp.Config("admin"))
 	cfg.Impersonate = as
 	cfg.Wrap(denied.wrap)
+	// What the command reads at start to detect the policy engine, with the same identity.
+	if _, err := inventory.LoadEngineEvidence(context.Background(), cfg); err != nil {
+		t.Fatalf("detect the policy engine as the ServiceAccount: %v", err)
+	}
 	opts := controller.DefaultOptions(endpoint.Select([]endpoint.Cloud{endpoint.AWS}))
 	opts.Mode = mode
 	opts.Namespace = ns
@@ -284,7 +289,7 @@ func TestControllerManifestsGrantEnoughAndNoMore(t *testing.T) {
 		}
 	})
 
-	for _, mode := range []controller.Mode{controller.ModeAdminNetworkPolicy, controller.ModeCalico, controller.ModeCilium} {
+	for _, mode := range []controller.Mode{controller.ModeClusterNetworkPolicy, controller.ModeAdminNetworkPolicy, controller.ModeCalico, controller.ModeCilium} {
 		t.Run(string(mode)+" mode runs with the ServiceAccount's permissions alone", func(t *testing.T) {
 			denied := &forbidden{}
 			stop := runController(t, cp, mode, as, "imdsguard-system", denied)

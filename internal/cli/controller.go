@@ -15,6 +15,7 @@ import (
 
 type controllerOptions struct {
 	source           sourceOptions
+	engine           policyEngineFlag
 	mode             string
 	clouds           []string
 	endpoints        []string
@@ -68,7 +69,8 @@ replica holding the Lease imdsguard-controller writes.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.mode, "mode", string(controller.ModeAuto), "layer to keep in place: auto, adminnetworkpolicy, calico, cilium or networkpolicy")
+	f.StringVar(&o.mode, "mode", string(controller.ModeAuto), "layer to keep in place: auto, clusternetworkpolicy, adminnetworkpolicy, calico, cilium or networkpolicy")
+	o.engine.addFlag(f)
 	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] to deny (repeatable)")
 	f.StringSliceVar(&o.exemptNamespaces, "exempt-namespace", defaults.ExemptNamespaces, "namespaces left alone (comma-separated or repeated; --exempt-namespace= for none)")
@@ -134,6 +136,10 @@ func runController(ctx context.Context, g *globalOptions, streams Streams, o *co
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	cfg.UserAgent = "imdsguard-controller/" + Version()
+
+	if opts.Enforcement, err = o.engine.controllerEnforcement(ctx, log, cfg); err != nil {
+		return err
+	}
 
 	logger := logr.FromSlogHandler(log.Handler())
 	ctrllog.SetLogger(logger)

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/imdsguard/imdsguard/internal/engine"
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
 )
 
 // policyEngineFlag is --policy-engine, shared by the commands that evaluate policies.
@@ -51,4 +53,30 @@ func (f *policyEngineFlag) enforcement(log *slog.Logger, inv *inventory.Inventor
 	}
 	log.Debug("policy engine detected", "engine", det.Enforcement.Engine, "semantics", det.Enforcement.Semantics, "assumed", det.Enforcement.Assumed)
 	return det.Enforcement, nil
+}
+
+// controllerEnforcement is the enforcement the controller works under: the engine stated with
+// --policy-engine, else the one detected from the cluster's engine workloads and configuration
+// at start (inventory.LoadEngineEvidence). When nothing identifies an engine it returns nil:
+// every kind the cluster serves is assumed enforced, and a warning says so. An engine that
+// cannot be read is an error (exit 2): the controller must not pick a layer on a guess.
+func (f *policyEngineFlag) controllerEnforcement(ctx context.Context, log *slog.Logger, cfg *rest.Config) (*policy.Enforcement, error) {
+	if f.spec != "" {
+		enf, err := f.enforcement(log, nil)
+		return &enf, err
+	}
+	inv, err := inventory.LoadEngineEvidence(ctx, cfg)
+	if err != nil {
+		return nil, usageError("detect the policy engine: %v (grant the controller the reads in deploy/controller/rbac.yaml, or state the engine with --policy-engine NAME[@VERSION])", err)
+	}
+	det := engine.Detect(inv)
+	for _, w := range append(det.Problems, det.Warnings...) {
+		log.Warn(w)
+	}
+	if det.Enforcement.Assumed {
+		log.Warn("no policy engine identified in the cluster: every policy kind it serves is assumed enforced; state it with --policy-engine NAME[@VERSION] (docs/engines.md)")
+		return nil, nil
+	}
+	log.Info("policy engine detected", "enforcement", det.Enforcement.String())
+	return &det.Enforcement, nil
 }

@@ -19,6 +19,7 @@ func resourceOf(u *unstructured.Unstructured) schema.GroupVersionResource {
 	gv := u.GroupVersionKind().GroupVersion()
 	return gv.WithResource(map[string]string{
 		"AdminNetworkPolicy":             "adminnetworkpolicies",
+		"ClusterNetworkPolicy":           "clusternetworkpolicies",
 		"Tier":                           "tiers",
 		"GlobalNetworkPolicy":            "globalnetworkpolicies",
 		"CiliumClusterwideNetworkPolicy": "ciliumclusterwidenetworkpolicies",
@@ -33,7 +34,7 @@ func TestClusterWideModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testContext(t)
-	for _, mode := range []Mode{ModeAdminNetworkPolicy, ModeCalico, ModeCilium} {
+	for _, mode := range []Mode{ModeClusterNetworkPolicy, ModeAdminNetworkPolicy, ModeCalico, ModeCilium} {
 		t.Run(string(mode), func(t *testing.T) {
 			exempt := "cw-" + string(mode) + "-exempt"
 			createNamespace(t, admin, exempt, "imdsguard.io/metadata-access", "allow")
@@ -158,7 +159,7 @@ func TestClusterWideModeLeavesForeignObjectsAlone(t *testing.T) {
 func TestAutoModePicksTheStrongestLayerServed(t *testing.T) {
 	cp := cluster(t)
 	c := startController(t, testConfig(cp, ModeAuto))
-	if c.Mode != ModeAdminNetworkPolicy || !strings.Contains(c.ModeReason, "AdminNetworkPolicy") {
-		t.Errorf("auto chose %s (%s), want adminnetworkpolicy on a cluster serving AdminNetworkPolicy, Calico and Cilium", c.Mode, c.ModeReason)
+	if c.Mode != ModeClusterNetworkPolicy || !strings.Contains(c.ModeReason, "ClusterNetworkPolicy") {
+		t.Errorf("auto chose %s (%s), want clusternetworkpolicy on a cluster serving ClusterNetworkPolicy, AdminNetworkPolicy, Calico and Cilium", c.Mode, c.ModeReason)
 	}
 }

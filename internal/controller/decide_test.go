@@ -256,7 +256,8 @@ func TestChooseMode(t *testing.T) {
 		served Served
 		got    Mode
 	}{
-		{"auto prefers AdminNetworkPolicy over everything", ModeAuto, Served{AdminNetworkPolicy: true, Calico: calico, Cilium: true}, ModeAdminNetworkPolicy},
+		{"auto prefers ClusterNetworkPolicy over everything", ModeAuto, Served{ClusterNetworkPolicy: cnpGroupVersions[0], AdminNetworkPolicy: true, Calico: calico, Cilium: true}, ModeClusterNetworkPolicy},
+		{"auto prefers AdminNetworkPolicy over Calico and Cilium", ModeAuto, Served{AdminNetworkPolicy: true, Calico: calico, Cilium: true}, ModeAdminNetworkPolicy},
 		{"auto prefers Calico over Cilium", ModeAuto, Served{Calico: calico, Cilium: true}, ModeCalico},
 		{"auto does not write Calico's storage CRDs", ModeAuto, Served{Calico: calicoStorage}, ModeNetworkPolicy},
 		{"auto takes Cilium without the others", ModeAuto, Served{Cilium: true}, ModeCilium},
@@ -279,8 +280,12 @@ func TestChooseMode(t *testing.T) {
 	if err != nil || got != ModeCalico || !strings.Contains(why, "Calico v3.32 enforces ClusterNetworkPolicy instead") {
 		t.Errorf("auto on Calico v3.32 with ANP served = %s (%q, %v), want calico, saying why not adminnetworkpolicy", got, why, err)
 	}
+	calico332.Kinds[policy.KindClusterNetworkPolicy] = policy.KindEnforcement{Enforced: true}
+	if got, _, err := ChooseMode(ModeAuto, Served{ClusterNetworkPolicy: cnpGroupVersions[1], AdminNetworkPolicy: true, Calico: calico}, calico332); err != nil || got != ModeClusterNetworkPolicy {
+		t.Errorf("auto on Calico v3.32 with ClusterNetworkPolicy served = %s (%v), want clusternetworkpolicy", got, err)
+	}
 	if _, _, err := ChooseMode(ModeAdminNetworkPolicy, Served{AdminNetworkPolicy: true}, calico332); err == nil ||
-		!strings.Contains(err.Error(), "Calico v3.32 enforces ClusterNetworkPolicy instead") || !strings.Contains(err.Error(), "calico, networkpolicy") {
+		!strings.Contains(err.Error(), "Calico v3.32 enforces ClusterNetworkPolicy instead") || !strings.Contains(err.Error(), "(clusternetworkpolicy, calico, networkpolicy)") {
 		t.Errorf("mode adminnetworkpolicy on Calico v3.32: %v, want a refusal naming the reason and the modes it enforces", err)
 	}
 	vpcOff := &policy.Enforcement{Engine: "AWS VPC CNI", Semantics: policy.SemanticsKubernetes, Kinds: map[policy.Kind]policy.KindEnforcement{

@@ -77,6 +77,9 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	log := cfg.Log.WithValues("mode", mode)
 	log.Info("mode chosen", "why", why)
+	if !served.ClusterNetworkPolicy.Empty() {
+		cfg.ClusterNetworkPolicyAPIVersion = served.ClusterNetworkPolicy.String()
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -211,14 +214,15 @@ func DiscoverServed(cfg *rest.Config) (Served, error) {
 
 // modeKinds maps each mode to the kind of policy it writes.
 var modeKinds = map[Mode]policy.Kind{
-	ModeAdminNetworkPolicy: policy.KindAdminNetworkPolicy,
-	ModeCalico:             policy.KindCalico,
-	ModeCilium:             policy.KindCilium,
-	ModeNetworkPolicy:      policy.KindNetworkPolicy,
+	ModeClusterNetworkPolicy: policy.KindClusterNetworkPolicy,
+	ModeAdminNetworkPolicy:   policy.KindAdminNetworkPolicy,
+	ModeCalico:               policy.KindCalico,
+	ModeCilium:               policy.KindCilium,
+	ModeNetworkPolicy:        policy.KindNetworkPolicy,
 }
 
 // ChooseMode resolves auto to the strongest layer the cluster serves and its policy engine
-// enforces: AdminNetworkPolicy, then Calico (projectcalico.org/v3), then Cilium, then
+// enforces: ClusterNetworkPolicy, then AdminNetworkPolicy, then Calico (projectcalico.org/v3), then Cilium, then
 // NetworkPolicy. An explicit mode is kept if the engine enforces it. A mode nothing would
 // enforce is an error: its objects would protect no pod. It returns why, for the log. A nil
 // enforcement assumes every kind served is enforced.
@@ -234,6 +238,7 @@ func ChooseMode(want Mode, served Served, enf *policy.Enforcement) (Mode, string
 		served bool
 		why    string
 	}{
+		{ModeClusterNetworkPolicy, !served.ClusterNetworkPolicy.Empty(), "the cluster serves policy.networking.k8s.io ClusterNetworkPolicy, an Admin-tier deny no NetworkPolicy can undo"},
 		{ModeAdminNetworkPolicy, served.AdminNetworkPolicy, "the cluster serves policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy, a cluster-wide deny no NetworkPolicy can undo"},
 		{ModeCalico, served.Calico == calicoGroupVersions[0], "the cluster serves Calico's projectcalico.org/v3 tiers and GlobalNetworkPolicies, a cluster-wide deny ordered before every NetworkPolicy"},
 		{ModeCilium, served.Cilium, "the cluster serves cilium.io/v2 CiliumClusterwideNetworkPolicy, whose egressDeny wins over every allow"},
@@ -274,6 +279,8 @@ func enforcedModes(enf *policy.Enforcement) string {
 // modeServed checks that the API a cluster-wide mode writes is served.
 func modeServed(mode Mode, served Served) error {
 	switch {
+	case mode == ModeClusterNetworkPolicy && served.ClusterNetworkPolicy.Empty():
+		return errors.New("mode clusternetworkpolicy: the cluster does not serve policy.networking.k8s.io ClusterNetworkPolicy at v1beta1 or v1alpha2 (install the network-policy-api CRDs and a network plugin that enforces them)")
 	case mode == ModeAdminNetworkPolicy && !served.AdminNetworkPolicy:
 		return errors.New("mode adminnetworkpolicy: the cluster does not serve policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy (install the network-policy-api CRDs and a network plugin that implements them)")
 	case mode == ModeCalico && served.Calico != calicoGroupVersions[0]:

@@ -18,15 +18,16 @@ type Mode string
 
 // The modes. Auto picks the strongest layer the cluster serves when the controller starts.
 const (
-	ModeNetworkPolicy      Mode = Mode(generate.NetworkPolicy)
-	ModeAdminNetworkPolicy Mode = Mode(generate.AdminNetworkPolicy)
-	ModeCalico             Mode = Mode(generate.Calico)
-	ModeCilium             Mode = Mode(generate.Cilium)
-	ModeAuto               Mode = "auto"
+	ModeNetworkPolicy        Mode = Mode(generate.NetworkPolicy)
+	ModeClusterNetworkPolicy Mode = Mode(generate.ClusterNetworkPolicy)
+	ModeAdminNetworkPolicy   Mode = Mode(generate.AdminNetworkPolicy)
+	ModeCalico               Mode = Mode(generate.Calico)
+	ModeCilium               Mode = Mode(generate.Cilium)
+	ModeAuto                 Mode = "auto"
 )
 
 // Modes lists every mode, strongest first after auto.
-var Modes = []Mode{ModeAuto, ModeAdminNetworkPolicy, ModeCalico, ModeCilium, ModeNetworkPolicy}
+var Modes = []Mode{ModeAuto, ModeClusterNetworkPolicy, ModeAdminNetworkPolicy, ModeCalico, ModeCilium, ModeNetworkPolicy}
 
 // ParseMode parses --mode.
 func ParseMode(s string) (Mode, error) {
@@ -75,6 +76,9 @@ type Options struct {
 	StatusInterval time.Duration
 	// MaxConcurrentReconciles bounds parallel namespace reconciles.
 	MaxConcurrentReconciles int
+	// ClusterNetworkPolicyAPIVersion is the apiVersion the clusternetworkpolicy mode writes:
+	// the preferred one the cluster serves (set at start).
+	ClusterNetworkPolicyAPIVersion string
 	// Enforcement is what enforces pod egress policy in the cluster, detected at start or
 	// stated with --policy-engine. Auto picks a layer it enforces; a mode of a kind it does not
 	// enforce is refused at start. Nil assumes every kind served is enforced.
@@ -143,6 +147,7 @@ func (o *Options) generateOptions(layer generate.Layer) generate.Options {
 	g.ExemptionLabel = o.PodExemptionLabel
 	g.AdminPriority = o.AdminPriority
 	g.Enforcement = o.Enforcement
+	g.ClusterNetworkPolicyAPIVersion = o.ClusterNetworkPolicyAPIVersion
 	return g
 }
 

@@ -129,6 +129,18 @@ func TestDetectLive(t *testing.T) {
 				t.Errorf("live detection differs from the files' (-files +live):\n%s", diff)
 			}
 			checkDetection(t, live, tc)
+			// The controller reads only the engine evidence (workloads, not pods: in a cluster a
+			// pod's DaemonSet exists): it must detect the same.
+			if strings.Contains(tc.file, "pods-only") {
+				return
+			}
+			evidence, err := inventory.LoadEngineEvidence(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(live.Enforcement, Detect(evidence).Enforcement); diff != "" {
+				t.Errorf("detection from LoadEngineEvidence differs from LoadCluster's (-cluster +evidence):\n%s", diff)
+			}
 		})
 	}
 }
