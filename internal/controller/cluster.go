@@ -9,7 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -29,7 +29,7 @@ type clusterReconciler struct {
 	mode     Mode
 	opts     *Options
 	status   *Status
-	recorder record.EventRecorder
+	recorder events.EventRecorder
 	log      logr.Logger
 }
 
@@ -69,14 +69,14 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 		w := Plan(desired, current)
 		if current != nil && !Owned(current) {
 			r.log.Info("not touching an object imdsguard does not own", "object", objectName(current))
-			r.recorder.Eventf(current, corev1.EventTypeWarning, ReasonRefused,
+			r.recorder.Eventf(current, nil, corev1.EventTypeWarning, ReasonRefused, actionReconcile,
 				"%s exists without the label app.kubernetes.io/managed-by=imdsguard: imdsguard will not replace it", objectName(current))
 		}
 		if err := writeObject(ctx, r.client, w, r.log); err != nil {
 			return reconcile.Result{}, err
 		}
 		if w.Action == Apply && current != nil {
-			r.recorder.Eventf(current, corev1.EventTypeNormal, ReasonRepaired, "%s was changed by someone else: restored", objectName(desired))
+			r.recorder.Eventf(current, nil, corev1.EventTypeNormal, ReasonRepaired, actionReconcile, "%s was changed by someone else: restored", objectName(desired))
 		}
 	}
 	entries := make(map[string]Entry, len(namespaces))

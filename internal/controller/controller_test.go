@@ -185,7 +185,7 @@ func statusConfigMap(t *testing.T, c kubernetes.Interface) map[string]string {
 }
 
 // events returns the messages of the Events about a namespace with a reason.
-func events(t *testing.T, c kubernetes.Interface, ns, reason string) []string {
+func eventMessages(t *testing.T, c kubernetes.Interface, ns, reason string) []string {
 	t.Helper()
 	list, err := c.CoreV1().Events(metav1.NamespaceAll).List(testContext(t), metav1.ListOptions{
 		FieldSelector: "involvedObject.kind=Namespace,involvedObject.name=" + ns + ",reason=" + reason,
@@ -257,7 +257,7 @@ func TestNetworkPolicyModeProtectsEveryNamespace(t *testing.T) {
 		}
 		waitProtected(t, admin, "np-new")
 		eventually(t, "a Repaired event", 10*time.Second, func() (bool, string) {
-			return len(events(t, admin, "np-new", ReasonRepaired)) > 0, ""
+			return len(eventMessages(t, admin, "np-new", ReasonRepaired)) > 0, ""
 		})
 	})
 
@@ -280,7 +280,7 @@ func TestNetworkPolicyModeProtectsEveryNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "a Refused event", 20*time.Second, func() (bool, string) {
-			msgs := events(t, admin, "np-isolated", ReasonRefused)
+			msgs := eventMessages(t, admin, "np-isolated", ReasonRefused)
 			return slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "np-isolated/default-deny-egress") }), strings.Join(msgs, "; ")
 		})
 		eventually(t, "status says refused and why", 10*time.Second, func() (bool, string) {
@@ -304,7 +304,7 @@ func TestNetworkPolicyModeProtectsEveryNamespace(t *testing.T) {
 		}
 		waitUnprotected(t, admin, "np-later")
 		eventually(t, "a Refused event", 10*time.Second, func() (bool, string) {
-			return len(events(t, admin, "np-later", ReasonRefused)) > 0, ""
+			return len(eventMessages(t, admin, "np-later", ReasonRefused)) > 0, ""
 		})
 	})
 
@@ -333,7 +333,7 @@ spec:
 		}
 		waitUnprotected(t, admin, "np-cnp")
 		eventually(t, "a Refused event naming the ClusterNetworkPolicy", 10*time.Second, func() (bool, string) {
-			msgs := events(t, admin, "np-cnp", ReasonRefused)
+			msgs := eventMessages(t, admin, "np-cnp", ReasonRefused)
 			return slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "np-cnp-baseline") }), strings.Join(msgs, "; ")
 		})
 	})
@@ -351,7 +351,7 @@ spec:
 			t.Fatal(err)
 		}
 		eventually(t, "a Refused event", 20*time.Second, func() (bool, string) {
-			return len(events(t, admin, "np-foreign", ReasonRefused)) > 0, ""
+			return len(eventMessages(t, admin, "np-foreign", ReasonRefused)) > 0, ""
 		})
 		// A reconcile after the refusal: the namespace changes, the decision is made again.
 		patch = []byte(`{"metadata":{"labels":{"team":"a"}}}`)

@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("controller manager: %w", err)
 	}
 	status := NewStatus(mode)
-	recorder := mgr.GetEventRecorderFor(FieldManager)
+	recorder := mgr.GetEventRecorder(FieldManager)
 	opts := cfg.Options
 	if mode == ModeNetworkPolicy {
 		r := &namespaceReconciler{client: mgr.GetClient(), opts: &opts, kinds: watchedKinds(served), status: status,

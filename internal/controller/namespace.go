@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/controller"
@@ -21,6 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
+
+// actionReconcile is the action of every Event the controller records (events.k8s.io/v1
+// requires one).
+const actionReconcile = "Reconcile"
 
 // Event reasons.
 const (
@@ -37,7 +41,7 @@ type namespaceReconciler struct {
 	opts     *Options
 	kinds    []watchedKind
 	status   *Status
-	recorder record.EventRecorder
+	recorder events.EventRecorder
 	log      logr.Logger
 }
 
@@ -142,16 +146,16 @@ func ptrTo[T any](v T) *T { return &v }
 func (r *namespaceReconciler) report(ns *corev1.Namespace, d NamespaceDecision, w Write, prev Entry, known bool) {
 	switch {
 	case d.State == Refused && (!known || prev.State != Refused || prev.Reason != d.Reason):
-		r.recorder.Event(ns, corev1.EventTypeWarning, ReasonRefused, truncate(d.Reason, 1000))
+		r.recorder.Eventf(ns, nil, corev1.EventTypeWarning, ReasonRefused, actionReconcile, "%s", truncate(d.Reason, 1000))
 		r.log.Info("refused", "namespace", ns.Name, "reason", d.Reason)
 	case w.Action == Apply && w.Why != "missing":
-		r.recorder.Eventf(ns, corev1.EventTypeNormal, ReasonRepaired, "NetworkPolicy %s was %s: restored", generate.PolicyName, w.Why)
+		r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, ReasonRepaired, actionReconcile, "NetworkPolicy %s was %s: restored", generate.PolicyName, w.Why)
 	case w.Action == Apply && known && prev.State == Protected:
-		r.recorder.Eventf(ns, corev1.EventTypeNormal, ReasonRepaired, "NetworkPolicy %s was deleted: restored", generate.PolicyName)
+		r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, ReasonRepaired, actionReconcile, "NetworkPolicy %s was deleted: restored", generate.PolicyName)
 	case w.Action == Delete && d.State == Exempt:
-		r.recorder.Eventf(ns, corev1.EventTypeNormal, ReasonExempt, "namespace %s: NetworkPolicy %s removed", d.Reason, generate.PolicyName)
+		r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, ReasonExempt, actionReconcile, "namespace %s: NetworkPolicy %s removed", d.Reason, generate.PolicyName)
 	case w.Action == Delete:
-		r.recorder.Eventf(ns, corev1.EventTypeNormal, ReasonRemoved, "NetworkPolicy %s removed: it would widen egress here", generate.PolicyName)
+		r.recorder.Eventf(ns, nil, corev1.EventTypeNormal, ReasonRemoved, actionReconcile, "NetworkPolicy %s removed: it would widen egress here", generate.PolicyName)
 	}
 }
 

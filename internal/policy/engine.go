@@ -34,11 +34,6 @@ var (
 // and a trace lists each tier's selection just before its rules.
 type kubernetesEngine struct{ tiers []tier }
 
-// kubernetesTiers are the tiers of the Kubernetes APIs, in the order they are consulted.
-func kubernetesTiers() []tier {
-	return []tier{adminTier{TierAdmin}, npTier{}, adminTier{TierBaseline}}
-}
-
 func (kubernetesEngine) semantics() Semantics { return SemanticsKubernetes }
 
 type kubernetesBound struct {
