@@ -16,11 +16,13 @@ import (
 // Model is the compiled policy of a cluster. It is immutable once built and safe for concurrent
 // use.
 type Model struct {
-	namespaces            map[string]*namespaceIndex
-	anps                  []*adminPolicy
-	banps                 []*adminPolicy
-	cnpAdmin, cnpBaseline []*adminPolicy // ClusterNetworkPolicies by tier (cnp.go)
-	tiers                 []tier
+	namespaces map[string]*namespaceIndex
+	anps       []*adminPolicy
+	banps      []*adminPolicy
+	tiers      []tier
+
+	// cnpAdmin and cnpBaseline are the ClusterNetworkPolicies by tier (cnp.go).
+	cnpAdmin, cnpBaseline []*adminPolicy
 
 	// Calico: the tiers by name, the egress policies, and service accounts' labels (by
 	// namespace/name) for serviceAccountSelector.
