@@ -63,11 +63,11 @@ const kindCNP = string(KindClusterNetworkPolicy)
 var cnpDomainName = regexp.MustCompile(`^(\*\.)?([a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.?$`)
 
 // compileCNP validates a ClusterNetworkPolicy as the API server validates it with the CRD's
-// schema and CEL rules, and compiles its egress rules. Ingress rules are validated only (an
-// object with an invalid ingress rule cannot exist).
-func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (*adminPolicy, fieldErrors) {
-	var errs fieldErrors
-	p := &adminPolicy{kind: kindCNP, name: in.Name, priority: in.Spec.Priority}
+// schema and CEL rules (errs), and compiles its egress rules. Ingress rules are validated only
+// (an object with an invalid ingress rule cannot exist). undefined lists what the API server
+// stores but the API leaves undefined.
+func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (p *adminPolicy, errs, undefined fieldErrors) {
+	p = &adminPolicy{kind: kindCNP, name: in.Name, priority: in.Spec.Priority}
 	switch in.Spec.Tier {
 	case cnpv1beta1.AdminTier:
 		p.tier = TierClusterAdmin
@@ -87,12 +87,12 @@ func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (*adminPolicy, fieldErrors)
 		errs.add("spec.ingress", "%d rules; at most %d are allowed", len(in.Spec.Ingress), cnpMaxRules)
 	}
 	for i := range in.Spec.Egress {
-		p.rules = append(p.rules, compileCNPEgressRule(&in.Spec.Egress[i], fmt.Sprintf("spec.egress[%d]", i), &errs))
+		p.rules = append(p.rules, compileCNPEgressRule(&in.Spec.Egress[i], fmt.Sprintf("spec.egress[%d]", i), &errs, &undefined))
 	}
 	for i := range in.Spec.Ingress {
 		validateCNPIngressRule(&in.Spec.Ingress[i], fmt.Sprintf("spec.ingress[%d]", i), &errs)
 	}
-	return p, errs
+	return p, errs, undefined
 }
 
 // cnpSubject converts a CNP subject to the admin policies' subject type: the fields are the
@@ -125,7 +125,7 @@ func validateCNPRuleName(name, field string, errs *fieldErrors) {
 	}
 }
 
-func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field string, errs *fieldErrors) adminRule {
+func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field string, errs, undefined *fieldErrors) adminRule {
 	validateCNPRuleName(r.Name, field+".name", errs)
 	rule := adminRule{name: r.Name, action: cnpAction(r.Action, field+".action", errs)}
 	rule.ports = compileCNPProtocols(r.Protocols, field+".protocols", errs)
@@ -165,7 +165,7 @@ func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field st
 		if peer.DomainNames != nil {
 			set++
 			outside = true
-			compileCNPDomainNames(&rule, peer.DomainNames, r.Action, pf+".domainNames", errs)
+			compileCNPDomainNames(&rule, peer.DomainNames, r.Action, pf+".domainNames", errs, undefined)
 		}
 		if set != 1 {
 			errs.add(pf, "exactly one of namespaces, pods, nodes, networks or domainNames must be set")
@@ -220,8 +220,10 @@ func compileCNPNetworks(nets []cnpv1beta1.CIDR, field string, errs *fieldErrors)
 }
 
 // compileCNPDomainNames validates domainNames: 1 to 25 names matching the CRD's pattern, in
-// Accept rules only ("DomainNames is only supported for Accept rules").
-func compileCNPDomainNames(rule *adminRule, names []cnpv1beta1.DomainName, action cnpv1beta1.ClusterNetworkPolicyRuleAction, field string, errs *fieldErrors) {
+// Accept rules only ("DomainNames is only supported for Accept rules"). The CRD has no rule for
+// the last, so a Deny or Pass rule with domainNames can exist; what an implementation does with
+// it is not defined, and it goes to undefined.
+func compileCNPDomainNames(rule *adminRule, names []cnpv1beta1.DomainName, action cnpv1beta1.ClusterNetworkPolicyRuleAction, field string, errs, undefined *fieldErrors) {
 	switch {
 	case len(names) == 0:
 		errs.add(field, "at least one domain name is required")
@@ -229,7 +231,7 @@ func compileCNPDomainNames(rule *adminRule, names []cnpv1beta1.DomainName, actio
 		errs.add(field, "%d domain names; at most %d are allowed", len(names), cnpMaxItems)
 	}
 	if action != cnpv1beta1.ClusterNetworkPolicyRuleActionAccept {
-		errs.add(field, "domainNames peers are only allowed in Accept rules")
+		undefined.add(field, "domainNames is only supported for Accept rules (the API's documentation; the CRD does not enforce it, so what an implementation does with this rule is not defined)")
 	}
 	for k, d := range names {
 		if slices.Contains(names[:k], d) {
@@ -354,12 +356,16 @@ func compileClusterNetworkPolicies(inv *inventory.Inventory, m *Model) {
 		}
 	}
 	for _, c := range inv.ClusterNetworkPolicies {
-		p, errs := compileCNP(c.Policy)
-		if len(errs) > 0 {
-			m.reject(inventory.ObjectRef{Kind: kindCNP, Name: c.Policy.Name, Source: c.Source}, errs)
-			continue
+		ref := inventory.ObjectRef{Kind: kindCNP, Name: c.Policy.Name, Source: c.Source}
+		p, invalid, undefined := compileCNP(c.Policy)
+		switch {
+		case len(invalid) > 0:
+			m.reject(ref, invalid)
+		case len(undefined) > 0:
+			m.unsupported(ref, undefined)
+		default:
+			add(p)
 		}
-		add(p)
 	}
 	// The same test as Compile's for Calico objects in the input.
 	calico := len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
