@@ -201,6 +201,8 @@ func reachRemedy(eps []endpoint.Endpoint, ep endpoint.Endpoint, ns *NamespaceSum
 		return fmt.Sprintf("AdminNetworkPolicy %s rule %d allows %s via %s: narrow that rule, or put a Deny rule for %s before it (or in an AdminNetworkPolicy with a lower priority number).", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
 	case policy.TierBaseline:
 		return fmt.Sprintf("BaselineAdminNetworkPolicy %s rule %d allows %s via %s: put a Deny rule for %s before it.", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
+	case policy.TierClusterAdmin, policy.TierClusterBaseline:
+		return fmt.Sprintf("%s %s (%s tier) rule %d accepts %s via %s: narrow that rule, or put a Deny rule for %s before it (or in a %s tier ClusterNetworkPolicy with a lower priority number).", d.Kind, d.Policy, d.Tier, d.Rule, ep.Destination(), d.Peer, ep.Prefix(), d.Tier)
 	case policy.TierCalico:
 		return fmt.Sprintf("%s %s (Calico tier %s) egress rule %d allows %s via %s: put a rule 'action: Deny, destination: {nets: [%s]}' before it, or a GlobalNetworkPolicy denying %s in a tier with a lower order.", d.Kind, d.Policy, d.CalicoTier, d.Rule, ep.Destination(), d.Peer, ep.Prefix(), ep.Prefix())
 	case policy.TierCilium:
