@@ -58,14 +58,19 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 			Remediation: gapRemedy(g)})
 	}
 	for _, t := range r.model.PriorityTies {
-		kind, kinds := "AdminNetworkPolicy", "AdminNetworkPolicies"
-		if t.Kind != "" {
-			kind, kinds = "ClusterNetworkPolicy", t.Kind+" policies"
+		kinds := [2]string{"AdminNetworkPolicy", "AdminNetworkPolicy"}
+		what := "AdminNetworkPolicies"
+		switch t.Kind {
+		case "":
+		case policy.TieAdminAndClusterAdmin:
+			kinds[1], what = "ClusterNetworkPolicy", t.Kind+":"
+		default:
+			kinds, what = [2]string{"ClusterNetworkPolicy", "ClusterNetworkPolicy"}, t.Kind+" policies"
 		}
 		out = append(out, Finding{Rule: RulePriorityTie, Severity: RulePriorityTie.Severity,
-			Objects:     []inventory.ObjectRef{{Kind: kind, Name: t.Policies[0]}, {Kind: kind, Name: t.Policies[1]}},
-			Message:     fmt.Sprintf("%s %s and %s both have priority %d; their order is implementation-defined", kinds, t.Policies[0], t.Policies[1], t.Priority),
-			Remediation: fmt.Sprintf("Give %s %s or %s a distinct priority.", kind, t.Policies[0], t.Policies[1])})
+			Objects:     []inventory.ObjectRef{{Kind: kinds[0], Name: t.Policies[0]}, {Kind: kinds[1], Name: t.Policies[1]}},
+			Message:     fmt.Sprintf("%s %s and %s both have priority %d; their order is implementation-defined", what, t.Policies[0], t.Policies[1], t.Priority),
+			Remediation: fmt.Sprintf("Give %s %s or %s %s a distinct priority.", kinds[0], t.Policies[0], kinds[1], t.Policies[1])})
 	}
 	nsByName := map[string]*NamespaceSummary{}
 	for i := range r.Namespaces {

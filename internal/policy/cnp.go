@@ -56,6 +56,11 @@ const (
 	cnpMaxPriority   = 1000
 )
 
+// TieAdminAndClusterAdmin is the PriorityTie.Kind of an AdminNetworkPolicy (Policies[0]) and an
+// Admin tier ClusterNetworkPolicy (Policies[1]) with the same priority, which Calico's kube-admin
+// tier orders together.
+const TieAdminAndClusterAdmin = "AdminNetworkPolicy and ClusterNetworkPolicy (Calico tier kube-admin)"
+
 // kindCNP is the kind of ClusterNetworkPolicy in object references and reasons.
 const kindCNP = string(KindClusterNetworkPolicy)
 
@@ -396,6 +401,18 @@ func compileClusterNetworkPolicies(inv *inventory.Inventory, m *Model) {
 			if list[i].priority == list[i-1].priority {
 				m.PriorityTies = append(m.PriorityTies, PriorityTie{Kind: "ClusterNetworkPolicy (" + string(list[i].tier) + " tier)",
 					Priority: list[i].priority, Policies: [2]string{list[i-1].name, list[i].name}})
+			}
+		}
+	}
+	if calico {
+		// In Calico's kube-admin tier AdminNetworkPolicies and Admin tier CNPs interleave by
+		// priority, so equal priorities across the two kinds are ties too.
+		for _, a := range m.anps {
+			for _, c := range m.cnpAdmin {
+				if a.priority == c.priority {
+					m.PriorityTies = append(m.PriorityTies, PriorityTie{Kind: TieAdminAndClusterAdmin,
+						Priority: a.priority, Policies: [2]string{a.name, c.name}})
+				}
 			}
 		}
 	}

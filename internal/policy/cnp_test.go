@@ -202,6 +202,23 @@ func TestClusterNetworkPolicyWithCalico(t *testing.T) {
 	}
 }
 
+// TestClusterNetworkPolicyTiesWithCalico: in Calico's kube-admin tier an AdminNetworkPolicy and
+// an Admin tier ClusterNetworkPolicy of equal priority are ordered together, so they are a tie;
+// without Calico the AdminNetworkPolicy tier comes first and they are not.
+func TestClusterNetworkPolicyTiesWithCalico(t *testing.T) {
+	policies := anp("anp-7", "  priority: 7\n  subject: {namespaces: {}}\n  egress:\n  - action: Allow\n    to: [{networks: [169.254.169.254/32]}]") +
+		cnpRule("cnp-7", "Admin", "7", "Deny", imdsNets)
+	plain := policy.Compile(load(t, namespaces+policies))
+	if len(plain.PriorityTies) != 0 {
+		t.Errorf("without Calico: ties %+v, want none", plain.PriorityTies)
+	}
+	calico := policy.Compile(load(t, namespaces+policies+tier("platform", "{order: 10}")))
+	want := policy.PriorityTie{Kind: policy.TieAdminAndClusterAdmin, Priority: 7, Policies: [2]string{"anp-7", "cnp-7"}}
+	if len(calico.PriorityTies) != 1 || calico.PriorityTies[0] != want {
+		t.Errorf("with Calico: ties %+v, want %+v", calico.PriorityTies, want)
+	}
+}
+
 // cnpValidationCase is a ClusterNetworkPolicy spec the evaluator leaves out, with the field and
 // message it reports. apiServerRefuses says whether the API server (the v0.3.0 experimental
 // CRD) refuses it too; when it does not, the policy can exist and is reported as not evaluated.
