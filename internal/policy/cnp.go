@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	corev1 "k8s.io/api/core/v1"
@@ -84,7 +85,17 @@ func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (p *adminPolicy, errs, unde
 	if in.Spec.Priority < 0 || in.Spec.Priority > cnpMaxPriority {
 		errs.add("spec.priority", "priority %d is out of range 0-%d", in.Spec.Priority, cnpMaxPriority)
 	}
-	p.subject = compileSubject(cnpSubject(in.Spec.Subject), &errs)
+	// The CRD's schema does not check label selectors (an operator is any string), so an
+	// invalid one can exist; what an implementation selects with it is not defined.
+	var subjectErrs fieldErrors
+	p.subject = compileSubject(cnpSubject(in.Spec.Subject), &subjectErrs)
+	for _, e := range subjectErrs {
+		if strings.HasPrefix(e.message, "invalid selector") {
+			undefined = append(undefined, e)
+		} else {
+			errs = append(errs, e)
+		}
+	}
 	if len(in.Spec.Egress) > cnpMaxRules {
 		errs.add("spec.egress", "%d rules; at most %d are allowed", len(in.Spec.Egress), cnpMaxRules)
 	}
@@ -95,7 +106,7 @@ func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (p *adminPolicy, errs, unde
 		p.rules = append(p.rules, compileCNPEgressRule(&in.Spec.Egress[i], fmt.Sprintf("spec.egress[%d]", i), &errs, &undefined))
 	}
 	for i := range in.Spec.Ingress {
-		validateCNPIngressRule(&in.Spec.Ingress[i], fmt.Sprintf("spec.ingress[%d]", i), &errs)
+		validateCNPIngressRule(&in.Spec.Ingress[i], fmt.Sprintf("spec.ingress[%d]", i), &errs, &undefined)
 	}
 	return p, errs, undefined
 }
@@ -147,19 +158,19 @@ func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field st
 		set := 0
 		if peer.Namespaces != nil {
 			set++
-			validateSelector(peer.Namespaces, pf+".namespaces", errs)
+			validateSelector(peer.Namespaces, pf+".namespaces", undefined)
 			rule.clusterPeers++
 		}
 		if peer.Pods != nil {
 			set++
-			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", errs)
-			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", errs)
+			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", undefined)
+			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", undefined)
 			rule.clusterPeers++
 		}
 		if peer.Nodes != nil {
 			set++
 			outside = true
-			validateSelector(peer.Nodes, pf+".nodes", errs)
+			validateSelector(peer.Nodes, pf+".nodes", undefined)
 			rule.clusterPeers++
 		}
 		if peer.Networks != nil {
@@ -325,7 +336,7 @@ func compileCNPProtocols(in []cnpv1beta1.ClusterNetworkPolicyProtocol, field str
 
 // validateCNPIngressRule checks an ingress rule with the CRD's rules: a valid object has valid
 // ingress rules too, even though the audit only evaluates egress.
-func validateCNPIngressRule(r *cnpv1beta1.ClusterNetworkPolicyIngressRule, field string, errs *fieldErrors) {
+func validateCNPIngressRule(r *cnpv1beta1.ClusterNetworkPolicyIngressRule, field string, errs, undefined *fieldErrors) {
 	validateCNPRuleName(r.Name, field+".name", errs)
 	cnpAction(r.Action, field+".action", errs)
 	compileCNPProtocols(r.Protocols, field+".protocols", errs)
@@ -341,10 +352,10 @@ func validateCNPIngressRule(r *cnpv1beta1.ClusterNetworkPolicyIngressRule, field
 		if (peer.Namespaces != nil) == (peer.Pods != nil) {
 			errs.add(pf, "exactly one of namespaces or pods must be set")
 		}
-		validateSelector(peer.Namespaces, pf+".namespaces", errs)
+		validateSelector(peer.Namespaces, pf+".namespaces", undefined)
 		if peer.Pods != nil {
-			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", errs)
-			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", errs)
+			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", undefined)
+			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", undefined)
 		}
 	}
 }

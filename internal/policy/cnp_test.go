@@ -277,6 +277,8 @@ func cnpValidationCases() []cnpValidationCase {
 		{"a named port with a networks peer (CEL: no namedPorts for networks/nodes/domainNames)", deny(imdsNets, "\n    protocols: [{destinationNamedPort: http}]"), "spec.egress[0]", "cannot be set with namedPorts", true},
 		{"a rule name of 101 characters (MaxLength=100)", spec("Admin", "1", "  - name: "+strings.Repeat("n", 101)+"\n    action: Deny\n    to: "+imdsNets), "spec.egress[0].name", "at most 100", true},
 		{"26 egress rules (MaxItems=25)", spec("Admin", "1", manyRules.String()), "spec.egress", "at most 25", true},
+		{"an unknown selector operator in the subject (the CRD does not check selectors)", "  tier: Admin\n  priority: 1\n  subject: {namespaces: {matchExpressions: [{key: env, operator: Like, values: [prod]}]}}\n", "spec.subject.namespaces", "invalid selector", false},
+		{"an unknown selector operator in a peer", deny("[{namespaces: {matchExpressions: [{key: env, operator: Like, values: [prod]}]}}]", ""), "spec.egress[0].to[0].namespaces", "invalid selector", false},
 		{"an ingress peer with no field (MinProperties=1)", "  tier: Admin\n  priority: 1\n  subject: {namespaces: {}}\n  ingress:\n  - action: Deny\n    from: [{}]\n", "spec.ingress[0].from[0]", "exactly one", true},
 	}
 }
