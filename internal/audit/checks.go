@@ -58,14 +58,19 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 			Remediation: gapRemedy(g)})
 	}
 	for _, t := range r.model.PriorityTies {
-		kind, kinds := "AdminNetworkPolicy", "AdminNetworkPolicies"
-		if t.Kind != "" {
-			kind, kinds = "ClusterNetworkPolicy", t.Kind+" policies"
+		kinds := [2]string{"AdminNetworkPolicy", "AdminNetworkPolicy"}
+		what := "AdminNetworkPolicies"
+		switch t.Kind {
+		case "":
+		case policy.TieAdminAndClusterAdmin:
+			kinds[1], what = "ClusterNetworkPolicy", t.Kind+":"
+		default:
+			kinds, what = [2]string{"ClusterNetworkPolicy", "ClusterNetworkPolicy"}, t.Kind+" policies"
 		}
 		out = append(out, Finding{Rule: RulePriorityTie, Severity: RulePriorityTie.Severity,
-			Objects:     []inventory.ObjectRef{{Kind: kind, Name: t.Policies[0]}, {Kind: kind, Name: t.Policies[1]}},
-			Message:     fmt.Sprintf("%s %s and %s both have priority %d; their order is implementation-defined", kinds, t.Policies[0], t.Policies[1], t.Priority),
-			Remediation: fmt.Sprintf("Give %s %s or %s a distinct priority.", kind, t.Policies[0], t.Policies[1])})
+			Objects:     []inventory.ObjectRef{{Kind: kinds[0], Name: t.Policies[0]}, {Kind: kinds[1], Name: t.Policies[1]}},
+			Message:     fmt.Sprintf("%s %s and %s both have priority %d; their order is implementation-defined", what, t.Policies[0], t.Policies[1], t.Priority),
+			Remediation: fmt.Sprintf("Give %s %s or %s %s a distinct priority.", kinds[0], t.Policies[0], kinds[1], t.Policies[1])})
 	}
 	for _, n := range r.model.NotEnforced {
 		out = append(out, Finding{Rule: RuleNotEnforced, Severity: RuleNotEnforced.Severity, Namespace: n.Object.Namespace,
@@ -229,6 +234,8 @@ func reachRemedy(eps []endpoint.Endpoint, ep endpoint.Endpoint, ns *NamespaceSum
 		return fmt.Sprintf("AdminNetworkPolicy %s rule %d allows %s via %s: narrow that rule, or put a Deny rule for %s before it (or in an AdminNetworkPolicy with a lower priority number).", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
 	case policy.TierBaseline:
 		return fmt.Sprintf("BaselineAdminNetworkPolicy %s rule %d allows %s via %s: put a Deny rule for %s before it.", d.Policy, d.Rule, ep.Destination(), d.Peer, ep.Prefix())
+	case policy.TierClusterAdmin, policy.TierClusterBaseline:
+		return fmt.Sprintf("%s %s (%s tier) rule %d accepts %s via %s: narrow that rule, or put a Deny rule for %s before it (or in a %s tier ClusterNetworkPolicy with a lower priority number).", d.Kind, d.Policy, d.Tier, d.Rule, ep.Destination(), d.Peer, ep.Prefix(), d.Tier)
 	case policy.TierCalico:
 		return fmt.Sprintf("%s %s (Calico tier %s) egress rule %d allows %s via %s: put a rule 'action: Deny, destination: {nets: [%s]}' before it, or a GlobalNetworkPolicy denying %s in a tier with a lower order.", d.Kind, d.Policy, d.CalicoTier, d.Rule, ep.Destination(), d.Peer, ep.Prefix(), ep.Prefix())
 	case policy.TierCilium:

@@ -40,10 +40,11 @@ Input: files, directories (searched recursively for *.yaml, *.yml, *.json) and
 by "kubectl get -o yaml|json". Or a live cluster: --live (the current
 kubeconfig context, or the in-cluster service account), --kubeconfig,
 --context. A live audit lists namespaces, pods, workloads, service accounts,
-NetworkPolicies, AdminNetworkPolicies and nodes page by page with read-only
-calls (deploy/rbac/audit-clusterrole.yaml is the least-privilege role); a
-resource it may not read is reported as an incomplete audit (IMDS012), never
-skipped silently. Without --cloud, the clouds are detected from the nodes'
+NetworkPolicies, AdminNetworkPolicies, ClusterNetworkPolicies, Calico and Cilium
+policies and nodes page by page with read-only calls
+(deploy/rbac/audit-clusterrole.yaml is the least-privilege role); a resource it
+may not read is reported as an incomplete audit (IMDS012), never skipped
+silently. Without --cloud, the clouds are detected from the nodes'
 spec.providerID.
 
 Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 on a

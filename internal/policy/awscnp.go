@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/inventory/awsv1alpha1"
 	corev1 "k8s.io/api/core/v1"
@@ -51,7 +52,17 @@ func compileAWSCNP(in *awsv1alpha1.ClusterNetworkPolicy) (p *adminPolicy, invali
 	if s := in.Spec.Subject.Pods; s != nil {
 		subject.Pods = &anpv1alpha1.NamespacedPod{NamespaceSelector: s.NamespaceSelector, PodSelector: s.PodSelector}
 	}
-	p.subject = compileSubject(subject, &invalid)
+	// A CRD schema does not check label selectors, so an invalid one can exist; what the agent
+	// selects with it is not documented.
+	var subjectErrs fieldErrors
+	p.subject = compileSubject(subject, &subjectErrs)
+	for _, e := range subjectErrs {
+		if strings.HasPrefix(e.message, "invalid selector") {
+			unsupported = append(unsupported, e)
+		} else {
+			invalid = append(invalid, e)
+		}
+	}
 	if len(in.Spec.Egress) > awsMaxRules {
 		invalid.add("spec.egress", "%d rules; at most %d are allowed", len(in.Spec.Egress), awsMaxRules)
 	}
@@ -111,13 +122,13 @@ func compileAWSEgressRule(r *awsv1alpha1.ClusterNetworkPolicyEgressRule, field s
 		set := 0
 		if peer.Namespaces != nil {
 			set++
-			validateSelector(peer.Namespaces, pf+".namespaces", invalid)
+			validateSelector(peer.Namespaces, pf+".namespaces", unsupported)
 			rule.clusterPeers++
 		}
 		if peer.Pods != nil {
 			set++
-			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", invalid)
-			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", invalid)
+			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", unsupported)
+			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", unsupported)
 			rule.clusterPeers++
 		}
 		if peer.Networks != nil {

@@ -84,6 +84,7 @@ func TestAWSClusterNetworkPolicyValidation(t *testing.T) {
 		{"a range with start = end (CEL start < end)", awsCNP("bad", deny(imdsNets, "\n    ports: [{portRange: {start: 80, end: 80}}]")), "spec.egress[0].ports[0].portRange", "start < end"},
 		{"a network that is not a CIDR (the CRD has no rule for it)", awsCNP("bad", deny("[{networks: [metadata]}]", "")), "spec.egress[0].to[0].networks[0]", "not evaluated"},
 		{"a port entry with two fields (the CRD allows it)", awsCNP("bad", deny(imdsNets, "\n    ports: [{portNumber: {port: 80}, namedPort: http}]")), "spec.egress[0].ports[0]", "not evaluated"},
+		{"an unknown selector operator (a CRD schema does not check selectors)", awsCNP("bad", strings.Replace(deny(imdsNets, ""), "subject: {namespaces: {}}", "subject: {namespaces: {matchExpressions: [{key: a, operator: Like}]}}", 1)), "spec.subject.namespaces", "not evaluated"},
 		{"Calico policies in the input", awsRule("bad", "Admin", "1", "Deny", imdsNets) + gnp("allow-all", "  selector: all()\n  egress:\n  - action: Allow"), "spec", "Calico does not implement"},
 	}
 	for _, c := range cases {

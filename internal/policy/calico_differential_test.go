@@ -358,7 +358,8 @@ func TestCalicoDifferential(t *testing.T) {
 		t.Errorf("%d disagreements", failures)
 	}
 	t.Logf("%d clusters, %d comparisons", st.Clusters, st.Comparisons)
-	for _, k := range []string{"Calico/allow", "Calico/deny", "NetworkPolicy/allow", "NetworkPolicy/deny", "AdminNetworkPolicy/deny", "Default/allow", "hostNetwork/allow"} {
+	for _, k := range []string{"Calico/allow", "Calico/deny", "NetworkPolicy/allow", "NetworkPolicy/deny", "AdminNetworkPolicy/deny", "Default/allow", "hostNetwork/allow",
+		"Admin/allow", "Admin/deny", "Baseline/allow", "Baseline/deny"} {
 		if st.Outcomes[k] < max(1, st.Comparisons/20000) {
 			t.Errorf("outcome %q reached %d times: the generator no longer exercises it (%v)", k, st.Outcomes[k], st.Outcomes)
 		}

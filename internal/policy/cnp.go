@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,11 @@ const (
 	cnpMaxPriority   = 1000
 )
 
+// TieAdminAndClusterAdmin is the PriorityTie.Kind of an AdminNetworkPolicy (Policies[0]) and an
+// Admin tier ClusterNetworkPolicy (Policies[1]) with the same priority, which Calico's kube-admin
+// tier orders together.
+const TieAdminAndClusterAdmin = "AdminNetworkPolicy and ClusterNetworkPolicy (Calico tier kube-admin)"
+
 // kindCNP is the kind of ClusterNetworkPolicy in object references and reasons.
 const kindCNP = string(KindClusterNetworkPolicy)
 
@@ -63,11 +69,11 @@ const kindCNP = string(KindClusterNetworkPolicy)
 var cnpDomainName = regexp.MustCompile(`^(\*\.)?([a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.?$`)
 
 // compileCNP validates a ClusterNetworkPolicy as the API server validates it with the CRD's
-// schema and CEL rules, and compiles its egress rules. Ingress rules are validated only (an
-// object with an invalid ingress rule cannot exist).
-func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (*adminPolicy, fieldErrors) {
-	var errs fieldErrors
-	p := &adminPolicy{kind: kindCNP, name: in.Name, priority: in.Spec.Priority}
+// schema and CEL rules (errs), and compiles its egress rules. Ingress rules are validated only
+// (an object with an invalid ingress rule cannot exist). undefined lists what the API server
+// stores but the API leaves undefined.
+func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (p *adminPolicy, errs, undefined fieldErrors) {
+	p = &adminPolicy{kind: kindCNP, name: in.Name, priority: in.Spec.Priority}
 	switch in.Spec.Tier {
 	case cnpv1beta1.AdminTier:
 		p.tier = TierClusterAdmin
@@ -79,7 +85,17 @@ func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (*adminPolicy, fieldErrors)
 	if in.Spec.Priority < 0 || in.Spec.Priority > cnpMaxPriority {
 		errs.add("spec.priority", "priority %d is out of range 0-%d", in.Spec.Priority, cnpMaxPriority)
 	}
-	p.subject = compileSubject(cnpSubject(in.Spec.Subject), &errs)
+	// The CRD's schema does not check label selectors (an operator is any string), so an
+	// invalid one can exist; what an implementation selects with it is not defined.
+	var subjectErrs fieldErrors
+	p.subject = compileSubject(cnpSubject(in.Spec.Subject), &subjectErrs)
+	for _, e := range subjectErrs {
+		if strings.HasPrefix(e.message, "invalid selector") {
+			undefined = append(undefined, e)
+		} else {
+			errs = append(errs, e)
+		}
+	}
 	if len(in.Spec.Egress) > cnpMaxRules {
 		errs.add("spec.egress", "%d rules; at most %d are allowed", len(in.Spec.Egress), cnpMaxRules)
 	}
@@ -87,12 +103,12 @@ func compileCNP(in *cnpv1beta1.ClusterNetworkPolicy) (*adminPolicy, fieldErrors)
 		errs.add("spec.ingress", "%d rules; at most %d are allowed", len(in.Spec.Ingress), cnpMaxRules)
 	}
 	for i := range in.Spec.Egress {
-		p.rules = append(p.rules, compileCNPEgressRule(&in.Spec.Egress[i], fmt.Sprintf("spec.egress[%d]", i), &errs))
+		p.rules = append(p.rules, compileCNPEgressRule(&in.Spec.Egress[i], fmt.Sprintf("spec.egress[%d]", i), &errs, &undefined))
 	}
 	for i := range in.Spec.Ingress {
-		validateCNPIngressRule(&in.Spec.Ingress[i], fmt.Sprintf("spec.ingress[%d]", i), &errs)
+		validateCNPIngressRule(&in.Spec.Ingress[i], fmt.Sprintf("spec.ingress[%d]", i), &errs, &undefined)
 	}
-	return p, errs
+	return p, errs, undefined
 }
 
 // cnpSubject converts a CNP subject to the admin policies' subject type: the fields are the
@@ -125,7 +141,7 @@ func validateCNPRuleName(name, field string, errs *fieldErrors) {
 	}
 }
 
-func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field string, errs *fieldErrors) adminRule {
+func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field string, errs, undefined *fieldErrors) adminRule {
 	validateCNPRuleName(r.Name, field+".name", errs)
 	rule := adminRule{name: r.Name, action: cnpAction(r.Action, field+".action", errs)}
 	rule.ports = compileCNPProtocols(r.Protocols, field+".protocols", errs)
@@ -142,19 +158,19 @@ func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field st
 		set := 0
 		if peer.Namespaces != nil {
 			set++
-			validateSelector(peer.Namespaces, pf+".namespaces", errs)
+			validateSelector(peer.Namespaces, pf+".namespaces", undefined)
 			rule.clusterPeers++
 		}
 		if peer.Pods != nil {
 			set++
-			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", errs)
-			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", errs)
+			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", undefined)
+			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", undefined)
 			rule.clusterPeers++
 		}
 		if peer.Nodes != nil {
 			set++
 			outside = true
-			validateSelector(peer.Nodes, pf+".nodes", errs)
+			validateSelector(peer.Nodes, pf+".nodes", undefined)
 			rule.clusterPeers++
 		}
 		if peer.Networks != nil {
@@ -165,7 +181,7 @@ func compileCNPEgressRule(r *cnpv1beta1.ClusterNetworkPolicyEgressRule, field st
 		if peer.DomainNames != nil {
 			set++
 			outside = true
-			compileCNPDomainNames(&rule, peer.DomainNames, r.Action, pf+".domainNames", errs)
+			compileCNPDomainNames(&rule, peer.DomainNames, r.Action, pf+".domainNames", errs, undefined)
 		}
 		if set != 1 {
 			errs.add(pf, "exactly one of namespaces, pods, nodes, networks or domainNames must be set")
@@ -220,8 +236,10 @@ func compileCNPNetworks(nets []cnpv1beta1.CIDR, field string, errs *fieldErrors)
 }
 
 // compileCNPDomainNames validates domainNames: 1 to 25 names matching the CRD's pattern, in
-// Accept rules only ("DomainNames is only supported for Accept rules").
-func compileCNPDomainNames(rule *adminRule, names []cnpv1beta1.DomainName, action cnpv1beta1.ClusterNetworkPolicyRuleAction, field string, errs *fieldErrors) {
+// Accept rules only ("DomainNames is only supported for Accept rules"). The CRD has no rule for
+// the last, so a Deny or Pass rule with domainNames can exist; what an implementation does with
+// it is not defined, and it goes to undefined.
+func compileCNPDomainNames(rule *adminRule, names []cnpv1beta1.DomainName, action cnpv1beta1.ClusterNetworkPolicyRuleAction, field string, errs, undefined *fieldErrors) {
 	switch {
 	case len(names) == 0:
 		errs.add(field, "at least one domain name is required")
@@ -229,7 +247,7 @@ func compileCNPDomainNames(rule *adminRule, names []cnpv1beta1.DomainName, actio
 		errs.add(field, "%d domain names; at most %d are allowed", len(names), cnpMaxItems)
 	}
 	if action != cnpv1beta1.ClusterNetworkPolicyRuleActionAccept {
-		errs.add(field, "domainNames peers are only allowed in Accept rules")
+		undefined.add(field, "domainNames is only supported for Accept rules (the API's documentation; the CRD does not enforce it, so what an implementation does with this rule is not defined)")
 	}
 	for k, d := range names {
 		if slices.Contains(names[:k], d) {
@@ -318,7 +336,7 @@ func compileCNPProtocols(in []cnpv1beta1.ClusterNetworkPolicyProtocol, field str
 
 // validateCNPIngressRule checks an ingress rule with the CRD's rules: a valid object has valid
 // ingress rules too, even though the audit only evaluates egress.
-func validateCNPIngressRule(r *cnpv1beta1.ClusterNetworkPolicyIngressRule, field string, errs *fieldErrors) {
+func validateCNPIngressRule(r *cnpv1beta1.ClusterNetworkPolicyIngressRule, field string, errs, undefined *fieldErrors) {
 	validateCNPRuleName(r.Name, field+".name", errs)
 	cnpAction(r.Action, field+".action", errs)
 	compileCNPProtocols(r.Protocols, field+".protocols", errs)
@@ -334,10 +352,10 @@ func validateCNPIngressRule(r *cnpv1beta1.ClusterNetworkPolicyIngressRule, field
 		if (peer.Namespaces != nil) == (peer.Pods != nil) {
 			errs.add(pf, "exactly one of namespaces or pods must be set")
 		}
-		validateSelector(peer.Namespaces, pf+".namespaces", errs)
+		validateSelector(peer.Namespaces, pf+".namespaces", undefined)
 		if peer.Pods != nil {
-			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", errs)
-			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", errs)
+			validateSelector(&peer.Pods.NamespaceSelector, pf+".pods.namespaceSelector", undefined)
+			validateSelector(&peer.Pods.PodSelector, pf+".pods.podSelector", undefined)
 		}
 	}
 }
@@ -354,12 +372,16 @@ func compileClusterNetworkPolicies(inv *inventory.Inventory, m *Model) {
 		}
 	}
 	for _, c := range inv.ClusterNetworkPolicies {
-		p, errs := compileCNP(c.Policy)
-		if len(errs) > 0 {
-			m.reject(inventory.ObjectRef{Kind: kindCNP, Name: c.Policy.Name, Source: c.Source}, errs)
-			continue
+		ref := inventory.ObjectRef{Kind: kindCNP, Name: c.Policy.Name, Source: c.Source}
+		p, invalid, undefined := compileCNP(c.Policy)
+		switch {
+		case len(invalid) > 0:
+			m.reject(ref, invalid)
+		case len(undefined) > 0:
+			m.unsupported(ref, undefined)
+		default:
+			add(p)
 		}
-		add(p)
 	}
 	// The same test as Compile's for Calico objects in the input.
 	calico := len(inv.CalicoGlobalNetworkPolicies)+len(inv.CalicoNetworkPolicies)+len(inv.CalicoTiers) > 0
@@ -390,6 +412,18 @@ func compileClusterNetworkPolicies(inv *inventory.Inventory, m *Model) {
 			if list[i].priority == list[i-1].priority {
 				m.PriorityTies = append(m.PriorityTies, PriorityTie{Kind: "ClusterNetworkPolicy (" + string(list[i].tier) + " tier)",
 					Priority: list[i].priority, Policies: [2]string{list[i-1].name, list[i].name}})
+			}
+		}
+	}
+	if calico {
+		// In Calico's kube-admin tier AdminNetworkPolicies and Admin tier CNPs interleave by
+		// priority, so equal priorities across the two kinds are ties too.
+		for _, a := range m.anps {
+			for _, c := range m.cnpAdmin {
+				if a.priority == c.priority {
+					m.PriorityTies = append(m.PriorityTies, PriorityTie{Kind: TieAdminAndClusterAdmin,
+						Priority: a.priority, Policies: [2]string{a.name, c.name}})
+				}
 			}
 		}
 	}

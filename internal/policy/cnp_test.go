@@ -202,13 +202,40 @@ func TestClusterNetworkPolicyWithCalico(t *testing.T) {
 	}
 }
 
-// TestClusterNetworkPolicyValidation: a ClusterNetworkPolicy the API server would refuse (the
-// CRD's schema and CEL rules, network-policy-api v0.3.0) is rejected with the field and takes no
-// part in evaluation.
-func TestClusterNetworkPolicyValidation(t *testing.T) {
-	spec := func(tier, priority, egress string) string {
-		return "  tier: " + tier + "\n  priority: " + priority + "\n  subject: {namespaces: {}}\n  egress:\n" + egress
+// TestClusterNetworkPolicyTiesWithCalico: in Calico's kube-admin tier an AdminNetworkPolicy and
+// an Admin tier ClusterNetworkPolicy of equal priority are ordered together, so they are a tie;
+// without Calico the AdminNetworkPolicy tier comes first and they are not.
+func TestClusterNetworkPolicyTiesWithCalico(t *testing.T) {
+	policies := anp("anp-7", "  priority: 7\n  subject: {namespaces: {}}\n  egress:\n  - action: Allow\n    to: [{networks: [169.254.169.254/32]}]") +
+		cnpRule("cnp-7", "Admin", "7", "Deny", imdsNets)
+	plain := policy.Compile(load(t, namespaces+policies))
+	if len(plain.PriorityTies) != 0 {
+		t.Errorf("without Calico: ties %+v, want none", plain.PriorityTies)
 	}
+	calico := policy.Compile(load(t, namespaces+policies+tier("platform", "{order: 10}")))
+	want := policy.PriorityTie{Kind: policy.TieAdminAndClusterAdmin, Priority: 7, Policies: [2]string{"anp-7", "cnp-7"}}
+	if len(calico.PriorityTies) != 1 || calico.PriorityTies[0] != want {
+		t.Errorf("with Calico: ties %+v, want %+v", calico.PriorityTies, want)
+	}
+}
+
+// cnpValidationCase is a ClusterNetworkPolicy spec the evaluator leaves out, with the field and
+// message it reports. apiServerRefuses says whether the API server (the v0.3.0 experimental
+// CRD) refuses it too; when it does not, the policy can exist and is reported as not evaluated.
+type cnpValidationCase struct {
+	name, spec, field, message string
+	apiServerRefuses           bool
+}
+
+// cnpSpec renders a CNP spec with the given egress rules for every namespace.
+func cnpSpec(tier, priority, egress string) string {
+	return "  tier: " + tier + "\n  priority: " + priority + "\n  subject: {namespaces: {}}\n  egress:\n" + egress
+}
+
+// cnpValidationCases are the CRD's schema and CEL rules (network-policy-api v0.3.0), one
+// violation each.
+func cnpValidationCases() []cnpValidationCase {
+	spec := cnpSpec
 	deny := func(to, extra string) string {
 		return spec("Admin", "1", "  - action: Deny\n    to: "+to+extra)
 	}
@@ -224,36 +251,44 @@ func TestClusterNetworkPolicyValidation(t *testing.T) {
 		manyNets.WriteString("10.0." + string(rune('0'+i/10)) + string(rune('0'+i%10)) + ".0/24")
 	}
 	manyNets.WriteString("]}]")
-	cases := []struct {
-		name, spec, field, message string
-	}{
-		{"priority above 1000 (Maximum=1000)", spec("Admin", "1001", "  - action: Deny\n    to: "+imdsNets), "spec.priority", "out of range"},
-		{"a negative priority (Minimum=0)", spec("Admin", "-1", "  - action: Deny\n    to: "+imdsNets), "spec.priority", "out of range"},
-		{"an unknown tier (Enum Admin, Baseline)", spec("Platform", "1", "  - action: Deny\n    to: "+imdsNets), "spec.tier", "unknown tier"},
-		{"a subject with both namespaces and pods (MaxProperties=1)", "  tier: Admin\n  priority: 1\n  subject: {namespaces: {}, pods: {namespaceSelector: {}, podSelector: {}}}\n", "spec.subject", "exactly one"},
-		{"a subject with neither (MinProperties=1)", "  tier: Admin\n  priority: 1\n  subject: {}\n", "spec.subject", "exactly one"},
-		{"the Allow action of v1alpha1 (Enum Accept, Deny, Pass)", spec("Admin", "1", "  - action: Allow\n    to: "+imdsNets), "spec.egress[0].action", "unknown action"},
-		{"a rule without peers (MinItems=1)", spec("Admin", "1", "  - action: Deny\n    to: []"), "spec.egress[0].to", "at least one peer"},
-		{"a peer with two fields (MaxProperties=1)", deny("[{networks: [169.254.169.254/32], namespaces: {}}]", ""), "spec.egress[0].to[0]", "exactly one"},
-		{"an empty peer (MinProperties=1)", deny("[{}]", ""), "spec.egress[0].to[0]", "exactly one"},
-		{"a network with host bits set (v0.2.1: canonical CIDRs)", deny("[{networks: [169.254.169.254/16]}]", ""), "spec.egress[0].to[0].networks[0]", "host bits"},
-		{"a network without a prefix length (isCIDR)", deny("[{networks: [169.254.169.254]}]", ""), "spec.egress[0].to[0].networks[0]", "invalid CIDR"},
-		{"an IPv4-mapped IPv6 network (the CEL cidr library refuses it)", deny("[{networks: ['::ffff:169.254.169.254/128']}]", ""), "spec.egress[0].to[0].networks[0]", "IPv4-mapped"},
-		{"a network listed twice (listType=set)", deny("[{networks: [169.254.169.254/32, 169.254.169.254/32]}]", ""), "spec.egress[0].to[0].networks[1]", "duplicate"},
-		{"26 networks (MaxItems=25)", deny(manyNets.String(), ""), "spec.egress[0].to[0].networks", "at most 25"},
-		{"domainNames in a Deny rule (only supported for Accept rules)", deny("[{domainNames: [metadata.google.internal]}]", ""), "spec.egress[0].to[0].domainNames", "only allowed in Accept rules"},
-		{"a domain name with a wildcard in the middle (DomainName pattern)", spec("Admin", "1", "  - action: Accept\n    to: [{domainNames: ['metadata.*.internal']}]"), "spec.egress[0].to[0].domainNames[0]", "not a domain name"},
-		{"a protocol entry with tcp and udp (MaxProperties=1)", deny(imdsNets, "\n    protocols: [{tcp: {destinationPort: {number: 80}}, udp: {destinationPort: {number: 80}}}]"), "spec.egress[0].protocols[0]", "exactly one"},
-		{"an empty protocols list (MinItems=1)", deny(imdsNets, "\n    protocols: []"), "spec.egress[0].protocols", "must not be empty"},
-		{"tcp without destinationPort (MinProperties=1)", deny(imdsNets, "\n    protocols: [{tcp: {}}]"), "spec.egress[0].protocols[0].tcp", "destinationPort is required"},
-		{"a port with number and range (MaxProperties=1)", deny(imdsNets, "\n    protocols: [{tcp: {destinationPort: {number: 80, range: {start: 1, end: 2}}}}]"), "spec.egress[0].protocols[0].tcp.destinationPort", "exactly one of number or range"},
-		{"port 65536 (Maximum=65535)", deny(imdsNets, "\n    protocols: [{udp: {destinationPort: {number: 65536}}}]"), "spec.egress[0].protocols[0].udp.destinationPort.number", "out of range"},
-		{"a range with start = end (self.start < self.end)", deny(imdsNets, "\n    protocols: [{sctp: {destinationPort: {range: {start: 80, end: 80}}}}]"), "spec.egress[0].protocols[0].sctp.destinationPort.range", "start < end"},
-		{"a named port with a networks peer (CEL: no namedPorts for networks/nodes/domainNames)", deny(imdsNets, "\n    protocols: [{destinationNamedPort: http}]"), "spec.egress[0]", "cannot be set with namedPorts"},
-		{"a rule name of 101 characters (MaxLength=100)", spec("Admin", "1", "  - name: "+strings.Repeat("n", 101)+"\n    action: Deny\n    to: "+imdsNets), "spec.egress[0].name", "at most 100"},
-		{"26 egress rules (MaxItems=25)", spec("Admin", "1", manyRules.String()), "spec.egress", "at most 25"},
-		{"an ingress peer with no field (MinProperties=1)", "  tier: Admin\n  priority: 1\n  subject: {namespaces: {}}\n  ingress:\n  - action: Deny\n    from: [{}]\n", "spec.ingress[0].from[0]", "exactly one"},
+	return []cnpValidationCase{
+		{"priority above 1000 (Maximum=1000)", spec("Admin", "1001", "  - action: Deny\n    to: "+imdsNets), "spec.priority", "out of range", true},
+		{"a negative priority (Minimum=0)", spec("Admin", "-1", "  - action: Deny\n    to: "+imdsNets), "spec.priority", "out of range", true},
+		{"an unknown tier (Enum Admin, Baseline)", spec("Platform", "1", "  - action: Deny\n    to: "+imdsNets), "spec.tier", "unknown tier", true},
+		{"a subject with both namespaces and pods (MaxProperties=1)", "  tier: Admin\n  priority: 1\n  subject: {namespaces: {}, pods: {namespaceSelector: {}, podSelector: {}}}\n", "spec.subject", "exactly one", true},
+		{"a subject with neither (MinProperties=1)", "  tier: Admin\n  priority: 1\n  subject: {}\n", "spec.subject", "exactly one", true},
+		{"the Allow action of v1alpha1 (Enum Accept, Deny, Pass)", spec("Admin", "1", "  - action: Allow\n    to: "+imdsNets), "spec.egress[0].action", "unknown action", true},
+		{"a rule without peers (MinItems=1)", spec("Admin", "1", "  - action: Deny\n    to: []"), "spec.egress[0].to", "at least one peer", true},
+		{"a peer with two fields (MaxProperties=1)", deny("[{networks: [169.254.169.254/32], namespaces: {}}]", ""), "spec.egress[0].to[0]", "exactly one", true},
+		{"an empty peer (MinProperties=1)", deny("[{}]", ""), "spec.egress[0].to[0]", "exactly one", true},
+		{"a network with host bits set (v0.2.1: canonical CIDRs)", deny("[{networks: [169.254.169.254/16]}]", ""), "spec.egress[0].to[0].networks[0]", "host bits", true},
+		{"a network without a prefix length (isCIDR)", deny("[{networks: [169.254.169.254]}]", ""), "spec.egress[0].to[0].networks[0]", "invalid CIDR", true},
+		{"an IPv4-mapped IPv6 network (the CEL cidr library refuses it)", deny("[{networks: ['::ffff:169.254.169.254/128']}]", ""), "spec.egress[0].to[0].networks[0]", "IPv4-mapped", true},
+		{"a network listed twice (listType=set)", deny("[{networks: [169.254.169.254/32, 169.254.169.254/32]}]", ""), "spec.egress[0].to[0].networks[1]", "duplicate", true},
+		{"26 networks (MaxItems=25)", deny(manyNets.String(), ""), "spec.egress[0].to[0].networks", "at most 25", true},
+		{"domainNames in a Deny rule (only supported for Accept rules)", deny("[{domainNames: [metadata.google.internal]}]", ""), "spec.egress[0].to[0].domainNames", "only supported for Accept rules", false},
+		{"a domain name with a wildcard in the middle (DomainName pattern)", spec("Admin", "1", "  - action: Accept\n    to: [{domainNames: ['metadata.*.internal']}]"), "spec.egress[0].to[0].domainNames[0]", "not a domain name", true},
+		{"a protocol entry with tcp and udp (MaxProperties=1)", deny(imdsNets, "\n    protocols: [{tcp: {destinationPort: {number: 80}}, udp: {destinationPort: {number: 80}}}]"), "spec.egress[0].protocols[0]", "exactly one", true},
+		{"an empty protocols list (MinItems=1)", deny(imdsNets, "\n    protocols: []"), "spec.egress[0].protocols", "must not be empty", true},
+		{"tcp without destinationPort (MinProperties=1)", deny(imdsNets, "\n    protocols: [{tcp: {}}]"), "spec.egress[0].protocols[0].tcp", "destinationPort is required", true},
+		{"a port with number and range (MaxProperties=1)", deny(imdsNets, "\n    protocols: [{tcp: {destinationPort: {number: 80, range: {start: 1, end: 2}}}}]"), "spec.egress[0].protocols[0].tcp.destinationPort", "exactly one of number or range", true},
+		{"port 65536 (Maximum=65535)", deny(imdsNets, "\n    protocols: [{udp: {destinationPort: {number: 65536}}}]"), "spec.egress[0].protocols[0].udp.destinationPort.number", "out of range", true},
+		{"a range with start = end (self.start < self.end)", deny(imdsNets, "\n    protocols: [{sctp: {destinationPort: {range: {start: 80, end: 80}}}}]"), "spec.egress[0].protocols[0].sctp.destinationPort.range", "start < end", true},
+		{"a named port with a networks peer (CEL: no namedPorts for networks/nodes/domainNames)", deny(imdsNets, "\n    protocols: [{destinationNamedPort: http}]"), "spec.egress[0]", "cannot be set with namedPorts", true},
+		{"a rule name of 101 characters (MaxLength=100)", spec("Admin", "1", "  - name: "+strings.Repeat("n", 101)+"\n    action: Deny\n    to: "+imdsNets), "spec.egress[0].name", "at most 100", true},
+		{"26 egress rules (MaxItems=25)", spec("Admin", "1", manyRules.String()), "spec.egress", "at most 25", true},
+		{"an unknown selector operator in the subject (the CRD does not check selectors)", "  tier: Admin\n  priority: 1\n  subject: {namespaces: {matchExpressions: [{key: env, operator: Like, values: [prod]}]}}\n", "spec.subject.namespaces", "invalid selector", false},
+		{"an unknown selector operator in a peer", deny("[{namespaces: {matchExpressions: [{key: env, operator: Like, values: [prod]}]}}]", ""), "spec.egress[0].to[0].namespaces", "invalid selector", false},
+		{"an ingress peer with no field (MinProperties=1)", "  tier: Admin\n  priority: 1\n  subject: {namespaces: {}}\n  ingress:\n  - action: Deny\n    from: [{}]\n", "spec.ingress[0].from[0]", "exactly one", true},
 	}
+}
+
+// TestClusterNetworkPolicyValidation: a ClusterNetworkPolicy the API server would refuse (the
+// CRD's schema and CEL rules, network-policy-api v0.3.0) is rejected with the field and takes no
+// part in evaluation; one the API server stores but the API leaves undefined is reported as not
+// evaluated. TestClusterNetworkPolicyValidationAgreesWithAPIServer checks the API server.
+func TestClusterNetworkPolicyValidation(t *testing.T) {
+	cases := cnpValidationCases()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			inv := load(t, namespaces+clusterNP("bad", c.spec))
@@ -263,6 +298,10 @@ func TestClusterNetworkPolicyValidation(t *testing.T) {
 			}
 			if !slices.ContainsFunc(m.Rejected, func(p inventoryProblem) bool { return p.Field == c.field && strings.Contains(p.Message, c.message) }) {
 				t.Errorf("rejections %v, want one at %s containing %q", m.Rejected, c.field, c.message)
+			}
+			why := map[bool]string{true: "the API server would reject", false: "cannot evaluate this policy faithfully"}[c.apiServerRefuses]
+			if !slices.ContainsFunc(m.Rejected, func(p inventoryProblem) bool { return strings.Contains(p.Message, why) }) {
+				t.Errorf("rejections %v, want them to say %q", m.Rejected, why)
 			}
 			for _, p := range m.Rejected {
 				if p.Object == nil || p.Object.Kind != "ClusterNetworkPolicy" || p.Object.Name != "bad" || p.Source.File == "" || p.Source.Document == 0 {
@@ -277,15 +316,23 @@ func TestClusterNetworkPolicyValidation(t *testing.T) {
 		})
 	}
 	t.Run("the limits themselves are accepted", func(t *testing.T) {
-		var rules strings.Builder
-		for range 25 {
-			rules.WriteString("  - name: " + strings.Repeat("n", 100) + "\n    action: Deny\n    to: [{networks: [169.254.169.254/32]}]\n    protocols: [{tcp: {destinationPort: {range: {start: 1, end: 65535}}}}]\n")
-		}
-		inv := load(t, namespaces+clusterNP("edge", spec("Baseline", "1000", rules.String()))+clusterNP("zero", spec("Admin", "0", "  - action: Accept\n    to: [{domainNames: ['*.google.internal', metadata.google.internal.]}]")))
+		inv := load(t, namespaces+cnpAtTheLimits())
 		if m := policy.Compile(inv); len(m.Rejected) != 0 {
 			t.Errorf("valid policies rejected: %v", m.Rejected)
 		}
 	})
+}
+
+// cnpAtTheLimits are two valid ClusterNetworkPolicies at the CRD's limits: 25 rules with
+// 100-character names and the widest port range at priority 1000, and domainNames with a
+// wildcard and a trailing dot at priority 0.
+func cnpAtTheLimits() string {
+	var rules strings.Builder
+	for range 25 {
+		rules.WriteString("  - name: " + strings.Repeat("n", 100) + "\n    action: Deny\n    to: [{networks: [169.254.169.254/32]}]\n    protocols: [{tcp: {destinationPort: {range: {start: 1, end: 65535}}}}]\n")
+	}
+	return clusterNP("edge", cnpSpec("Baseline", "1000", rules.String())) +
+		clusterNP("zero", cnpSpec("Admin", "0", "  - action: Accept\n    to: [{domainNames: ['*.google.internal', metadata.google.internal.]}]"))
 }
 
 // TestClusterNetworkPolicyReasonAndTrace: reasons name the kind, the tier and the rule, and say

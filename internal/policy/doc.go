@@ -6,7 +6,8 @@
 // consulted as an ordered list of tiers:
 //
 //	AdminNetworkPolicy  by priority, lower first; Allow and Deny are final, Pass goes on
-//	ClusterNetworkPolicy tier Admin: the same, Accept for Allow (cnp.go)
+//	ClusterNetworkPolicy tier Admin: the same, Accept for Allow (cnp.go; the AWS VPC CNI's
+//	                    networking.k8s.aws kind joins the same tiers, awscnp.go)
 //	NetworkPolicy       a pod selected by any egress policy is isolated; rules are a union
 //	ClusterNetworkPolicy tier Baseline
 //	BaselineAdminNetworkPolicy

@@ -16,14 +16,16 @@ import (
 // Model is the compiled policy of a cluster. It is immutable once built and safe for concurrent
 // use.
 type Model struct {
-	namespaces            map[string]*namespaceIndex
-	anps                  []*adminPolicy
-	banps                 []*adminPolicy
-	cnpAdmin, cnpBaseline []*adminPolicy // ClusterNetworkPolicies by tier (cnp.go)
+	namespaces map[string]*namespaceIndex
+	anps       []*adminPolicy
+	banps      []*adminPolicy
 	// engine evaluates the policies, as the cluster's policy engine combines them.
 	engine engine
 	// Enforcement is what the model was compiled for: which kinds take part.
 	Enforcement Enforcement
+
+	// cnpAdmin and cnpBaseline are the ClusterNetworkPolicies by tier (cnp.go).
+	cnpAdmin, cnpBaseline []*adminPolicy
 
 	// Calico: the tiers by name, the egress policies, and service accounts' labels (by
 	// namespace/name) for serviceAccountSelector.
