@@ -32,6 +32,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	anps := fs.Int("anps", def.AdminNetworkPolicies, "number of AdminNetworkPolicies, at most 1001; scales with -pods unless given")
 	calico := fs.Int("calico", 0, "number of Calico NetworkPolicies and GlobalNetworkPolicies (0: none)")
 	cilium := fs.Int("cilium", 0, "number of CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies (0: none)")
+	cnp := fs.Int("cnp", 0, "number of ClusterNetworkPolicies, with Calico v3.32's calico-node DaemonSet to enforce them (0: none)")
 	seed := fs.Uint64("seed", def.Seed, "random seed")
 	indent := fs.Bool("indent", false, "indent as kubectl does instead of one compact line per item")
 	output := fs.String("o", "-", "output file, or - for standard output")
@@ -47,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	// Sizes not given keep the default cluster's ratio to pods.
 	cfg := synth.Scaled(*pods)
-	cfg.Seed, cfg.Indent, cfg.CalicoPolicies, cfg.CiliumPolicies = *seed, *indent, *calico, *cilium
+	cfg.Seed, cfg.Indent, cfg.CalicoPolicies, cfg.CiliumPolicies, cfg.ClusterNetworkPolicies = *seed, *indent, *calico, *cilium, *cnp
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "namespaces":

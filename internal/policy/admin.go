@@ -30,6 +30,8 @@ type adminPolicy struct {
 type adminSubject struct {
 	namespaces labels.Selector
 	pods       labels.Selector // nil: every pod of the selected namespaces
+	// nsSelector indexes namespaces in Model.nsSelectors.
+	nsSelector int
 }
 
 type adminRule struct {

@@ -429,12 +429,6 @@ func compileClusterNetworkPolicies(inv *inventory.Inventory, m *Model) {
 	}
 }
 
-// bindClusterNetworkPolicies binds the CNPs whose subject selects the namespace.
-func (m *Model) bindClusterNetworkPolicies(ns *namespaceIndex) {
-	ns.cnpAdmin = bindAdmin(m.cnpAdmin, ns.labels)
-	ns.cnpBaseline = bindAdmin(m.cnpBaseline, ns.labels)
-}
-
 // appendCalicoClusterNetworkPolicies adds the CNPs bound to a namespace as members of Calico's
 // kube-admin (Admin tier) and kube-baseline (Baseline tier) tiers, ordered by priority, as
 // Calico v3.32 and later places them.

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/imdsguard/imdsguard/internal/inventory/calicov3"
 )
@@ -48,6 +49,9 @@ type Config struct {
 	// CiliumPolicies is the number of CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies;
 	// zero by default.
 	CiliumPolicies int
+	// ClusterNetworkPolicies is the number of ClusterNetworkPolicies (v1beta1, both tiers); with
+	// any, the cluster also runs Calico v3.32's calico-node DaemonSet, which enforces them.
+	ClusterNetworkPolicies int
 	// Seed selects the cluster; the same Config always yields the same bytes.
 	Seed uint64
 	// Indent lays the document out as "kubectl get -o json" does, four spaces per level. Items
@@ -109,6 +113,9 @@ func (c Config) Validate() error {
 	if c.CalicoPolicies < 0 {
 		errs = append(errs, fmt.Errorf("calico policies: %d, want 0 or more", c.CalicoPolicies))
 	}
+	if c.ClusterNetworkPolicies < 0 {
+		errs = append(errs, fmt.Errorf("cluster network policies: %d, want 0 or more", c.ClusterNetworkPolicies))
+	}
 	if c.CiliumPolicies < 0 {
 		errs = append(errs, fmt.Errorf("cilium policies: %d, want 0 or more", c.CiliumPolicies))
 	}
@@ -120,18 +127,21 @@ func (c Config) Validate() error {
 
 // Stats counts what Generate wrote.
 type Stats struct {
-	Namespaces           int   `json:"namespaces"`
-	ServiceAccounts      int   `json:"serviceAccounts"`
-	Deployments          int   `json:"deployments"`
-	Pods                 int   `json:"pods"`
-	BarePods             int   `json:"barePods"`
-	HostNetworkPods      int   `json:"hostNetworkPods"`
-	NetworkPolicies      int   `json:"networkPolicies"`
-	AdminNetworkPolicies int   `json:"adminNetworkPolicies"`
-	CalicoPolicies       int   `json:"calicoPolicies"`
-	CiliumPolicies       int   `json:"ciliumPolicies"`
-	Items                int   `json:"items"`
-	Bytes                int64 `json:"bytes"`
+	Namespaces           int `json:"namespaces"`
+	ServiceAccounts      int `json:"serviceAccounts"`
+	Deployments          int `json:"deployments"`
+	Pods                 int `json:"pods"`
+	BarePods             int `json:"barePods"`
+	HostNetworkPods      int `json:"hostNetworkPods"`
+	NetworkPolicies      int `json:"networkPolicies"`
+	AdminNetworkPolicies int `json:"adminNetworkPolicies"`
+	CalicoPolicies       int `json:"calicoPolicies"`
+	CiliumPolicies       int `json:"ciliumPolicies"`
+	// ClusterNetworkPolicies counts the ClusterNetworkPolicies (the engine DaemonSet is not
+	// counted).
+	ClusterNetworkPolicies int   `json:"clusterNetworkPolicies"`
+	Items                  int   `json:"items"`
+	Bytes                  int64 `json:"bytes"`
 }
 
 // Generate writes the cluster described by cfg to w as one JSON List document and returns what
@@ -470,6 +480,14 @@ func (g *generator) write() error {
 			return err
 		}
 		g.stats.CiliumPolicies++
+	}
+	for _, p := range g.clusterNetworkPolicies() {
+		if err := emit(p); err != nil {
+			return err
+		}
+		if _, ok := p.(*cnpv1beta1.ClusterNetworkPolicy); ok {
+			g.stats.ClusterNetworkPolicies++
+		}
 	}
 	g.out.writeString(tail)
 	if g.out.err == nil {
