@@ -317,19 +317,21 @@ func layerNames(ls []generate.Layer) string {
 // the namespaces the networkpolicy layer would have widened egress in.
 func refusalSummary(rs []generate.Refusal) string {
 	var layers, namespaces []string
+	var instead []generate.Layer
 	for _, r := range rs {
 		if r.Namespace == "" {
 			layers = append(layers, string(r.Layer)+" (use "+layerNames(r.Instead)+")")
 			continue
 		}
 		namespaces = append(namespaces, r.Namespace)
+		instead = r.Instead
 	}
 	var parts []string
 	if len(layers) > 0 {
 		parts = append(parts, fmt.Sprintf("%s refused, the cluster's policy engine would not enforce them: %s", plural(len(layers), "layer"), strings.Join(layers, ", ")))
 	}
 	if len(namespaces) > 0 {
-		parts = append(parts, fmt.Sprintf("%s refused: protect %s with a deny-capable layer (adminnetworkpolicy, calico, cilium or node)", plural(len(namespaces), "namespace"), strings.Join(namespaces, ", ")))
+		parts = append(parts, fmt.Sprintf("%s refused: protect %s with a deny-capable layer (%s)", plural(len(namespaces), "namespace"), strings.Join(namespaces, ", "), layerNames(instead)))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -185,7 +185,8 @@ func (o *Output) Summary() string {
 		}
 		var here []string
 		for _, l := range denyCapable {
-			if slices.Contains(o.Layers, l) {
+			refused := slices.ContainsFunc(o.Refusals, func(r Refusal) bool { return r.Layer == l && r.Namespace == "" })
+			if slices.Contains(o.Layers, l) && !refused {
 				here = append(here, string(l))
 			}
 		}
