@@ -200,3 +200,103 @@ func bytesJoin(parts []json.RawMessage) []byte {
 	}
 	return out
 }
+
+// liveEngineManifests are Calico v3.32's calico-node DaemonSet as a manifest install puts it,
+// and an AdminNetworkPolicy that Calico v3.32 no longer enforces.
+const liveEngineManifests = `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: calico-node, namespace: kube-system}
+spec:
+  selector: {matchLabels: {k8s-app: calico-node}}
+  template:
+    metadata: {labels: {k8s-app: calico-node}}
+    spec:
+      hostNetwork: true
+      containers: [{name: calico-node, image: quay.io/calico/node:v3.32.1}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: live-anp-deny-imds}
+spec:
+  priority: 1
+  subject: {namespaces: {}}
+  egress: [{name: deny, action: Deny, to: [{networks: [169.254.169.254/32]}]}]
+`
+
+// TestLiveAuditDetectsTheEngine: on a real API server running Calico v3.32's calico-node (read
+// live), the audit detects the engine without --policy-engine, evaluates the
+// ClusterNetworkPolicies it enforces, and reports the AdminNetworkPolicy it no longer enforces
+// (IMDS013), which then decides nothing.
+func TestLiveAuditDetectsTheEngine(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp, err := kubetest.Start(ctx, kubetest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.ClusterNetworkPolicy, kubetest.AdminNetworkPolicy); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := kubetest.Decode([]byte(liveCNPManifests + "---\n" + liveEngineManifests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier, err := kubetest.NewApplier(cp.Config("admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applier.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := cp.Kubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--output", "json")
+	if code != ExitFindings {
+		t.Fatalf("exit %d, want %d (the unenforced AdminNetworkPolicy is a high finding)\n%s", code, ExitFindings, stderr)
+	}
+	var report struct {
+		Complete bool `json:"complete"`
+		Engine   struct {
+			Engine    string `json:"engine"`
+			Semantics string `json:"semantics"`
+			Assumed   bool   `json:"assumed"`
+		} `json:"policyEngine"`
+		Findings []struct {
+			ID      string `json:"id"`
+			Message string `json:"message"`
+		} `json:"findings"`
+		Exposure []struct {
+			Namespace string `json:"namespace"`
+			Endpoint  struct {
+				Name string `json:"name"`
+			} `json:"endpoint"`
+			Allowed   bool `json:"allowed"`
+			DecidedBy struct {
+				Kind, Policy string
+			} `json:"decidedBy"`
+		} `json:"exposure"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("audit output is not JSON: %v\n%s", err, out)
+	}
+	if !report.Complete || report.Engine.Assumed || report.Engine.Engine != "Calico v3.32.1" || report.Engine.Semantics != "calico" {
+		t.Errorf("complete %t, policy engine %+v: want Calico v3.32.1 detected live, calico semantics", report.Complete, report.Engine)
+	}
+	notEnforced := false
+	for _, f := range report.Findings {
+		if f.ID == "IMDS013" && strings.Contains(f.Message, "AdminNetworkPolicy live-anp-deny-imds") && strings.Contains(f.Message, "Calico v3.32.1") {
+			notEnforced = true
+		}
+	}
+	if !notEnforced {
+		t.Errorf("no IMDS013 for the AdminNetworkPolicy Calico v3.32 does not enforce: %+v", report.Findings)
+	}
+	for _, e := range report.Exposure {
+		if e.Namespace == "live-cnp" && e.Endpoint.Name == "aws-imds" && (e.Allowed || e.DecidedBy.Policy != "live-cnp-deny-imds" || e.DecidedBy.Kind != "ClusterNetworkPolicy") {
+			t.Errorf("live-cnp → aws-imds: allowed %t by %s %s, want denied by ClusterNetworkPolicy live-cnp-deny-imds (the ANP at priority 1 is not enforced)", e.Allowed, e.DecidedBy.Kind, e.DecidedBy.Policy)
+		}
+	}
+}
