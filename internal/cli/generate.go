@@ -168,6 +168,9 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 	opts.AdminPriority = o.priority
 	opts.Inventory = inv
 	opts.Enforcement = &enf
+	if inv != nil {
+		opts.ClusterNetworkPolicyAPIVersion = inv.ClusterNetworkPolicyAPIVersion // a live cluster's own
+	}
 
 	out, err := generate.Generate(opts)
 	var input *generate.InputError

@@ -128,6 +128,10 @@ func TestLoadClusterClusterNetworkPolicyVersions(t *testing.T) {
 	if len(inv.Gaps) != 0 || len(inv.ClusterNetworkPolicies) != 1 || inv.ClusterNetworkPolicies[0].APIVersion != ClusterNetworkPolicyV1Alpha2 {
 		t.Fatalf("with v1alpha2 only: gaps %v, %d ClusterNetworkPolicies; want no gap and alpha-only read at v1alpha2", inv.Gaps, len(inv.ClusterNetworkPolicies))
 	}
+	// generate writes the version the cluster serves.
+	if inv.ClusterNetworkPolicyAPIVersion != ClusterNetworkPolicyV1Alpha2 {
+		t.Errorf("served ClusterNetworkPolicy version %q, want %q", inv.ClusterNetworkPolicyAPIVersion, ClusterNetworkPolicyV1Alpha2)
+	}
 	if !slices.ContainsFunc(inv.Warnings, func(w string) bool { return strings.Contains(w, "AdminNetworkPolicy CRDs not installed") }) {
 		t.Errorf("warnings %q: want the AdminNetworkPolicy CRDs reported absent, not a gap", inv.Warnings)
 	}

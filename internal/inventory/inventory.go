@@ -252,6 +252,10 @@ type Inventory struct {
 	// ServerVersion is its API server's version.
 	Cluster       string
 	ServerVersion string
+	// ClusterNetworkPolicyAPIVersion is, for a live cluster, the preferred apiVersion at which it
+	// serves ClusterNetworkPolicy ("policy.networking.k8s.io/v1beta1"); empty when it serves none
+	// or the input is manifests.
+	ClusterNetworkPolicyAPIVersion string
 	// Gaps are resources that could not be read from the cluster: the inventory is incomplete.
 	Gaps []Gap
 	// Problems are documents or objects that could not be used.

@@ -175,6 +175,12 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 	switch {
 	case cnpLister != nil:
 		listers = append(listers, cnpLister)
+		for _, v := range clusterNetworkPolicyVersions {
+			if policyGroup["clusternetworkpolicies"][v] {
+				b.inv.ClusterNetworkPolicyAPIVersion = anpGroupVersion.Group + "/" + v
+				break
+			}
+		}
 	case gap != nil:
 		b.inv.Gaps = append(b.inv.Gaps, *gap)
 	default:
