@@ -57,31 +57,7 @@ spec:
 // with --policy-engine: the control plane runs no engine). The control plane is the test's
 // own: cluster-scoped policies would change other tests' clusters.
 func TestLiveAuditClusterNetworkPolicies(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cp, err := kubetest.Start(ctx, kubetest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Stop)
-	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.ClusterNetworkPolicy); err != nil {
-		t.Fatal(err)
-	}
-	objs, err := kubetest.Decode([]byte(liveCNPManifests))
-	if err != nil {
-		t.Fatal(err)
-	}
-	applier, err := kubetest.NewApplier(cp.Config("admin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := applier.Apply(ctx, objs, false); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := cp.Kubeconfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := ownCluster(t, liveCNPManifests, kubetest.ClusterNetworkPolicy)
 	code, out, stderr := run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--policy-engine", "calico@3.32.1", "--output", "json", "--fail-on", "none")
 	if code != 0 {
 		t.Fatalf("live audit: exit %d\n%s", code, stderr)
@@ -148,31 +124,7 @@ func TestLiveAuditClusterNetworkPolicies(t *testing.T) {
 // is not silently assumed to enforce its policies: the report is incomplete, with a gap and
 // finding IMDS012 that say how to settle it.
 func TestLiveAuditWithoutEngineIsAGap(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cp, err := kubetest.Start(ctx, kubetest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Stop)
-	objs, err := kubetest.Decode([]byte(liveCNPManifests))
-	if err != nil {
-		t.Fatal(err)
-	}
-	applier, err := kubetest.NewApplier(cp.Config("admin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.ClusterNetworkPolicy); err != nil {
-		t.Fatal(err)
-	}
-	if err := applier.Apply(ctx, objs, false); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := cp.Kubeconfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := ownCluster(t, liveCNPManifests, kubetest.ClusterNetworkPolicy)
 	code, out, stderr := run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--output", "json")
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d: an unidentified engine is a high finding\n%s", code, ExitFindings, stderr)
@@ -228,31 +180,7 @@ spec:
 // ClusterNetworkPolicies it enforces, and reports the AdminNetworkPolicy it no longer enforces
 // (IMDS013), which then decides nothing.
 func TestLiveAuditDetectsTheEngine(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cp, err := kubetest.Start(ctx, kubetest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Stop)
-	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.ClusterNetworkPolicy, kubetest.AdminNetworkPolicy); err != nil {
-		t.Fatal(err)
-	}
-	objs, err := kubetest.Decode([]byte(liveCNPManifests + "---\n" + liveEngineManifests))
-	if err != nil {
-		t.Fatal(err)
-	}
-	applier, err := kubetest.NewApplier(cp.Config("admin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := applier.Apply(ctx, objs, false); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := cp.Kubeconfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := ownCluster(t, liveCNPManifests+"---\n"+liveEngineManifests, kubetest.ClusterNetworkPolicy, kubetest.AdminNetworkPolicy)
 	code, out, stderr := run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--output", "json")
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d (the unenforced AdminNetworkPolicy is a high finding)\n%s", code, ExitFindings, stderr)
@@ -299,4 +227,37 @@ func TestLiveAuditDetectsTheEngine(t *testing.T) {
 			t.Errorf("live-cnp → aws-imds: allowed %t by %s %s, want denied by ClusterNetworkPolicy live-cnp-deny-imds (the ANP at priority 1 is not enforced)", e.Allowed, e.DecidedBy.Kind, e.DecidedBy.Policy)
 		}
 	}
+}
+
+// ownCluster starts a control plane of the test's own (cluster-scoped policies would change
+// other tests' clusters), installs the CRD sets, applies the manifests and returns a
+// kubeconfig for it.
+func ownCluster(t *testing.T, manifests string, sets ...kubetest.CRDSet) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp, err := kubetest.Start(ctx, kubetest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), sets...); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := kubetest.Decode([]byte(manifests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier, err := kubetest.NewApplier(cp.Config("admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applier.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := cp.Kubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
 }
