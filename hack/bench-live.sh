@@ -50,7 +50,10 @@ created=$(grep -o 'created .* in [0-9hms.]*' "$OUT/livecluster.log" | head -n1)
 log "$created"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-cmd=("$BIN" audit --kubeconfig "$KUBECONFIG_FILE" --cloud aws --output json --fail-on none)
+# The synthetic cluster runs no policy engine's workloads: state one that enforces every kind it
+# holds (NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy; docs/engines.md), else
+# the live audit reports the unidentified engine as a gap.
+cmd=("$BIN" audit --kubeconfig "$KUBECONFIG_FILE" --cloud aws --policy-engine kube-network-policies@1.0.0-npa-v1alpha1 --output json --fail-on none)
 walls=() rss=() cpus=()
 for i in $(seq 1 "$RUNS"); do
 	/usr/bin/time -v -o "$OUT/time.$i.txt" "${cmd[@]}" >"$OUT/report.json"
