@@ -85,8 +85,9 @@ func NewCommand(streams Streams) *cobra.Command {
 		Use:   "imdsguard",
 		Short: "Keep Kubernetes pods away from the cloud instance metadata API, and prove it",
 		Long: `imdsguard finds every path from a pod to the cloud instance metadata API
-(169.254.169.254, fd00:ec2::254, Azure WireServer, ...) and what decides it:
-AdminNetworkPolicy, NetworkPolicy, BaselineAdminNetworkPolicy or nothing at all.
+(169.254.169.254, fd00:ec2::254, Azure WireServer, ...) and what decides it, among the
+policies the cluster's engine actually enforces: NetworkPolicy, ClusterNetworkPolicy,
+AdminNetworkPolicy, Calico, Cilium, or nothing at all.
 MITRE ATT&CK T1552.005, Unsecured Credentials: Cloud Instance Metadata API.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -44,13 +44,19 @@ func newControllerCommand(g *globalOptions, streams Streams) *cobra.Command {
 		Short: "Keep the cluster-level policy against metadata endpoints in place (runs as a Deployment)",
 		Long: `Run the controller: it keeps the layer of --mode in place, continuously.
 
-  networkpolicy       the NetworkPolicy imdsguard-deny-metadata in every namespace, new ones
-                      within seconds; refused (Event, status) where it would widen egress
-  adminnetworkpolicy  one cluster-wide AdminNetworkPolicy Deny
-  calico              a Calico tier and GlobalNetworkPolicy
-  cilium              one CiliumClusterwideNetworkPolicy with egressDeny
-  auto                the strongest the cluster serves: adminnetworkpolicy > calico > cilium
-                      > networkpolicy (logged with the reason)
+  networkpolicy         the NetworkPolicy imdsguard-deny-metadata in every namespace, new
+                        ones within seconds; refused (Event, status) where it would widen egress
+  clusternetworkpolicy  one cluster-wide ClusterNetworkPolicy Deny in the Admin tier
+  adminnetworkpolicy    one cluster-wide AdminNetworkPolicy Deny
+  calico                a Calico tier and GlobalNetworkPolicy
+  cilium                one CiliumClusterwideNetworkPolicy with egressDeny
+  auto                  the strongest the cluster serves and its policy engine enforces:
+                        clusternetworkpolicy > adminnetworkpolicy > calico > cilium >
+                        networkpolicy (logged with the reason)
+
+The policy engine is detected at start from its workloads and configuration, or stated with
+--policy-engine NAME[@VERSION] (docs/engines.md); a mode it would not enforce stops the
+controller at start (exit 2).
 
 The objects are exactly those of "imdsguard generate". Namespaces listed with
 --exempt-namespace or labelled --exempt-label are left alone, and a managed policy
