@@ -34,6 +34,7 @@ imagePullSecrets: [{name: registry}]
 clouds: [gcp, azure]
 controller:
   mode: networkpolicy
+  policyEngine: calico@3.32.1
   exemptNamespaces: [kube-system, monitoring]
   exemptLabel: team.example/metadata=allowed
   podExemptionLabel: ""
@@ -258,7 +259,7 @@ func TestChartRendersAndTheAPIServerAdmitsIt(t *testing.T) {
 			}
 			cmd := parseArgs(t, c["args"].([]any))
 			for name, want := range map[string]string{
-				"mode": "networkpolicy", "cloud": "[gcp,azure]", "exempt-namespace": "[kube-system,monitoring]",
+				"mode": "networkpolicy", "policy-engine": "calico@3.32.1", "cloud": "[gcp,azure]", "exempt-namespace": "[kube-system,monitoring]",
 				"exempt-label": "team.example/metadata=allowed", "exemption-label": "", "max-concurrent-reconciles": "16",
 			} {
 				if got := flag(t, cmd, name); got != want {
