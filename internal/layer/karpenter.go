@@ -1,0 +1,65 @@
+package layer
+
+import "fmt"
+
+// EC2NodeClassMetadataOptions is spec.metadataOptions of a Karpenter karpenter.k8s.aws/v1
+// EC2NodeClass; nil fields were left out.
+type EC2NodeClassMetadataOptions struct {
+	HTTPEndpoint            *string `json:"httpEndpoint,omitempty"`
+	HTTPProtocolIPv6        *string `json:"httpProtocolIPv6,omitempty"`
+	HTTPPutResponseHopLimit *int64  `json:"httpPutResponseHopLimit,omitempty"`
+	HTTPTokens              *string `json:"httpTokens,omitempty"`
+}
+
+// Karpenter v1's defaults for a field of spec.metadataOptions left out: "httpEndpoint: enabled,
+// httpProtocolIPv6: disabled, httpPutResponseHopLimit: 1, httpTokens: required"
+// (https://karpenter.sh/docs/concepts/nodeclasses/#specmetadataoptions).
+const (
+	karpenterEndpoint = "enabled"
+	karpenterIPv6     = "disabled"
+	karpenterHopLimit = 1
+	karpenterTokens   = "required"
+)
+
+// FromEC2NodeClass returns the metadata options of the instances Karpenter launches for the
+// EC2NodeClass named class: each field as configured, or Karpenter's default where left out.
+func FromEC2NodeClass(class string, m *EC2NodeClassMetadataOptions) AWSMetadataOptions {
+	if m == nil {
+		m = &EC2NodeClassMetadataOptions{}
+	}
+	field := func(name string, set bool) (Source, string) {
+		if set {
+			return Configured, fmt.Sprintf("EC2NodeClass %s spec.metadataOptions.%s", class, name)
+		}
+		return Default, fmt.Sprintf("EC2NodeClass %s spec.metadataOptions.%s left out: Karpenter's default", class, name)
+	}
+	var o AWSMetadataOptions
+	endpoint := karpenterEndpoint
+	if m.HTTPEndpoint != nil {
+		endpoint = *m.HTTPEndpoint
+	}
+	o.Endpoint.Source, o.Endpoint.Origin = field("httpEndpoint", m.HTTPEndpoint != nil)
+	o.Endpoint.Value, o.Endpoint.Known = endpoint == "enabled", endpoint == "enabled" || endpoint == "disabled"
+
+	ipv6 := karpenterIPv6
+	if m.HTTPProtocolIPv6 != nil {
+		ipv6 = *m.HTTPProtocolIPv6
+	}
+	o.IPv6.Source, o.IPv6.Origin = field("httpProtocolIPv6", m.HTTPProtocolIPv6 != nil)
+	o.IPv6.Value, o.IPv6.Known = ipv6 == "enabled", ipv6 == "enabled" || ipv6 == "disabled"
+
+	hop := int64(karpenterHopLimit)
+	if m.HTTPPutResponseHopLimit != nil {
+		hop = *m.HTTPPutResponseHopLimit
+	}
+	o.HopLimit.Source, o.HopLimit.Origin = field("httpPutResponseHopLimit", m.HTTPPutResponseHopLimit != nil)
+	o.HopLimit.Value, o.HopLimit.Known = int(hop), hop >= 1 && hop <= 64
+
+	tokens := karpenterTokens
+	if m.HTTPTokens != nil {
+		tokens = *m.HTTPTokens
+	}
+	o.Tokens.Source, o.Tokens.Origin = field("httpTokens", m.HTTPTokens != nil)
+	o.Tokens.Value, o.Tokens.Known = tokens, tokens == "optional" || tokens == "required"
+	return o
+}
