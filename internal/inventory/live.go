@@ -461,10 +461,15 @@ type Node struct {
 	// ProviderID is spec.providerID, e.g. "aws:///eu-west-1a/i-0abc".
 	ProviderID string
 	Labels     map[string]string
-	Source     Source
+	// Taints are spec.taints: which pod templates may be scheduled on the node.
+	Taints []corev1.Taint
+	// OSImage is status.nodeInfo.osImage ("Amazon Linux 2023.6.20241010").
+	OSImage string
+	Source  Source
 }
 
 // nodeOf keeps what imdsguard reads of a node.
 func nodeOf(n *corev1.Node, src Source) *Node {
-	return &Node{Name: n.Name, ProviderID: n.Spec.ProviderID, Labels: n.Labels, Source: src}
+	return &Node{Name: n.Name, ProviderID: n.Spec.ProviderID, Labels: n.Labels, Taints: n.Spec.Taints,
+		OSImage: n.Status.NodeInfo.OSImage, Source: src}
 }

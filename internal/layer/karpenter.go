@@ -63,3 +63,24 @@ func FromEC2NodeClass(class string, m *EC2NodeClassMetadataOptions) AWSMetadataO
 	o.Tokens.Value, o.Tokens.Known = tokens, tokens == "optional" || tokens == "required"
 	return o
 }
+
+// EC2NodeClassLabel names the EC2NodeClass of a node Karpenter launched: the constant
+// LabelNodeClass of aws/karpenter-provider-aws (pkg/apis/v1), which Karpenter sets on the
+// instances and the nodes it launches. A node without it reaches its class only through its
+// NodeClaim (spec.nodeClassRef), which is not read yet.
+const EC2NodeClassLabel = "karpenter.k8s.aws/ec2nodeclass"
+
+// NodeOptions returns the metadata options of a node launched by Karpenter, from the
+// EC2NodeClass its label names (classes by name), and whether one was found. A node without the
+// label, or whose class is not in the input, has unknown options.
+func NodeOptions(labels map[string]string, classes map[string]*EC2NodeClassMetadataOptions) (AWSMetadataOptions, bool) {
+	name, ok := labels[EC2NodeClassLabel]
+	if !ok {
+		return AWSMetadataOptions{}, false
+	}
+	m, ok := classes[name]
+	if !ok {
+		return AWSMetadataOptions{}, false
+	}
+	return FromEC2NodeClass(name, m), true
+}
