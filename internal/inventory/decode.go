@@ -70,16 +70,17 @@ var newObject = map[kindKey]func() any{
 	{ciliumv2.GroupVersion, "CiliumNetworkPolicy"}:                      func() any { return &ciliumv2.CiliumNetworkPolicy{} },
 	{ciliumv2.GroupVersion, "CiliumClusterwideNetworkPolicy"}:           func() any { return &ciliumv2.CiliumClusterwideNetworkPolicy{} },
 	// Policy engine configuration (engineconfig.go).
-	{"v1", "ConfigMap"}:                    func() any { return &corev1.ConfigMap{} },
-	{OperatorGroupVersion, "Installation"}: func() any { return &InstallationObject{} },
-	{EKSGroupVersion, "NodeClass"}:         func() any { return &NodeClassObject{} },
+	{"v1", "ConfigMap"}:                     func() any { return &corev1.ConfigMap{} },
+	{OperatorGroupVersion, "Installation"}:  func() any { return &InstallationObject{} },
+	{EKSGroupVersion, "NodeClass"}:          func() any { return &NodeClassObject{} },
+	{KarpenterGroupVersion, "EC2NodeClass"}: func() any { return &EC2NodeClassObject{} },
 }
 
 // clusterScoped kinds have no namespace.
 var clusterScoped = map[string]bool{
 	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true, "ClusterNetworkPolicy": true,
 	"GlobalNetworkPolicy": true, "Tier": true, "GlobalNetworkSet": true, "CiliumClusterwideNetworkPolicy": true,
-	"Installation": true, "NodeClass": true,
+	"Installation": true, "NodeClass": true, "EC2NodeClass": true,
 }
 
 // evaluatedKinds maps the kinds imdsguard evaluates to the apiVersion to suggest when one is read
@@ -89,7 +90,7 @@ var evaluatedKinds = func() map[string]string {
 	for k := range newObject {
 		// Engine configuration kinds of other groups (a NodeClass of another provider) are
 		// simply not evaluated.
-		if k.apiVersion == OperatorGroupVersion || k.apiVersion == EKSGroupVersion {
+		if k.apiVersion == OperatorGroupVersion || k.apiVersion == EKSGroupVersion || k.apiVersion == KarpenterGroupVersion {
 			continue
 		}
 		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion && k.apiVersion != awsv1alpha1.GroupVersion {
@@ -320,6 +321,8 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.CalicoInstallations, b.foreign, "Installation", "", o.Name, src, &CalicoInstallation{Installation: o, Source: src})
 	case *NodeClassObject:
 		upsert(b, &b.inv.EKSNodeClasses, b.foreign, "NodeClass", "", o.Name, src, &EKSNodeClass{NodeClass: o, Source: src})
+	case *EC2NodeClassObject:
+		upsert(b, &b.inv.EC2NodeClasses, b.foreign, "EC2NodeClass", "", o.Name, src, &EC2NodeClass{NodeClass: o, Source: src})
 	default:
 		w, ok := workloadOf(d.obj)
 		if !ok {

@@ -247,6 +247,9 @@ type Inventory struct {
 	EngineConfigMaps    map[string]*ConfigMap
 	CalicoInstallations []*CalicoInstallation
 	EKSNodeClasses      []*EKSNodeClass
+	// EC2NodeClasses are Karpenter's EC2NodeClasses: the instance metadata options of the
+	// nodes Karpenter launches (package layer).
+	EC2NodeClasses []*EC2NodeClass
 
 	// Cluster names the cluster the inventory was read from (empty for manifests), and
 	// ServerVersion is its API server's version.
@@ -278,7 +281,7 @@ func (inv *Inventory) Objects() int {
 		len(inv.CalicoGlobalNetworkPolicies) + len(inv.CalicoNetworkPolicies) + len(inv.CalicoTiers) +
 		len(inv.CalicoGlobalNetworkSets) + len(inv.CalicoNetworkSets) +
 		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies) +
-		len(inv.EngineConfigMaps) + len(inv.CalicoInstallations) + len(inv.EKSNodeClasses)
+		len(inv.EngineConfigMaps) + len(inv.CalicoInstallations) + len(inv.EKSNodeClasses) + len(inv.EC2NodeClasses)
 	for _, ns := range inv.Namespaces {
 		if !ns.Synthesized {
 			n++

@@ -65,6 +65,8 @@ var (
 	// Policy engine configuration, read where served (engineconfig.go).
 	operatorGroupVersion = schema.GroupVersion{Group: "operator.tigera.io", Version: "v1"}
 	eksGroupVersion      = schema.GroupVersion{Group: "eks.amazonaws.com", Version: "v1"}
+	// karpenterGroupVersion is Karpenter's EC2NodeClass (the instance layer, package layer).
+	karpenterGroupVersion = schema.GroupVersion{Group: "karpenter.k8s.aws", Version: "v1"}
 	// awsGroupVersion is the AWS VPC CNI's ClusterNetworkPolicy (networking.k8s.aws/v1alpha1).
 	awsGroupVersion = schema.GroupVersion{Group: "networking.k8s.aws", Version: "v1alpha1"}
 )
@@ -76,6 +78,7 @@ const (
 	affectsWorkloads  = "workload pod templates of this kind are not audited"
 	affectsSets       = "every verdict that a Calico rule's destination selector or notSelector decides: network sets hold the addresses they select"
 	affectsEngine     = "policy engine detection: which policy kinds the cluster's engine enforces"
+	affectsInstance   = "the instance layer: the metadata options of the nodes Karpenter launches"
 )
 
 // lister reads one resource page by page into objs.
@@ -211,6 +214,11 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 		listers = append(listers, dynamicListers(dyn, ciliumGroupVersion, ciliumResources)...)
 	}
 	listers = append(listers, engineListers(dyn, served)...)
+	if served[karpenterGroupVersion.Group][karpenterGroupVersion.Version] {
+		res := dyn.Resource(karpenterGroupVersion.WithResource("ec2nodeclasses"))
+		listers = append(listers, &lister{resource: "ec2nodeclasses." + karpenterGroupVersion.Group, affects: affectsInstance, absentIfNotFound: true,
+			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }})
+	}
 
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)

@@ -44,6 +44,9 @@ const (
 	// ClusterNetworkPolicy: a structural schema of our own in testdata/aws, written from the
 	// published Go types (the CRD the VPC CNI installs is not vendored).
 	AWSClusterNetworkPolicy CRDSet = "awsclusternetworkpolicy"
+	// Karpenter is karpenter.k8s.aws/v1 EC2NodeClass: a structural schema of our own in
+	// testdata/karpenter with the metadataOptions fields (Karpenter's module needs a newer Go).
+	Karpenter CRDSet = "karpenter"
 	// Cilium is cilium.io/v2 CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy, from the
 	// cilium module.
 	Cilium CRDSet = "cilium"
@@ -80,6 +83,12 @@ func CRDFiles(set CRDSet) ([]string, error) {
 			return nil, err
 		}
 		return []string{filepath.Join(root, "internal", "kubetest", "testdata", "aws", "networking.k8s.aws_clusternetworkpolicies.yaml")}, nil
+	case Karpenter:
+		root, err := repoRoot()
+		if err != nil {
+			return nil, err
+		}
+		return []string{filepath.Join(root, "internal", "kubetest", "testdata", "karpenter", "karpenter.k8s.aws_ec2nodeclasses.yaml")}, nil
 	case Cilium:
 		dir, err := moduleDir(ciliumModule)
 		if err != nil {

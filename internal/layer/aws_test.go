@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"github.com/imdsguard/imdsguard/internal/inventory"
 	"net/netip"
 	"strings"
 	"testing"
@@ -95,7 +96,7 @@ func TestFromEC2NodeClass(t *testing.T) {
 		t.Errorf("Karpenter's defaults for a hostNetwork pod: %s, want allow", v)
 	}
 	two, optional := int64(2), "optional"
-	o = FromEC2NodeClass("legacy", &EC2NodeClassMetadataOptions{HTTPPutResponseHopLimit: &two, HTTPTokens: &optional})
+	o = FromEC2NodeClass("legacy", &inventory.EC2NodeClassMetadataOptions{HTTPPutResponseHopLimit: &two, HTTPTokens: &optional})
 	if o.Tokens.Source != Configured || o.HopLimit.Value != 2 || o.Endpoint.Source != Default {
 		t.Fatalf("configured fields: %+v", o)
 	}
@@ -104,7 +105,7 @@ func TestFromEC2NodeClass(t *testing.T) {
 		t.Errorf("httpTokens optional: %s, want allow (default) naming the field", v)
 	}
 	bad := "sometimes"
-	if v := AWSInstance(FromEC2NodeClass("bad", &EC2NodeClassMetadataOptions{HTTPTokens: &bad}), pod, v4); v.Decision != Unknown {
+	if v := AWSInstance(FromEC2NodeClass("bad", &inventory.EC2NodeClassMetadataOptions{HTTPTokens: &bad}), pod, v4); v.Decision != Unknown {
 		t.Errorf("an invalid httpTokens: %s, want unknown", v)
 	}
 }

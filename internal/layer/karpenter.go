@@ -1,15 +1,10 @@
 package layer
 
-import "fmt"
+import (
+	"fmt"
 
-// EC2NodeClassMetadataOptions is spec.metadataOptions of a Karpenter karpenter.k8s.aws/v1
-// EC2NodeClass; nil fields were left out.
-type EC2NodeClassMetadataOptions struct {
-	HTTPEndpoint            *string `json:"httpEndpoint,omitempty"`
-	HTTPProtocolIPv6        *string `json:"httpProtocolIPv6,omitempty"`
-	HTTPPutResponseHopLimit *int64  `json:"httpPutResponseHopLimit,omitempty"`
-	HTTPTokens              *string `json:"httpTokens,omitempty"`
-}
+	"github.com/imdsguard/imdsguard/internal/inventory"
+)
 
 // Karpenter v1's defaults for a field of spec.metadataOptions left out: "httpEndpoint: enabled,
 // httpProtocolIPv6: disabled, httpPutResponseHopLimit: 1, httpTokens: required"
@@ -23,9 +18,9 @@ const (
 
 // FromEC2NodeClass returns the metadata options of the instances Karpenter launches for the
 // EC2NodeClass named class: each field as configured, or Karpenter's default where left out.
-func FromEC2NodeClass(class string, m *EC2NodeClassMetadataOptions) AWSMetadataOptions {
+func FromEC2NodeClass(class string, m *inventory.EC2NodeClassMetadataOptions) AWSMetadataOptions {
 	if m == nil {
-		m = &EC2NodeClassMetadataOptions{}
+		m = &inventory.EC2NodeClassMetadataOptions{}
 	}
 	field := func(name string, set bool) (Source, string) {
 		if set {
@@ -73,7 +68,7 @@ const EC2NodeClassLabel = "karpenter.k8s.aws/ec2nodeclass"
 // NodeOptions returns the metadata options of a node launched by Karpenter, from the
 // EC2NodeClass its label names (classes by name), and whether one was found. A node without the
 // label, or whose class is not in the input, has unknown options.
-func NodeOptions(labels map[string]string, classes map[string]*EC2NodeClassMetadataOptions) (AWSMetadataOptions, bool) {
+func NodeOptions(labels map[string]string, classes map[string]*inventory.EC2NodeClassMetadataOptions) (AWSMetadataOptions, bool) {
 	name, ok := labels[EC2NodeClassLabel]
 	if !ok {
 		return AWSMetadataOptions{}, false
@@ -83,4 +78,13 @@ func NodeOptions(labels map[string]string, classes map[string]*EC2NodeClassMetad
 		return AWSMetadataOptions{}, false
 	}
 	return FromEC2NodeClass(name, m), true
+}
+
+// KarpenterClasses indexes the input's EC2NodeClasses by name, for NodeOptions.
+func KarpenterClasses(classes []*inventory.EC2NodeClass) map[string]*inventory.EC2NodeClassMetadataOptions {
+	out := make(map[string]*inventory.EC2NodeClassMetadataOptions, len(classes))
+	for _, c := range classes {
+		out[c.NodeClass.Name] = c.NodeClass.Spec.MetadataOptions
+	}
+	return out
 }

@@ -54,7 +54,7 @@ func TestCandidates(t *testing.T) {
 // the default class denies it.
 func TestTemplateInstanceVerdict(t *testing.T) {
 	optional := "optional"
-	classes := map[string]*EC2NodeClassMetadataOptions{"default": nil, "legacy": {HTTPTokens: &optional}}
+	classes := map[string]*inventory.EC2NodeClassMetadataOptions{"default": nil, "legacy": {HTTPTokens: &optional}}
 	nodes := []*inventory.Node{
 		{Name: "a", Labels: map[string]string{EC2NodeClassLabel: "default"}},
 		{Name: "b", Labels: map[string]string{EC2NodeClassLabel: "legacy"}},
