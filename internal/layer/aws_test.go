@@ -1,10 +1,11 @@
 package layer
 
 import (
-	"github.com/imdsguard/imdsguard/internal/inventory"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/inventory"
 )
 
 func known[T any](v T, s Source) Setting[T] {
