@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/imdsguard/imdsguard/internal/kubetest"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -72,26 +71,10 @@ func TestLoadClusterEC2NodeClasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs := must[[]*unstructured.Unstructured](t)(kubetest.Decode([]byte(ec2NodeClasses)))
-	objs = append(objs, must[[]*unstructured.Unstructured](t)(kubetest.DecodeFiles("../../deploy/rbac/audit-clusterrole.yaml"))...)
-	objs = append(objs, must[[]*unstructured.Unstructured](t)(kubetest.Decode([]byte(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: imdsguard-audit}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: imdsguard-audit}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: auditor}]
-`)))...)
 	if err := must[*kubetest.Applier](t)(kubetest.NewApplier(cp.Config("admin"))).Apply(ctx, objs, false); err != nil {
 		t.Fatal(err)
 	}
-	var inv *Inventory
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if inv, err = LoadCluster(ctx, cp.Config("auditor"), ClusterOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if len(inv.Gaps) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // RBAC reaches the authorizer's cache within moments
-	}
+	inv := loadAsAuditor(t, cp)
 	if len(inv.Gaps) != 0 {
 		t.Fatalf("gaps: %v", inv.Gaps)
 	}
