@@ -473,11 +473,17 @@ type Node struct {
 	Taints []corev1.Taint
 	// OSImage is status.nodeInfo.osImage ("Amazon Linux 2023.6.20241010").
 	OSImage string
-	Source  Source
+	// AgentState is the imdsguard agent's published state, the value of the annotation
+	// imdsguard.io/agent-state (package layer decodes it); empty when absent.
+	AgentState string
+	Source     Source
 }
+
+// agentStateAnnotation is layer.AgentStateAnnotation (package layer imports this one).
+const agentStateAnnotation = "imdsguard.io/agent-state"
 
 // nodeOf keeps what imdsguard reads of a node.
 func nodeOf(n *corev1.Node, src Source) *Node {
 	return &Node{Name: n.Name, ProviderID: n.Spec.ProviderID, Labels: n.Labels, Taints: n.Spec.Taints,
-		OSImage: n.Status.NodeInfo.OSImage, Source: src}
+		OSImage: n.Status.NodeInfo.OSImage, AgentState: n.Annotations[agentStateAnnotation], Source: src}
 }

@@ -7,22 +7,6 @@ import (
 	"time"
 )
 
-// AgentState is what the imdsguard agent on a node says of its firewall (the node layer): its
-// mode, the addresses its ruleset drops, whether it matches hostNetwork pods by the kubelet's
-// pods cgroup, and when it last brought the ruleset in place.
-type AgentState struct {
-	Node string
-	// Mode is "enforce" or "observe".
-	Mode string
-	// Dropped are the endpoint addresses the ruleset drops (observe: would drop).
-	Dropped []netip.Addr
-	// HostNetworkCovered is set when the output-hook rules match the pods cgroup, so hostNetwork
-	// pods are covered too.
-	HostNetworkCovered bool
-	// Synced is when the ruleset was last brought in place.
-	Synced time.Time
-}
-
 // MaxAgentStateAge bounds how old an agent's state may be to count: older, the node layer is
 // unknown (the agent may have stopped publishing; its rules stay, but nothing confirms them).
 const MaxAgentStateAge = 10 * time.Minute
