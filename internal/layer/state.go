@@ -94,7 +94,9 @@ func DecodeAgentState(value string) (*AgentState, error) {
 func (m *InstanceMeasurement) Options(node string) AWSMetadataOptions {
 	var o AWSMetadataOptions
 	origin := fmt.Sprintf("measured by the imdsguard agent on %s at %s", node, m.Measured.UTC().Format(time.RFC3339))
-	set := func(s *Setting[bool], v bool) { *s = Setting[bool]{Value: v, Known: true, Source: Measured, Origin: origin} }
+	set := func(s *Setting[bool], v bool) {
+		*s = Setting[bool]{Value: v, Known: true, Source: Measured, Origin: origin}
+	}
 	switch m.V1Status {
 	case 200:
 		set(&o.Endpoint, true)
