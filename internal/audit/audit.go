@@ -7,9 +7,12 @@ package audit
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/engine"
 	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/layer"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -95,10 +98,17 @@ type Report struct {
 	Endpoints  []endpoint.Endpoint
 	Subjects   []Subject
 	Namespaces []NamespaceSummary
-	// Verdicts holds one row per subject, one verdict per endpoint. Subjects that share a
-	// verdict (same namespace, labels and host networking) share a row.
+	// Verdicts holds the cluster-policy layer: one row per subject, one verdict per endpoint.
+	// Subjects that share a verdict (same namespace, labels and host networking) share a row.
 	Verdicts [][]policy.Verdict
+	// layers holds the instance and node layers, one row per subject, shared between subjects
+	// with the same placement.
+	layers   [][]layer.Pair
 	Findings []Finding
+	// Nodes are the nodes the layers were assessed on, with what is known of each.
+	Nodes []layer.NodeAssessment
+	// Drifts are disagreements between the sources of the instance layer.
+	Drifts []layer.Drift
 
 	Problems []inventory.Problem
 	// Gaps are cluster resources that could not be read.
@@ -113,8 +123,63 @@ type Report struct {
 	model *policy.Model
 }
 
-// Verdict returns subject i's verdict for endpoint j.
+// Verdict returns subject i's cluster-policy verdict for endpoint j.
 func (r *Report) Verdict(i, j int) policy.Verdict { return r.Verdicts[i][j] }
+
+// Reachable is the overall verdict of subject i for endpoint j: reachable unless some layer
+// denies it. Unknown never counts as a denial.
+func (r *Report) Reachable(i, j int) bool {
+	if !r.Verdicts[i][j].Allowed {
+		return false
+	}
+	p := r.layers[i][j]
+	return p.Instance.Decision != layer.Deny && p.Node.Decision != layer.Deny
+}
+
+// Exposure is one subject and endpoint with every layer's verdict.
+type Exposure struct {
+	// Reachable is the overall verdict.
+	Reachable bool
+	// Policy is the cluster-policy evaluation, with the rule that decided it.
+	Policy policy.Verdict
+	// ClusterPolicy, Node and Instance are the layers' verdicts.
+	ClusterPolicy, Node, Instance layer.Verdict
+	// DecidedBy is the deciding layer's verdict: the first denial, outermost layer first
+	// (cluster policy, node, instance), else the cluster-policy verdict.
+	DecidedBy layer.Verdict
+}
+
+// Exposure returns subject i's exposure to endpoint j.
+func (r *Report) Exposure(i, j int) Exposure {
+	pv := r.Verdicts[i][j]
+	p := r.layers[i][j]
+	e := Exposure{Policy: pv, ClusterPolicy: r.policyLayer(pv), Node: *p.Node, Instance: *p.Instance}
+	e.Reachable, e.DecidedBy = layer.Combine(e.ClusterPolicy, e.Node, e.Instance)
+	if e.Reachable {
+		e.DecidedBy = e.ClusterPolicy
+	}
+	return e
+}
+
+// Layers returns the node and instance layers' verdicts of subject i for endpoint j.
+func (r *Report) Layers(i, j int) layer.Pair { return r.layers[i][j] }
+
+// policyLayer renders a cluster-policy verdict as a layer verdict. Its source is configured when
+// a policy decided it, default when none selects the subject (Kubernetes allows all egress) or
+// the subject is on the host network, and assumed when no engine was identified.
+func (r *Report) policyLayer(v policy.Verdict) layer.Verdict {
+	out := layer.Verdict{Layer: layer.ClusterPolicy, Decision: layer.Allow, Source: layer.Configured, Reason: v.DecidedBy.String()}
+	if !v.Allowed {
+		out.Decision = layer.Deny
+	}
+	switch {
+	case v.DecidedBy.Tier == policy.TierDefault || v.DecidedBy.Tier == policy.TierHostNetwork:
+		out.Source = layer.Default
+	case r.model.Enforcement.Assumed:
+		out.Source = layer.Assumed
+	}
+	return out
+}
 
 // Exposures is the number of subject and endpoint pairs.
 func (r *Report) Exposures() int { return len(r.Subjects) * len(r.Endpoints) }
@@ -128,25 +193,60 @@ func Run(inv *inventory.Inventory, eps []endpoint.Endpoint) *Report {
 	return RunFor(inv, eps, policy.AssumedEnforcement(inv))
 }
 
-// RunFor evaluates an inventory against the endpoints with only the policy kinds the cluster's
-// policy engine enforces, and derives the findings: a policy of a kind it does not enforce is
-// a finding (IMDS013) and takes no part in any verdict.
+// RunFor is RunWith with only the enforcement set.
 func RunFor(inv *inventory.Inventory, eps []endpoint.Endpoint, enf policy.Enforcement) *Report {
+	return RunWith(inv, eps, Options{Enforcement: enf})
+}
+
+// Options are what an audit needs besides the inventory and the endpoints.
+type Options struct {
+	// Enforcement says which policy kinds the cluster's policy engine enforces.
+	Enforcement policy.Enforcement
+	// InstanceSources add to the instance sources the inventory holds (layer.InventorySources),
+	// e.g. the EC2 API.
+	InstanceSources []layer.InstanceSource
+	// Now is the time the agents' published states are judged against; zero means now.
+	Now time.Time
+}
+
+// RunWith evaluates an inventory against the endpoints on every layer and derives the findings:
+// the cluster-policy layer with only the policy kinds the cluster's engine enforces (a policy of
+// a kind it does not enforce is a finding, IMDS013, and takes no part in any verdict), the node
+// and instance layers from the nodes each subject runs on or may be scheduled on.
+func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *Report {
+	enf := opts.Enforcement
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	model := policy.CompileFor(inv, enf)
 	subjects := Subjects(inv)
 	ps := make([]policy.Subject, len(subjects))
 	for i := range subjects {
 		ps[i] = subjects[i].PolicySubject()
 	}
+	var plugins []string
+	for _, d := range engine.Detect(inv).Engines {
+		plugins = append(plugins, string(d.Name))
+	}
+	sources := append(layer.InventorySources(inv, now), opts.InstanceSources...)
+	assessor := layer.NewAssessor(inv.Nodes, eps, sources, layer.PodNetwork(plugins), now)
+	rows := make([][]layer.Pair, len(subjects))
+	for i := range subjects {
+		rows[i] = assessor.Row(subjects[i].Spec)
+	}
 	r := &Report{
 		Endpoints: eps,
 		Subjects:  subjects,
 		Verdicts:  model.EvaluateAll(ps, eps),
+		layers:    rows,
+		Nodes:     assessor.Nodes,
+		Drifts:    assessor.Drifts,
 		Problems:  append(slices.Clone(inv.Problems), model.Rejected...),
 		Gaps:      inv.Gaps,
 		Cluster:   inv.Cluster,
 		Skipped:   inv.Skipped,
-		Warnings:  hostEndpointWarnings(inv, model),
+		Warnings:  append(hostEndpointWarnings(inv, model), assessor.Warnings...),
 		Files:     inv.Files,
 		Docs:      inv.Documents,
 		model:     model,

@@ -24,8 +24,14 @@ func TestCalicoExample(t *testing.T) {
 		t.Fatalf("problems: %v", inv.Problems)
 	}
 	r := audit.Run(inv, endpoint.Select([]endpoint.Cloud{endpoint.AWS}))
-	if ids := findingIDs(r); len(ids) > 0 || !r.Complete() {
-		t.Errorf("findings %v, complete %t: want none and complete", ids, r.Complete())
+	// The example has no nodes: cluster policy is its only layer (IMDS014).
+	for _, f := range r.Findings {
+		if f.Rule.ID != audit.RuleSingleLayer.ID || !strings.Contains(f.Message, "by the cluster-policy layer alone") {
+			t.Errorf("finding %s %s: want only IMDS014 for the cluster-policy layer", f.Rule.ID, f.Message)
+		}
+	}
+	if !r.Complete() || len(r.Findings) == 0 {
+		t.Errorf("findings %v, complete %t: want IMDS014 and complete", findingIDs(r), r.Complete())
 	}
 	for i, s := range r.Subjects {
 		for j, ep := range r.Endpoints {

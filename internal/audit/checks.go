@@ -11,6 +11,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/layer"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -124,6 +125,8 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 		}
 	}
 	out = append(out, broadFindings(r, broad)...)
+	out = append(out, singleLayerFindings(r)...)
+	out = append(out, instanceFindings(r)...)
 	// Order by severity, namespace and rule, keeping discovery order within those. Sorting
 	// indices moves 4-byte ints instead of whole findings.
 	order := make([]int32, len(out))
@@ -281,14 +284,17 @@ func (t *reachTexts) group(r *Report, g unit) ([]inventory.ObjectRef, string) {
 type reachKey struct {
 	endpoint int
 	reason   policy.Reason
+	layers   layer.Pair
 }
 
-// reach returns "NAME (DESTINATION): REASON" for endpoint j.
-func (t *reachTexts) reach(eps []endpoint.Endpoint, j int, v policy.Verdict) string {
-	k := reachKey{j, v.DecidedBy}
+// reach returns "NAME (DESTINATION): REASON; node LAYER; instance LAYER" for subject i and
+// endpoint j: what let it through on each layer.
+func (t *reachTexts) reach(r *Report, i, j int) string {
+	eps, v, p := r.Endpoints, r.Verdict(i, j), r.layers[i][j]
+	k := reachKey{j, v.DecidedBy, p}
 	s, ok := t.reaches[k]
 	if !ok {
-		s = fmt.Sprintf("%s (%s): %s", eps[j].Name, eps[j].Destination(), v.DecidedBy)
+		s = fmt.Sprintf("%s (%s): %s; %s; %s", eps[j].Name, eps[j].Destination(), v.DecidedBy, briefLayer(p.Node), briefLayer(p.Instance))
 		if t.reaches == nil {
 			t.reaches = map[reachKey]string{}
 		}
@@ -297,12 +303,22 @@ func (t *reachTexts) reach(eps []endpoint.Endpoint, j int, v policy.Verdict) str
 	return s
 }
 
+// briefLayer renders a layer that did not deny for a finding's message: its reason when it
+// allows, only "unknown" when nothing is known (the JSON report and --explain say what would
+// settle it).
+func briefLayer(v *layer.Verdict) string {
+	if v.Decision == layer.Unknown {
+		return string(v.Layer) + " layer unknown"
+	}
+	return v.String()
+}
+
 // remedy returns reachRemedy's text for endpoint j.
 func (t *reachTexts) remedy(eps []endpoint.Endpoint, j int, ns *NamespaceSummary, v policy.Verdict) string {
 	if v.DecidedBy.Tier == policy.TierDefault {
 		return ns.remedy // per namespace
 	}
-	k := reachKey{j, v.DecidedBy}
+	k := reachKey{endpoint: j, reason: v.DecidedBy}
 	s, ok := t.remedies[k]
 	if !ok {
 		s = reachRemedy(eps, eps[j], ns, v)
@@ -334,15 +350,21 @@ func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary,
 	}
 	if len(host) > 0 {
 		var names []string
-		for _, ep := range r.Endpoints {
-			if ep.Role == endpoint.Credentials {
-				names = append(names, ep.Name)
+		for j, ep := range r.Endpoints {
+			if ep.Role != endpoint.Credentials {
+				continue
+			}
+			for _, i := range host {
+				if r.Reachable(i, j) {
+					names = append(names, ep.Name)
+					break
+				}
 			}
 		}
 		if len(names) > 0 {
 			out = append(out, Finding{Rule: RuleHostNetwork, Severity: RuleHostNetwork.Severity, Namespace: ns.Name,
 				Objects: objects(r, host), Endpoints: names,
-				Message:     fmt.Sprintf("%s uses hostNetwork: it reaches %s whatever NetworkPolicy or AdminNetworkPolicy says", describe(r, host), strings.Join(names, ", ")),
+				Message:     fmt.Sprintf("%s uses hostNetwork: it reaches %s whatever NetworkPolicy or AdminNetworkPolicy says, and no node or instance layer denies it", describe(r, host), strings.Join(names, ", ")),
 				Remediation: "Run it without hostNetwork if it can. Otherwise restrict hostNetwork to allow-listed namespaces with a ValidatingAdmissionPolicy, and block the metadata endpoints for pod processes with a cgroup-aware node rule (nftables 'socket cgroupv2' on the output hook matching the kubepods cgroup). On AWS, IMDSv2 with hop limit 1 does not stop hostNetwork pods: they are one hop away.",
 			})
 		}
@@ -351,8 +373,9 @@ func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary,
 		groups := groupByVerdict(r, pod, j)
 		for _, g := range groups {
 			v := r.Verdict(g[0], j)
+			reachable := r.Reachable(g[0], j)
 			switch {
-			case ep.Role == endpoint.Credentials && v.Allowed:
+			case ep.Role == endpoint.Credentials && reachable:
 				rule := RuleReach
 				if ep.Address == wireServer {
 					rule = RuleWireServer
@@ -360,7 +383,7 @@ func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary,
 				objs, what := texts.group(r, g)
 				out = append(out, Finding{Rule: rule, Severity: rule.Severity, Namespace: ns.Name,
 					Objects: objs, Endpoints: texts.endpoint(r.Endpoints, j),
-					Message:     what + " can reach " + texts.reach(r.Endpoints, j, v),
+					Message:     what + " can reach " + texts.reach(r, g[0], j),
 					Remediation: texts.remedy(r.Endpoints, j, ns, v)})
 				if v.DecidedBy.Broad {
 					b := broad[v.DecidedBy]
@@ -373,11 +396,11 @@ func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary,
 					}
 					b.subjects += len(g)
 				}
-			case ep.Role == endpoint.KeepReachable && !v.Allowed:
+			case ep.Role == endpoint.KeepReachable && !reachable:
 				if deps := dependsOn(r, g, ep); len(deps) > 0 {
 					out = append(out, Finding{Rule: RuleKeepReachable, Severity: RuleKeepReachable.Severity, Namespace: ns.Name,
 						Objects: objects(r, deps), Endpoints: []string{ep.Name},
-						Message:     fmt.Sprintf("%s depends on %s (%s) but it is denied: %s", describe(r, deps), ep.Name, ep.Destination(), v.DecidedBy),
+						Message:     fmt.Sprintf("%s depends on %s (%s) but it is denied: %s", describe(r, deps), ep.Name, ep.Destination(), r.Exposure(g[0], j).DecidedBy),
 						Remediation: fmt.Sprintf("Allow egress to %s %s %d for these pods (a NetworkPolicy ipBlock %s with that port), and keep it out of every metadata deny rule.", ep.Prefix(), ep.Protocol, ep.Port, ep.Prefix())})
 				}
 			}
@@ -399,7 +422,7 @@ func appendIPv6Gaps(out []Finding, r *Report, pod unit, ns *NamespaceSummary) []
 			}
 			var gap unit
 			for _, i := range pod {
-				if !r.Verdict(i, a).Allowed && r.Verdict(i, b).Allowed {
+				if !r.Reachable(i, a) && r.Reachable(i, b) {
 					gap = append(gap, i)
 				}
 			}
@@ -408,7 +431,7 @@ func appendIPv6Gaps(out []Finding, r *Report, pod unit, ns *NamespaceSummary) []
 			}
 			out = append(out, Finding{Rule: RuleIPv6Gap, Severity: RuleIPv6Gap.Severity, Namespace: ns.Name,
 				Objects: objects(r, gap), Endpoints: []string{v4.Name, v6.Name},
-				Message:     fmt.Sprintf("%s is denied %s (%s) but can reach %s (%s): %s", describe(r, gap), v4.Name, v4.Address, v6.Name, v6.Address, r.Verdict(gap[0], b).DecidedBy),
+				Message:     fmt.Sprintf("%s is denied %s (%s) by the %s layer but can reach %s (%s): %s", describe(r, gap), v4.Name, v4.Address, r.Exposure(gap[0], a).DecidedBy.Layer, v6.Name, v6.Address, r.Verdict(gap[0], b).DecidedBy),
 				Remediation: fmt.Sprintf("Deny %s as well: add %s to the except list next to %s (an ipBlock ::/0 except [%s] rule), or use an AdminNetworkPolicy Deny listing both addresses.", v6.Address, v6.Prefix(), v4.Prefix(), v6.Prefix())})
 		}
 	}
@@ -430,10 +453,15 @@ func groupByVerdict(r *Report, subjects unit, j int) []unit {
 	if len(subjects) == 0 {
 		return nil
 	}
+	type key struct {
+		policy.Verdict
+		layer.Pair
+	}
+	at := func(i int) key { return key{r.Verdict(i, j), r.layers[i][j]} }
 	uniform := true
-	first := r.Verdict(subjects[0], j)
+	first := at(subjects[0])
 	for _, i := range subjects[1:] {
-		if r.Verdict(i, j) != first {
+		if at(i) != first {
 			uniform = false
 			break
 		}
@@ -443,9 +471,9 @@ func groupByVerdict(r *Report, subjects unit, j int) []unit {
 	}
 	// A unit has few distinct verdicts: a linear search beats a map.
 	var groups []unit
-	var verdicts []policy.Verdict
+	var verdicts []key
 	for _, i := range subjects {
-		v := r.Verdict(i, j)
+		v := at(i)
 		k := slices.Index(verdicts, v)
 		if k < 0 {
 			k = len(groups)

@@ -70,7 +70,7 @@ type Rule struct {
 // The rules. Their IDs are part of the output contract.
 var (
 	RuleReach = Rule{"IMDS001", "Pod can reach a credential-bearing metadata endpoint", High,
-		"No policy tier denies egress from the pod to a metadata endpoint that hands out node credentials or bootstrap data.", []Technique{T1552005}}
+		"No layer denies the pod a metadata endpoint that hands out node credentials or bootstrap data: no cluster policy, no node firewall, no instance setting.", []Technique{T1552005}}
 	RuleHostNetwork = Rule{"IMDS002", "hostNetwork pod reaches metadata endpoints", High,
 		"The pod uses the node's network namespace: NetworkPolicy, AdminNetworkPolicy and a FORWARD-chain rule do not apply. Only instance metadata settings, admission control or a cgroup-aware node rule stop it.", []Technique{T1552005}}
 	RuleIPv6Gap = Rule{"IMDS003", "IPv6 gap: IPv4 metadata denied, IPv6 metadata allowed", High,
@@ -95,10 +95,17 @@ var (
 		"A resource of the live cluster could not be listed: forbidden, or its API version is not served. The audit is incomplete: the checks that resource feeds cannot be trusted.", nil}
 	RuleNotEnforced = Rule{"IMDS013", "Policy is not enforced", High,
 		"The cluster's policy engine does not enforce this kind of policy (it is switched off, or the engine's version no longer or not yet implements the kind): the object is stored, but protects no pod. Verdicts leave it out.", []Technique{T1552005}}
+
+	RuleSingleLayer = Rule{"IMDS014", "Protected by a single layer", Medium,
+		"Exactly one layer (cluster policy, the node firewall or the instance settings) denies the pod a credential endpoint: one mistake there (a deleted policy, an agent stopped, a launch template changed) exposes it. Defence in depth wants a second layer.", []Technique{T1552005}}
+	RuleIMDSv1 = Rule{"IMDS015", "Instance allows IMDSv1", Medium,
+		"The instance's HttpTokens is optional: IMDSv1 answers without a token, whatever the hop limit. Even where pods are denied, host processes and hostNetwork pods keep IMDSv1, the path a server-side request forgery uses.", []Technique{T1552005}}
+	RuleDrift = Rule{"IMDS016", "Instance settings differ between sources", Medium,
+		"Two sources disagree on a node's instance metadata options (an EC2NodeClass says hop limit 1, the agent measured 2): the stronger source is used, measured over configured over default, but the object that should decide no longer does.", []Technique{T1552005}}
 )
 
 // Rules lists every rule, in ID order.
-var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable, RuleNotEnforced}
+var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable, RuleNotEnforced, RuleSingleLayer, RuleIMDSv1, RuleDrift}
 
 // Finding is one problem found, with the objects concerned, why, and the concrete fix.
 type Finding struct {

@@ -49,7 +49,7 @@ func appendIdentityFindings(out []Finding, r *Report, inv *inventory.Inventory, 
 		s := &r.Subjects[i]
 		reaches := ""
 		for j, ep := range r.Endpoints {
-			if ep.Role == endpoint.Credentials && ep.Address != wireServer && identityCloud(ep) && r.Verdict(i, j).Allowed {
+			if ep.Role == endpoint.Credentials && ep.Address != wireServer && identityCloud(ep) && r.Reachable(i, j) {
 				reaches = ep.Name
 				break
 			}

@@ -8,14 +8,16 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/layer"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 // SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
 // major version when a field changes meaning or disappears; new fields bump the minor version.
-const SchemaVersion = "1.3"
+const SchemaVersion = "2.0"
 
 type jsonEndpoint struct {
 	Name        string   `json:"name"`
@@ -68,7 +70,9 @@ type jsonSummary struct {
 	Endpoints  int            `json:"endpoints"`
 	Exposures  int            `json:"exposures"`
 	Reachable  int            `json:"reachable"`
-	Findings   map[string]int `json:"findings"`
+	// DeniedBy counts the exposures denied, by the layer that decided (2.0).
+	DeniedBy map[layer.Name]int `json:"deniedBy"`
+	Findings map[string]int     `json:"findings"`
 	Skipped    int            `json:"skipped"`
 	Problems   int            `json:"problems"`
 }
@@ -82,10 +86,96 @@ type jsonHead struct {
 	Namespaces    []jsonNamespace     `json:"namespaces"`
 	Cluster       string              `json:"cluster,omitempty"`
 	PolicyEngine  jsonPolicyEngine    `json:"policyEngine"`
+	Nodes         []jsonNode          `json:"nodes"`
+	Drifts        []jsonDrift         `json:"drifts"`
 	Gaps          []inventory.Gap     `json:"gaps"`
 	Problems      []inventory.Problem `json:"problems"`
 	Skipped       []inventory.Skipped `json:"skipped"`
 	Warnings      []string            `json:"warnings"`
+}
+
+// jsonNode is what the audit knows of a node's instance and node layers (2.0).
+type jsonNode struct {
+	Name  string `json:"name"`
+	Cloud string `json:"cloud,omitempty"`
+	// InstanceMetadata is set when some source knows the node's EC2 metadata options.
+	InstanceMetadata *jsonAWSOptions `json:"instanceMetadata,omitempty"`
+	Agent            *jsonAgent      `json:"agent,omitempty"`
+}
+
+type jsonAWSOptions struct {
+	HTTPEndpoint            *jsonSetting `json:"httpEndpoint,omitempty"`
+	HTTPTokens              *jsonSetting `json:"httpTokens,omitempty"`
+	HTTPPutResponseHopLimit *jsonSetting `json:"httpPutResponseHopLimit,omitempty"`
+	HTTPProtocolIPv6        *jsonSetting `json:"httpProtocolIpv6,omitempty"`
+}
+
+type jsonSetting struct {
+	Value  any          `json:"value"`
+	Source layer.Source `json:"source"`
+	Origin string       `json:"origin"`
+}
+
+type jsonAgent struct {
+	Mode               string    `json:"mode"`
+	Dropped            []string  `json:"dropped"`
+	HostNetworkCovered bool      `json:"hostNetworkCovered"`
+	Generation         int64     `json:"generation"`
+	Synced             time.Time `json:"synced"`
+}
+
+type jsonDrift struct {
+	Node   string `json:"node"`
+	Option string `json:"option"`
+	Used   string `json:"used"`
+	Other  string `json:"other"`
+}
+
+func setting[T any](s layer.Setting[T], render func(T) any) *jsonSetting {
+	if !s.Known {
+		return nil
+	}
+	return &jsonSetting{Value: render(s.Value), Source: s.Source, Origin: s.Origin}
+}
+
+func enabledJSON(b bool) any {
+	if b {
+		return "enabled"
+	}
+	return "disabled"
+}
+
+func (r *Report) nodesJSON() []jsonNode {
+	out := make([]jsonNode, 0, len(r.Nodes))
+	for _, n := range r.Nodes {
+		j := jsonNode{Name: n.Node.Name, Cloud: layer.Cloud(n.Node)}
+		if n.AWS {
+			o := n.Options
+			j.InstanceMetadata = &jsonAWSOptions{
+				HTTPEndpoint:            setting(o.Endpoint, enabledJSON),
+				HTTPTokens:              setting(o.Tokens, func(s string) any { return s }),
+				HTTPPutResponseHopLimit: setting(o.HopLimit, func(h int) any { return h }),
+				HTTPProtocolIPv6:        setting(o.IPv6, enabledJSON),
+			}
+		}
+		if a := n.Agent; a != nil {
+			dropped := make([]string, len(a.Dropped))
+			for k, d := range a.Dropped {
+				dropped[k] = d.String()
+			}
+			j.Agent = &jsonAgent{Mode: a.Mode, Dropped: dropped, HostNetworkCovered: a.HostNetworkCovered, Generation: a.Generation, Synced: a.Synced}
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func (r *Report) driftsJSON() []jsonDrift {
+	out := make([]jsonDrift, 0, len(r.Drifts))
+	for _, d := range r.Drifts {
+		out = append(out, jsonDrift{Node: d.Node, Option: d.Option, Used: d.Used, Other: d.Other})
+	}
+	return out
 }
 
 // jsonPolicyEngine is what enforces pod egress policy, as the audit used it (1.3).
@@ -122,7 +212,8 @@ type jsonTool struct {
 // Summary counts what the report holds.
 func (r *Report) summary() jsonSummary {
 	s := jsonSummary{Files: r.Files, Documents: r.Docs, Namespaces: len(r.Namespaces), Endpoints: len(r.Endpoints),
-		Exposures: r.Exposures(), Findings: map[string]int{}, Skipped: len(r.Skipped), Problems: len(r.Problems)}
+		Exposures: r.Exposures(), Findings: map[string]int{}, Skipped: len(r.Skipped), Problems: len(r.Problems),
+		DeniedBy: map[layer.Name]int{layer.ClusterPolicy: 0, layer.Node: 0, layer.Instance: 0}}
 	for i := range r.Subjects {
 		if r.Subjects[i].IsTemplate() {
 			s.Workloads++
@@ -130,9 +221,17 @@ func (r *Report) summary() jsonSummary {
 			s.Pods++
 		}
 	}
-	for _, row := range r.Verdicts {
-		for _, v := range row {
-			if v.Allowed {
+	for i, row := range r.Verdicts {
+		for j, v := range row {
+			p := r.layers[i][j]
+			switch {
+			case !v.Allowed:
+				s.DeniedBy[layer.ClusterPolicy]++
+			case p.Node.Decision == layer.Deny:
+				s.DeniedBy[layer.Node]++
+			case p.Instance.Decision == layer.Deny:
+				s.DeniedBy[layer.Instance]++
+			default:
 				s.Reachable++
 			}
 		}
@@ -158,6 +257,8 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		Namespaces:    []jsonNamespace{},
 		Cluster:       r.Cluster,
 		PolicyEngine:  policyEngineJSON(r.model.Enforcement),
+		Nodes:         r.nodesJSON(),
+		Drifts:        r.driftsJSON(),
 		Gaps:          nonNil(r.Gaps),
 		Problems:      nonNil(r.Problems),
 		Skipped:       nonNil(r.Skipped),
@@ -246,8 +347,10 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 	workers := runtime.GOMAXPROCS(0)
 	bufs := make([][]byte, workers)
 	reasons := make([]map[policy.Reason][]byte, workers)
+	pairs := make([]map[layer.Pair][]byte, workers)
 	for k := range reasons {
 		reasons[k] = map[policy.Reason][]byte{}
+		pairs[k] = map[layer.Pair][]byte{}
 	}
 	first := true
 	// Each round renders up to workers chunks in parallel, then writes them in order.
@@ -260,7 +363,7 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 				bufs[k] = bufs[k][:0]
 				continue
 			}
-			wg.Go(func() { bufs[k] = r.renderExposures(bufs[k][:0], from, to, eps, reasons[k]) })
+			wg.Go(func() { bufs[k] = r.renderExposures(bufs[k][:0], from, to, eps, reasons[k], pairs[k]) })
 		}
 		wg.Wait()
 		for k := range workers {
@@ -277,8 +380,9 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 }
 
 // renderExposures appends the exposure entries of subjects [from, to), each preceded by
-// ",\n    ".
-func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons map[policy.Reason][]byte) []byte {
+// ",\n    ". reasons caches the encoded cluster-policy reasons and layer, pairs the encoded
+// node and instance layers.
+func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons map[policy.Reason][]byte, pairs map[layer.Pair][]byte) []byte {
 	for i := from; i < to; i++ {
 		s := &r.Subjects[i]
 		prefix := fmt.Appendf(nil, `{"namespace":%s,"pod":%s,"workload":{"kind":%s,"name":%s},"hostNetwork":%t,"endpoint":`,
@@ -287,23 +391,59 @@ func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons
 			v := r.Verdict(i, j)
 			reason, ok := reasons[v.DecidedBy]
 			if !ok {
-				reason = encodeReason(v.DecidedBy)
+				reason = r.encodeReason(v)
 				reasons[v.DecidedBy] = reason
+			}
+			p := r.layers[i][j]
+			layers, ok := pairs[p]
+			if !ok {
+				layers = fmt.Appendf(nil, `,"node":%s,"instance":%s}`, encodeLayer(p.Node), encodeLayer(p.Instance))
+				pairs[p] = layers
 			}
 			buf = append(buf, ",\n    "...)
 			buf = append(buf, prefix...)
 			buf = append(buf, eps[j]...)
 			buf = append(buf, `,"allowed":`...)
-			buf = strconv.AppendBool(buf, v.Allowed)
-			buf = append(buf, `,"decidedBy":`...)
+			buf = strconv.AppendBool(buf, r.Reachable(i, j))
+			buf = append(buf, `,"deniedBy":`...)
+			switch {
+			case !v.Allowed:
+				buf = append(buf, `"cluster-policy"`...)
+			case p.Node.Decision == layer.Deny:
+				buf = append(buf, `"node"`...)
+			case p.Instance.Decision == layer.Deny:
+				buf = append(buf, `"instance"`...)
+			default:
+				buf = append(buf, `null`...)
+			}
 			buf = append(buf, reason...)
+			buf = append(buf, layers...)
 			buf = append(buf, '}')
 		}
 	}
 	return buf
 }
 
-func encodeReason(d policy.Reason) []byte {
+// encodeLayer renders a layer's verdict: {"decision":…,"source":…,"reason":…}.
+func encodeLayer(v *layer.Verdict) []byte {
+	return mustJSON(struct {
+		Decision layer.Decision `json:"decision"`
+		Source   layer.Source   `json:"source"`
+		Reason   string         `json:"reason"`
+	}{v.Decision, v.Source, v.Reason})
+}
+
+// encodeReason renders the cluster-policy parts of an exposure: the rule that decided it, and
+// the opening of the layers object with the cluster-policy layer.
+func (r *Report) encodeReason(v policy.Verdict) []byte {
+	out := []byte(`,"decidedBy":`)
+	out = append(out, encodeRule(v.DecidedBy)...)
+	out = append(out, `,"layers":{"clusterPolicy":`...)
+	l := r.policyLayer(v)
+	return append(out, encodeLayer(&l)...)
+}
+
+func encodeRule(d policy.Reason) []byte {
 	var rule *int
 	if d.Rule != policy.NoRule {
 		rule = &d.Rule

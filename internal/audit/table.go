@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/layer"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -38,11 +39,19 @@ func (p palette) severity(s Severity) string {
 	return p.paint("36", label)
 }
 
-func (p palette) verdict(v policy.Verdict) string {
-	if v.Allowed {
+func (p palette) verdict(e Exposure) string {
+	if e.Reachable {
 		return p.paint("31", "reachable")
 	}
 	return p.paint("32", "denied")
+}
+
+// decision renders a layer's decision in a table cell: allow, deny or "?" for unknown.
+func decision(v layer.Verdict) string {
+	if v.Decision == layer.Unknown {
+		return "?"
+	}
+	return string(v.Decision)
 }
 
 // WriteTable writes the report for humans: per namespace, what governs egress, each pod's and
@@ -147,8 +156,8 @@ func describeControl(ns NamespaceSummary) string {
 
 // shown reports whether the table lists an endpoint's verdict: credential endpoints always,
 // keep-reachable ones only when denied.
-func shown(ep endpoint.Endpoint, v policy.Verdict) bool {
-	return ep.Role == endpoint.Credentials || !v.Allowed
+func shown(ep endpoint.Endpoint, reachable bool) bool {
+	return ep.Role == endpoint.Credentials || !reachable
 }
 
 // writeExposureRows writes subjects [lo, hi). Pods whose verdicts equal their workload
@@ -158,13 +167,13 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SUBJECT\tENDPOINT\tVERDICT\tDECIDED BY")
+	fmt.Fprintln(tw, "  SUBJECT\tENDPOINT\tVERDICT\tPOLICY\tNODE\tINSTANCE\tDECIDED BY")
 	for i := lo; i < hi; {
 		j := i + 1
 		folded := 0
 		if r.Subjects[i].IsTemplate() {
 			for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
-				sameVerdicts(r.Verdicts[i], r.Verdicts[j]) {
+				sameVerdicts(r.Verdicts[i], r.Verdicts[j]) && slices.Equal(r.layers[i], r.layers[j]) {
 				j++
 				folded++
 			}
@@ -177,11 +186,16 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 			label += " [hostNetwork]"
 		}
 		for e, ep := range r.Endpoints {
-			v := r.Verdict(i, e)
-			if !shown(ep, v) {
+			x := r.Exposure(i, e)
+			if !shown(ep, x.Reachable) {
 				continue
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", label, ep.Name, p.verdict(v), v.DecidedBy)
+			by := x.DecidedBy.Reason
+			if x.DecidedBy.Layer != layer.ClusterPolicy {
+				by = string(x.DecidedBy.Layer) + " (" + string(x.DecidedBy.Source) + "): " + by
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, ep.Name, p.verdict(x),
+				decision(x.ClusterPolicy), decision(x.Node), decision(x.Instance), by)
 			label = ""
 		}
 		i = j
@@ -237,11 +251,19 @@ func (r *Report) WriteExplain(w io.Writer, ref string) (bool, error) {
 		fmt.Fprintf(bw, "%s\n  labels: %s\n  hostNetwork: %t\n  source: %s\n", what, formatLabels(s.Meta.Labels), s.Spec.HostNetwork, s.Source)
 		verdicts, traces := r.Explain(i)
 		for e, ep := range r.Endpoints {
+			x := r.Exposure(i, e)
 			fmt.Fprintf(bw, "\n  %s (%s, %s)\n", ep.Name, ep.Destination(), ep.Role)
+			fmt.Fprintf(bw, "    cluster policy:\n")
 			for _, step := range traces[e] {
-				fmt.Fprintf(bw, "    %s\n", step)
+				fmt.Fprintf(bw, "      %s\n", step)
 			}
-			fmt.Fprintf(bw, "    => %s\n", verdicts[e])
+			fmt.Fprintf(bw, "      => %s\n", verdicts[e])
+			fmt.Fprintf(bw, "    %s\n    %s\n", x.Node, x.Instance)
+			overall := "reachable: no layer denies it"
+			if !x.Reachable {
+				overall = "denied by the " + string(x.DecidedBy.Layer) + " layer"
+			}
+			fmt.Fprintf(bw, "    => %s\n", overall)
 		}
 	}
 	return true, bw.Flush()

@@ -53,6 +53,10 @@ func Weakest(layer Name, verdicts []Verdict) Verdict {
 			}
 		}
 	}
+	what := "instance settings"
+	if layer == Node {
+		what = "node firewall"
+	}
 	return Verdict{Layer: layer, Decision: Unknown, Source: Assumed,
-		Reason: "no node the subject may run on is in the input: add the nodes (kubectl get nodes -o yaml) to know its instance settings"}
+		Reason: "no node the subject may run on is in the input: add the nodes (kubectl get nodes -o yaml) to know their " + what}
 }
