@@ -62,19 +62,19 @@ type jsonFinding struct {
 }
 
 type jsonSummary struct {
-	Files      int            `json:"files"`
-	Documents  int            `json:"documents"`
-	Namespaces int            `json:"namespaces"`
-	Pods       int            `json:"pods"`
-	Workloads  int            `json:"workloads"`
-	Endpoints  int            `json:"endpoints"`
-	Exposures  int            `json:"exposures"`
-	Reachable  int            `json:"reachable"`
+	Files      int `json:"files"`
+	Documents  int `json:"documents"`
+	Namespaces int `json:"namespaces"`
+	Pods       int `json:"pods"`
+	Workloads  int `json:"workloads"`
+	Endpoints  int `json:"endpoints"`
+	Exposures  int `json:"exposures"`
+	Reachable  int `json:"reachable"`
 	// DeniedBy counts the exposures denied, by the layer that decided (2.0).
 	DeniedBy map[layer.Name]int `json:"deniedBy"`
 	Findings map[string]int     `json:"findings"`
-	Skipped    int            `json:"skipped"`
-	Problems   int            `json:"problems"`
+	Skipped  int                `json:"skipped"`
+	Problems int                `json:"problems"`
 }
 
 type jsonHead struct {
