@@ -33,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	calico := fs.Int("calico", 0, "number of Calico NetworkPolicies and GlobalNetworkPolicies (0: none)")
 	cilium := fs.Int("cilium", 0, "number of CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies (0: none)")
 	cnp := fs.Int("cnp", 0, "number of ClusterNetworkPolicies, with Calico v3.32's calico-node DaemonSet to enforce them (0: none)")
+	nodes := fs.Int("nodes", 0, "number of Nodes, Karpenter-launched, pods spread over them (0: no Node objects)")
+	pools := fs.Int("pools", 20, "number of node pools (EC2NodeClasses) the Nodes fall in")
 	seed := fs.Uint64("seed", def.Seed, "random seed")
 	indent := fs.Bool("indent", false, "indent as kubectl does instead of one compact line per item")
 	output := fs.String("o", "-", "output file, or - for standard output")
@@ -49,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// Sizes not given keep the default cluster's ratio to pods.
 	cfg := synth.Scaled(*pods)
 	cfg.Seed, cfg.Indent, cfg.CalicoPolicies, cfg.CiliumPolicies, cfg.ClusterNetworkPolicies = *seed, *indent, *calico, *cilium, *cnp
+	if cfg.Nodes = *nodes; cfg.Nodes > 0 {
+		cfg.NodePools = min(*pools, cfg.Nodes)
+	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "namespaces":

@@ -168,17 +168,22 @@ func (r *Report) Layers(i, j int) layer.Pair { return r.layers[i][j] }
 // a policy decided it, default when none selects the subject (Kubernetes allows all egress) or
 // the subject is on the host network, and assumed when no engine was identified.
 func (r *Report) policyLayer(v policy.Verdict) layer.Verdict {
-	out := layer.Verdict{Layer: layer.ClusterPolicy, Decision: layer.Allow, Source: layer.Configured, Reason: v.DecidedBy.String()}
+	out := layer.Verdict{Layer: layer.ClusterPolicy, Decision: layer.Allow, Source: r.policySource(v), Reason: v.DecidedBy.String()}
 	if !v.Allowed {
 		out.Decision = layer.Deny
 	}
+	return out
+}
+
+// policySource is the source of a cluster-policy verdict (policyLayer).
+func (r *Report) policySource(v policy.Verdict) layer.Source {
 	switch {
 	case v.DecidedBy.Tier == policy.TierDefault || v.DecidedBy.Tier == policy.TierHostNetwork:
-		out.Source = layer.Default
+		return layer.Default
 	case r.model.Enforcement.Assumed:
-		out.Source = layer.Assumed
+		return layer.Assumed
 	}
-	return out
+	return layer.Configured
 }
 
 // Exposures is the number of subject and endpoint pairs.

@@ -30,6 +30,10 @@ const benchCalicoEnv = "IMDSGUARD_BENCH_CALICO"
 // benchCiliumEnv adds Cilium policies to the synthetic cluster (synth.Config.CiliumPolicies).
 const benchCiliumEnv = "IMDSGUARD_BENCH_CILIUM"
 
+// benchNodesEnv adds Nodes, in 20 Karpenter node pools, to the synthetic cluster
+// (synth.Config.Nodes).
+const benchNodesEnv = "IMDSGUARD_BENCH_NODES"
+
 // benchInput is the synthetic cluster, generated once per test process.
 var benchInput struct {
 	once  sync.Once
@@ -94,6 +98,13 @@ func generateCluster() error {
 			return fmt.Errorf("%s=%q: want a number of Cilium policies", benchCiliumEnv, s)
 		}
 		cfg.CiliumPolicies = n
+	}
+	if s := os.Getenv(benchNodesEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s=%q: want a number of nodes", benchNodesEnv, s)
+		}
+		cfg.Nodes, cfg.NodePools = n, min(n, 20)
 	}
 	stats, err := synth.Generate(f, cfg)
 	if cerr := f.Close(); err == nil && cerr != nil {

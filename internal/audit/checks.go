@@ -287,13 +287,24 @@ type reachKey struct {
 	layers   layer.Pair
 }
 
-// reach returns "NAME (DESTINATION): REASON; node LAYER; instance LAYER" for subject i and
-// endpoint j: what let it through on each layer.
-func (t *reachTexts) reach(r *Report, i, j int) string {
-	eps, v, p := r.Endpoints, r.Verdict(i, j), r.layers[i][j]
+// reach returns "NAME (DESTINATION): REASON; node LAYER; instance LAYER" for the group g and
+// endpoint j: what let it through on each layer. The node and instance layers give their
+// reasons when the whole group shares them, else their decisions and sources.
+func (t *reachTexts) reach(r *Report, g unit, j int) string {
+	eps, v, p := r.Endpoints, r.Verdict(g[0], j), r.layers[g[0]][j]
+	for _, i := range g[1:] {
+		if q := r.layers[i][j]; q != p {
+			p = layer.Pair{Node: &layer.Verdict{Layer: layer.Node, Decision: p.Node.Decision, Source: p.Node.Source},
+				Instance: &layer.Verdict{Layer: layer.Instance, Decision: p.Instance.Decision, Source: p.Instance.Source}}
+			break
+		}
+	}
 	k := reachKey{j, v.DecidedBy, p}
+	if p.Node.Reason == "" {
+		k.layers = layer.Pair{} // decisions only: the group's key says them
+	}
 	s, ok := t.reaches[k]
-	if !ok {
+	if !ok || p.Node.Reason == "" {
 		s = fmt.Sprintf("%s (%s): %s; %s; %s", eps[j].Name, eps[j].Destination(), v.DecidedBy, briefLayer(p.Node), briefLayer(p.Instance))
 		if t.reaches == nil {
 			t.reaches = map[reachKey]string{}
@@ -309,6 +320,9 @@ func (t *reachTexts) reach(r *Report, i, j int) string {
 func briefLayer(v *layer.Verdict) string {
 	if v.Decision == layer.Unknown {
 		return string(v.Layer) + " layer unknown"
+	}
+	if v.Reason == "" {
+		return fmt.Sprintf("%s layer %s (%s) on each node", v.Layer, v.Decision, v.Source)
 	}
 	return v.String()
 }
@@ -383,7 +397,7 @@ func appendReachFindings(out []Finding, r *Report, u unit, ns *NamespaceSummary,
 				objs, what := texts.group(r, g)
 				out = append(out, Finding{Rule: rule, Severity: rule.Severity, Namespace: ns.Name,
 					Objects: objs, Endpoints: texts.endpoint(r.Endpoints, j),
-					Message:     what + " can reach " + texts.reach(r, g[0], j),
+					Message:     what + " can reach " + texts.reach(r, g, j),
 					Remediation: texts.remedy(r.Endpoints, j, ns, v)})
 				if v.DecidedBy.Broad {
 					b := broad[v.DecidedBy]
@@ -447,17 +461,30 @@ func sharesCloud(a, b endpoint.Endpoint) bool {
 	return false
 }
 
-// groupByVerdict splits subjects into groups with the same verdict for endpoint j, in order of
-// first appearance.
+// layerKey is what findings tell apart of the node and instance layers: decision and source.
+// Their reasons name nodes, and a workload's pods run on many.
+type layerKey struct {
+	node, instance layer.Decision
+	nodeSource     layer.Source
+	instanceSource layer.Source
+}
+
+func layerKeyOf(p layer.Pair) layerKey {
+	return layerKey{p.Node.Decision, p.Instance.Decision, p.Node.Source, p.Instance.Source}
+}
+
+// groupByVerdict splits subjects into groups with the same verdict for endpoint j (the
+// cluster-policy verdict, the decisions and sources of the other layers), in order of first
+// appearance.
 func groupByVerdict(r *Report, subjects unit, j int) []unit {
 	if len(subjects) == 0 {
 		return nil
 	}
 	type key struct {
 		policy.Verdict
-		layer.Pair
+		layers layerKey
 	}
-	at := func(i int) key { return key{r.Verdict(i, j), r.layers[i][j]} }
+	at := func(i int) key { return key{r.Verdict(i, j), layerKeyOf(r.layers[i][j])} }
 	uniform := true
 	first := at(subjects[0])
 	for _, i := range subjects[1:] {

@@ -88,6 +88,7 @@ type jsonHead struct {
 	PolicyEngine  jsonPolicyEngine    `json:"policyEngine"`
 	Nodes         []jsonNode          `json:"nodes"`
 	Drifts        []jsonDrift         `json:"drifts"`
+	LayerVerdicts []jsonLayerVerdict  `json:"layerVerdicts"`
 	Gaps          []inventory.Gap     `json:"gaps"`
 	Problems      []inventory.Problem `json:"problems"`
 	Skipped       []inventory.Skipped `json:"skipped"`
@@ -248,6 +249,7 @@ func (r *Report) summary() jsonSummary {
 // WriteJSON writes the report as the versioned JSON document described in docs/json-schema.md.
 // The exposure list comes last, one entry per line, and is streamed.
 func (r *Report) WriteJSON(w io.Writer, version string) error {
+	index, verdicts := r.layerVerdicts()
 	head := jsonHead{
 		SchemaVersion: SchemaVersion,
 		Tool:          jsonTool{Name: "imdsguard", Version: version},
@@ -259,6 +261,7 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		PolicyEngine:  policyEngineJSON(r.model.Enforcement),
 		Nodes:         r.nodesJSON(),
 		Drifts:        r.driftsJSON(),
+		LayerVerdicts: verdicts,
 		Gaps:          nonNil(r.Gaps),
 		Problems:      nonNil(r.Problems),
 		Skipped:       nonNil(r.Skipped),
@@ -292,7 +295,7 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	_, _ = bw.WriteString("\n  ],\n  \"exposure\": [")
-	if err := r.writeExposures(bw); err != nil {
+	if err := r.writeExposures(bw, index); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	_, _ = bw.WriteString("\n  ]\n}\n")
@@ -333,7 +336,7 @@ func (r *Report) writeFindings(w *bufio.Writer) error {
 // subjects are rendered on every core and written in order; strings that repeat are encoded
 // once (endpoints up front, subjects once each, reasons once per distinct reason and core).
 // It stops at the first write error (a closed pipe, a full disk).
-func (r *Report) writeExposures(w *bufio.Writer) error {
+func (r *Report) writeExposures(w *bufio.Writer, index map[*layer.Verdict]int) error {
 	eps := make([][]byte, len(r.Endpoints))
 	for j, ep := range r.Endpoints {
 		eps[j] = mustJSON(struct {
@@ -363,7 +366,7 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 				bufs[k] = bufs[k][:0]
 				continue
 			}
-			wg.Go(func() { bufs[k] = r.renderExposures(bufs[k][:0], from, to, eps, reasons[k], pairs[k]) })
+			wg.Go(func() { bufs[k] = r.renderExposures(bufs[k][:0], from, to, eps, reasons[k], pairs[k], index) })
 		}
 		wg.Wait()
 		for k := range workers {
@@ -382,7 +385,7 @@ func (r *Report) writeExposures(w *bufio.Writer) error {
 // renderExposures appends the exposure entries of subjects [from, to), each preceded by
 // ",\n    ". reasons caches the encoded cluster-policy reasons and layer, pairs the encoded
 // node and instance layers.
-func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons map[policy.Reason][]byte, pairs map[layer.Pair][]byte) []byte {
+func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons map[policy.Reason][]byte, pairs map[layer.Pair][]byte, index map[*layer.Verdict]int) []byte {
 	for i := from; i < to; i++ {
 		s := &r.Subjects[i]
 		prefix := fmt.Appendf(nil, `{"namespace":%s,"pod":%s,"workload":{"kind":%s,"name":%s},"hostNetwork":%t,"endpoint":`,
@@ -397,7 +400,8 @@ func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons
 			p := r.layers[i][j]
 			layers, ok := pairs[p]
 			if !ok {
-				layers = fmt.Appendf(nil, `,"node":%s,"instance":%s}`, encodeLayer(p.Node), encodeLayer(p.Instance))
+				layers = fmt.Appendf(nil, `,"node":%q,"instance":%q},"layerVerdicts":{"node":%d,"instance":%d}`,
+					p.Node.Decision, p.Instance.Decision, index[p.Node], index[p.Instance])
 				pairs[p] = layers
 			}
 			buf = append(buf, ",\n    "...)
@@ -424,23 +428,48 @@ func (r *Report) renderExposures(buf []byte, from, to int, eps [][]byte, reasons
 	return buf
 }
 
-// encodeLayer renders a layer's verdict: {"decision":…,"source":…,"reason":…}.
-func encodeLayer(v *layer.Verdict) []byte {
-	return mustJSON(struct {
-		Decision layer.Decision `json:"decision"`
-		Source   layer.Source   `json:"source"`
-		Reason   string         `json:"reason"`
-	}{v.Decision, v.Source, v.Reason})
+// jsonLayerVerdict is one node or instance layer verdict, listed once in layerVerdicts and
+// referred to by index from the exposures (2.0).
+type jsonLayerVerdict struct {
+	Layer    layer.Name     `json:"layer"`
+	Decision layer.Decision `json:"decision"`
+	Source   layer.Source   `json:"source"`
+	Reason   string         `json:"reason"`
+}
+
+// layerVerdicts numbers the distinct node and instance verdicts of the report, in order of
+// first use, and lists them. Thousands of subjects share a few hundred verdicts: the
+// exposures refer to them by number rather than repeat their reasons.
+func (r *Report) layerVerdicts() (map[*layer.Verdict]int, []jsonLayerVerdict) {
+	index := map[*layer.Verdict]int{}
+	list := []jsonLayerVerdict{}
+	add := func(v *layer.Verdict) {
+		if _, ok := index[v]; !ok {
+			index[v] = len(list)
+			list = append(list, jsonLayerVerdict{v.Layer, v.Decision, v.Source, v.Reason})
+		}
+	}
+	var last []layer.Pair
+	for _, row := range r.layers {
+		if len(row) > 0 && len(last) > 0 && &row[0] == &last[0] {
+			continue // the previous subject's row: shared rows are common
+		}
+		last = row
+		for _, p := range row {
+			add(p.Node)
+			add(p.Instance)
+		}
+	}
+	return index, list
 }
 
 // encodeReason renders the cluster-policy parts of an exposure: the rule that decided it, and
-// the opening of the layers object with the cluster-policy layer.
+// the opening of the layers object with the cluster-policy decision.
 func (r *Report) encodeReason(v policy.Verdict) []byte {
 	out := []byte(`,"decidedBy":`)
 	out = append(out, encodeRule(v.DecidedBy)...)
-	out = append(out, `,"layers":{"clusterPolicy":`...)
 	l := r.policyLayer(v)
-	return append(out, encodeLayer(&l)...)
+	return fmt.Appendf(out, `,"layers":{"clusterPolicy":%q`, l.Decision)
 }
 
 func encodeRule(d policy.Reason) []byte {

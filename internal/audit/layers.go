@@ -33,22 +33,26 @@ func singleLayerFindings(r *Report) []Finding {
 			if ep.Role != endpoint.Credentials || r.Reachable(i, j) {
 				continue
 			}
-			e := r.Exposure(i, j)
-			var only *layer.Verdict
-			denials := 0
-			for _, v := range []*layer.Verdict{&e.ClusterPolicy, &e.Node, &e.Instance} {
-				if v.Decision == layer.Deny {
-					denials++
-					only = v
-				}
-			}
-			if denials != 1 {
+			// Count the denials without rendering the cluster-policy reason: this runs for
+			// every denied exposure.
+			p := r.layers[i][j]
+			policyDenies := !r.Verdicts[i][j].Allowed
+			nodeDenies, instanceDenies := p.Node.Decision == layer.Deny, p.Instance.Decision == layer.Deny
+			var k key
+			switch {
+			case policyDenies && !nodeDenies && !instanceDenies:
+				k = key{s.Namespace, layer.ClusterPolicy, r.policySource(r.Verdicts[i][j])}
+			case !policyDenies && nodeDenies && !instanceDenies:
+				k = key{s.Namespace, layer.Node, p.Node.Source}
+			case !policyDenies && !nodeDenies && instanceDenies:
+				k = key{s.Namespace, layer.Instance, p.Instance.Source}
+			default:
 				continue
 			}
-			k := key{s.Namespace, only.Layer, only.Source}
 			u := uses[k]
 			if u == nil {
-				u = &use{seen: map[inventory.ObjectRef]bool{}, example: only.Reason}
+				e := r.Exposure(i, j)
+				u = &use{seen: map[inventory.ObjectRef]bool{}, example: e.DecidedBy.Reason}
 				uses[k] = u
 				order = append(order, k)
 			}

@@ -210,8 +210,9 @@ func TestLayeredReports(t *testing.T) {
 		} else {
 			denied[e.DeniedBy]++
 		}
-		if e.Layers.Instance.Decision == "" || e.Layers.Node.Decision == "" || e.Layers.ClusterPolicy.Decision == "" {
-			t.Fatalf("exposure without layers: %+v", e)
+		node, inst := doc.LayerVerdicts[e.LayerVerdicts.Node], doc.LayerVerdicts[e.LayerVerdicts.Instance]
+		if e.Layers.ClusterPolicy == "" || node.Layer != "node" || node.Decision != e.Layers.Node || inst.Layer != "instance" || inst.Decision != e.Layers.Instance {
+			t.Fatalf("exposure's layers do not match the verdicts they refer to: %+v, node %+v, instance %+v", e, node, inst)
 		}
 	}
 	if reachable != doc.Summary.Reachable || denied["instance"] != doc.Summary.DeniedBy["instance"] || denied["node"] != doc.Summary.DeniedBy["node"] {
@@ -228,16 +229,20 @@ type report struct {
 		Reachable int            `json:"reachable"`
 		DeniedBy  map[string]int `json:"deniedBy"`
 	} `json:"summary"`
-	Nodes    []json.RawMessage `json:"nodes"`
-	Drifts   []json.RawMessage `json:"drifts"`
+	Nodes         []json.RawMessage `json:"nodes"`
+	Drifts        []json.RawMessage `json:"drifts"`
+	LayerVerdicts []struct {
+		Layer, Decision, Source, Reason string
+	} `json:"layerVerdicts"`
 	Exposure []struct {
 		Allowed  bool   `json:"allowed"`
 		DeniedBy string `json:"deniedBy"`
 		Layers   struct {
-			ClusterPolicy, Node, Instance struct {
-				Decision, Source, Reason string
-			}
+			ClusterPolicy, Node, Instance string
 		} `json:"layers"`
+		LayerVerdicts struct {
+			Node, Instance int
+		} `json:"layerVerdicts"`
 	} `json:"exposure"`
 }
 

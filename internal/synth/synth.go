@@ -52,6 +52,9 @@ type Config struct {
 	// ClusterNetworkPolicies is the number of ClusterNetworkPolicies (v1beta1, both tiers); with
 	// any, the cluster also runs Calico v3.32's calico-node DaemonSet, which enforces them.
 	ClusterNetworkPolicies int
+	// Nodes is the number of Nodes, with their Karpenter EC2NodeClasses (NodePools of them);
+	// zero by default: no Node objects, pods still name about one node per 30 pods.
+	Nodes, NodePools int
 	// Seed selects the cluster; the same Config always yields the same bytes.
 	Seed uint64
 	// Indent lays the document out as "kubectl get -o json" does, four spaces per level. Items
@@ -116,6 +119,9 @@ func (c Config) Validate() error {
 	if c.ClusterNetworkPolicies < 0 {
 		errs = append(errs, fmt.Errorf("cluster network policies: %d, want 0 or more", c.ClusterNetworkPolicies))
 	}
+	if c.Nodes < 0 || c.NodePools < 0 || (c.Nodes > 0 && c.NodePools > c.Nodes) {
+		errs = append(errs, fmt.Errorf("nodes %d in %d pools: want 0 or more, at most one pool per node", c.Nodes, c.NodePools))
+	}
 	if c.CiliumPolicies < 0 {
 		errs = append(errs, fmt.Errorf("cilium policies: %d, want 0 or more", c.CiliumPolicies))
 	}
@@ -140,6 +146,7 @@ type Stats struct {
 	// ClusterNetworkPolicies counts the ClusterNetworkPolicies (the engine DaemonSet is not
 	// counted).
 	ClusterNetworkPolicies int   `json:"clusterNetworkPolicies"`
+	Nodes                  int   `json:"nodes"`
 	Items                  int   `json:"items"`
 	Bytes                  int64 `json:"bytes"`
 }
@@ -481,6 +488,14 @@ func (g *generator) write() error {
 		}
 		g.stats.CiliumPolicies++
 	}
+	for _, n := range g.nodeObjects() {
+		if err := emit(n); err != nil {
+			return err
+		}
+		if _, ok := n.(*corev1.Node); ok {
+			g.stats.Nodes++
+		}
+	}
 	for _, p := range g.clusterNetworkPolicies() {
 		if err := emit(p); err != nil {
 			return err
@@ -632,6 +647,9 @@ func (g *generator) pod(ns *namespacePlan, w *workloadPlan, seen map[string]bool
 	seq := g.podSeq
 	g.podSeq++
 	node := seq / 30 // about 30 pods per node
+	if g.cfg.Nodes > 0 {
+		node = seq % g.cfg.Nodes
+	}
 	hostIP := fmt.Sprintf("10.0.%d.%d", node/250, node%250+4)
 	podIP := fmt.Sprintf("10.%d.%d.%d", 16+seq>>16, seq>>8&255, seq&255)
 	if w.hostNetwork {
@@ -664,7 +682,7 @@ func (g *generator) pod(ns *namespacePlan, w *workloadPlan, seen map[string]bool
 	meta := g.meta(ns.name, name, g.uid(), created, labels)
 	meta.OwnerReferences = owners
 	spec := g.podSpec(ns, w)
-	spec.NodeName = fmt.Sprintf("ip-10-0-%d-%d.ec2.internal", node/250, node%250+4)
+	spec.NodeName = nodeName(node)
 	start := metav1.NewTime(created.Add(2 * time.Second))
 	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},

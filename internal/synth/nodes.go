@@ -1,0 +1,68 @@
+package synth
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/imdsguard/imdsguard/internal/layer"
+)
+
+// nodeName names node k, as the pods' spec.nodeName does.
+func nodeName(k int) string { return fmt.Sprintf("ip-10-0-%d-%d.ec2.internal", k/250, k%250+4) }
+
+// nodeObjects returns the cluster's Nodes and, per node pool, a Karpenter EC2NodeClass: pool p
+// holds the nodes k with k % NodePools == p. The pools' metadata options cycle through
+// Karpenter's defaults, IMDSv1 with hop limit 2, and tokens required with hop limit 2; every
+// other pool runs the imdsguard agent, which publishes its state (synced at the generator's
+// fixed time) and, in every fourth pool, a measurement of the instance.
+func (g *generator) nodeObjects() []any {
+	if g.cfg.Nodes == 0 {
+		return nil
+	}
+	pools := max(1, g.cfg.NodePools)
+	var out []any
+	for p := range pools {
+		var opts map[string]any
+		switch p % 3 {
+		case 1:
+			opts = map[string]any{"httpTokens": "optional", "httpPutResponseHopLimit": 2}
+		case 2:
+			opts = map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": 2}
+		}
+		spec := map[string]any{"role": "KarpenterNodeRole", "amiSelectorTerms": []any{map[string]any{"alias": "al2023@latest"}}}
+		if opts != nil {
+			spec["metadataOptions"] = opts
+		}
+		out = append(out, map[string]any{"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass",
+			"metadata": map[string]any{"name": fmt.Sprintf("pool-%d", p)}, "spec": spec})
+	}
+	synced := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	imds := []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254")}
+	for k := range g.cfg.Nodes {
+		p := k % pools
+		name := nodeName(k)
+		meta := metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+			layer.EC2NodeClassLabel: fmt.Sprintf("pool-%d", p), "karpenter.sh/nodepool": fmt.Sprintf("pool-%d", p),
+			"topology.kubernetes.io/zone": "us-east-1a",
+		}}
+		if p%2 == 1 {
+			st := layer.AgentState{Node: name, Mode: "enforce", Dropped: imds, HostNetworkCovered: true, Generation: 3, Synced: synced}
+			if p%4 == 1 {
+				st.Instance = &layer.InstanceMeasurement{Measured: synced, V1Status: 401, HopLimit: 1}
+			}
+			v, err := layer.EncodeAgentState(st)
+			if err == nil {
+				meta.Annotations = map[string]string{layer.AgentStateAnnotation: v}
+			}
+		}
+		out = append(out, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: meta,
+			Spec: corev1.NodeSpec{ProviderID: fmt.Sprintf("aws:///us-east-1a/i-%017x", k)},
+			Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{OSImage: "Amazon Linux 2023.6.20241010"}}})
+	}
+	return out
+}
