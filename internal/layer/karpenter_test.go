@@ -76,3 +76,28 @@ func TestKarpenterWithoutNodeClaims(t *testing.T) {
 		t.Error("unlabelled node without NodeClaims: found")
 	}
 }
+
+// TestKarpenterNodeClaimFixture: the inventory's fixture (a Node without the class label, its
+// NodeClaim and the EC2NodeClass legacy; read from manifests and live alike in package
+// inventory's tests) gives the node the class's options: httpTokens optional, so a pod reaches
+// IMDSv1.
+func TestKarpenterNodeClaimFixture(t *testing.T) {
+	inv, err := inventory.Load([]string{"../inventory/testdata/karpenter-nodeclaims.yaml"}, inventory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Nodes) != 1 || len(inv.Problems) != 0 {
+		t.Fatalf("nodes %v, problems %v", inv.Nodes, inv.Problems)
+	}
+	k := Karpenter{Classes: KarpenterClasses(inv.EC2NodeClasses), NodeClaims: KarpenterNodeClaims(inv.NodeClaims)}
+	o, found := k.AWSOptions(inv.Nodes[0])
+	if !found {
+		t.Fatal("the node's class was not found through its NodeClaim")
+	}
+	if v := AWSInstance(o, pod, v4); v.Decision != Allow || !strings.Contains(v.Reason, "EC2NodeClass legacy spec.metadataOptions.httpTokens") {
+		t.Errorf("pod: %s, want allow naming the EC2NodeClass legacy", v)
+	}
+	if _, found := (Karpenter{Classes: k.Classes}).AWSOptions(inv.Nodes[0]); found {
+		t.Error("without the NodeClaims the unlabelled node's class was found")
+	}
+}
