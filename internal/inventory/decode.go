@@ -70,17 +70,18 @@ var newObject = map[kindKey]func() any{
 	{ciliumv2.GroupVersion, "CiliumNetworkPolicy"}:                      func() any { return &ciliumv2.CiliumNetworkPolicy{} },
 	{ciliumv2.GroupVersion, "CiliumClusterwideNetworkPolicy"}:           func() any { return &ciliumv2.CiliumClusterwideNetworkPolicy{} },
 	// Policy engine configuration (engineconfig.go).
-	{"v1", "ConfigMap"}:                     func() any { return &corev1.ConfigMap{} },
-	{OperatorGroupVersion, "Installation"}:  func() any { return &InstallationObject{} },
-	{EKSGroupVersion, "NodeClass"}:          func() any { return &NodeClassObject{} },
-	{KarpenterGroupVersion, "EC2NodeClass"}: func() any { return &EC2NodeClassObject{} },
+	{"v1", "ConfigMap"}:                      func() any { return &corev1.ConfigMap{} },
+	{OperatorGroupVersion, "Installation"}:   func() any { return &InstallationObject{} },
+	{EKSGroupVersion, "NodeClass"}:           func() any { return &NodeClassObject{} },
+	{KarpenterGroupVersion, "EC2NodeClass"}:  func() any { return &EC2NodeClassObject{} },
+	{KarpenterCoreGroupVersion, "NodeClaim"}: func() any { return &NodeClaimObject{} },
 }
 
 // clusterScoped kinds have no namespace.
 var clusterScoped = map[string]bool{
 	"Namespace": true, "Node": true, "AdminNetworkPolicy": true, "BaselineAdminNetworkPolicy": true, "ClusterNetworkPolicy": true,
 	"GlobalNetworkPolicy": true, "Tier": true, "GlobalNetworkSet": true, "CiliumClusterwideNetworkPolicy": true,
-	"Installation": true, "NodeClass": true, "EC2NodeClass": true,
+	"Installation": true, "NodeClass": true, "EC2NodeClass": true, "NodeClaim": true,
 }
 
 // evaluatedKinds maps the kinds imdsguard evaluates to the apiVersion to suggest when one is read
@@ -90,7 +91,7 @@ var evaluatedKinds = func() map[string]string {
 	for k := range newObject {
 		// Engine configuration kinds of other groups (a NodeClass of another provider) are
 		// simply not evaluated.
-		if k.apiVersion == OperatorGroupVersion || k.apiVersion == EKSGroupVersion || k.apiVersion == KarpenterGroupVersion {
+		if k.apiVersion == OperatorGroupVersion || k.apiVersion == EKSGroupVersion || k.apiVersion == KarpenterGroupVersion || k.apiVersion == KarpenterCoreGroupVersion {
 			continue
 		}
 		if k.apiVersion != calicov3.GroupVersion && k.apiVersion != calicov3.StorageGroupVersion && k.apiVersion != awsv1alpha1.GroupVersion {
@@ -323,6 +324,12 @@ func (b *builder) add(d decoded) {
 		upsert(b, &b.inv.EKSNodeClasses, b.foreign, "NodeClass", "", o.Name, src, &EKSNodeClass{NodeClass: o, Source: src})
 	case *EC2NodeClassObject:
 		upsert(b, &b.inv.EC2NodeClasses, b.foreign, "EC2NodeClass", "", o.Name, src, &EC2NodeClass{NodeClass: o, Source: src})
+	case *NodeClaimObject:
+		if field, msg := nodeClaimProblem(o); field != "" {
+			b.problem(Problem{Source: src, Object: &ObjectRef{Kind: "NodeClaim", Name: o.Name, Source: src}, Field: field, Message: msg})
+			return
+		}
+		upsert(b, &b.inv.NodeClaims, b.foreign, "NodeClaim", "", o.Name, src, &NodeClaim{NodeClaim: o, Source: src})
 	default:
 		w, ok := workloadOf(d.obj)
 		if !ok {

@@ -250,6 +250,9 @@ type Inventory struct {
 	// EC2NodeClasses are Karpenter's EC2NodeClasses: the instance metadata options of the
 	// nodes Karpenter launches (package layer).
 	EC2NodeClasses []*EC2NodeClass
+	// NodeClaims are Karpenter's NodeClaims that name an EC2NodeClass: they join a node
+	// (status.providerID) to its class when the node lacks the class label (package layer).
+	NodeClaims []*NodeClaim
 
 	// Cluster names the cluster the inventory was read from (empty for manifests), and
 	// ServerVersion is its API server's version.
@@ -281,7 +284,7 @@ func (inv *Inventory) Objects() int {
 		len(inv.CalicoGlobalNetworkPolicies) + len(inv.CalicoNetworkPolicies) + len(inv.CalicoTiers) +
 		len(inv.CalicoGlobalNetworkSets) + len(inv.CalicoNetworkSets) +
 		len(inv.CiliumNetworkPolicies) + len(inv.CiliumClusterwideNetworkPolicies) +
-		len(inv.EngineConfigMaps) + len(inv.CalicoInstallations) + len(inv.EKSNodeClasses) + len(inv.EC2NodeClasses)
+		len(inv.EngineConfigMaps) + len(inv.CalicoInstallations) + len(inv.EKSNodeClasses) + len(inv.EC2NodeClasses) + len(inv.NodeClaims)
 	for _, ns := range inv.Namespaces {
 		if !ns.Synthesized {
 			n++

@@ -65,8 +65,10 @@ var (
 	// Policy engine configuration, read where served (engineconfig.go).
 	operatorGroupVersion = schema.GroupVersion{Group: "operator.tigera.io", Version: "v1"}
 	eksGroupVersion      = schema.GroupVersion{Group: "eks.amazonaws.com", Version: "v1"}
-	// karpenterGroupVersion is Karpenter's EC2NodeClass (the instance layer, package layer).
-	karpenterGroupVersion = schema.GroupVersion{Group: "karpenter.k8s.aws", Version: "v1"}
+	// karpenterGroupVersion is Karpenter's EC2NodeClass and karpenterCoreGroupVersion its
+	// NodeClaim (the instance layer, package layer).
+	karpenterGroupVersion     = schema.GroupVersion{Group: "karpenter.k8s.aws", Version: "v1"}
+	karpenterCoreGroupVersion = schema.GroupVersion{Group: "karpenter.sh", Version: "v1"}
 	// awsGroupVersion is the AWS VPC CNI's ClusterNetworkPolicy (networking.k8s.aws/v1alpha1).
 	awsGroupVersion = schema.GroupVersion{Group: "networking.k8s.aws", Version: "v1alpha1"}
 )
@@ -79,6 +81,7 @@ const (
 	affectsSets       = "every verdict that a Calico rule's destination selector or notSelector decides: network sets hold the addresses they select"
 	affectsEngine     = "policy engine detection: which policy kinds the cluster's engine enforces"
 	affectsInstance   = "the instance layer: the metadata options of the nodes Karpenter launches"
+	affectsNodeClaims = "the instance layer: which EC2NodeClass a node Karpenter launched without the class label comes from"
 )
 
 // lister reads one resource page by page into objs.
@@ -217,6 +220,11 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 	if served[karpenterGroupVersion.Group][karpenterGroupVersion.Version] {
 		res := dyn.Resource(karpenterGroupVersion.WithResource("ec2nodeclasses"))
 		listers = append(listers, &lister{resource: "ec2nodeclasses." + karpenterGroupVersion.Group, affects: affectsInstance, absentIfNotFound: true,
+			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }})
+	}
+	if served[karpenterCoreGroupVersion.Group][karpenterCoreGroupVersion.Version] {
+		res := dyn.Resource(karpenterCoreGroupVersion.WithResource("nodeclaims"))
+		listers = append(listers, &lister{resource: "nodeclaims." + karpenterCoreGroupVersion.Group, affects: affectsNodeClaims, absentIfNotFound: true,
 			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }})
 	}
 

@@ -44,8 +44,9 @@ const (
 	// ClusterNetworkPolicy: a structural schema of our own in testdata/aws, written from the
 	// published Go types (the CRD the VPC CNI installs is not vendored).
 	AWSClusterNetworkPolicy CRDSet = "awsclusternetworkpolicy"
-	// Karpenter is karpenter.k8s.aws/v1 EC2NodeClass: a structural schema of our own in
-	// testdata/karpenter with the metadataOptions fields (Karpenter's module needs a newer Go).
+	// Karpenter is karpenter.k8s.aws/v1 EC2NodeClass and karpenter.sh/v1 NodeClaim: structural
+	// schemas of our own in testdata/karpenter with the fields imdsguard reads (Karpenter's
+	// module needs a newer Go).
 	Karpenter CRDSet = "karpenter"
 	// Cilium is cilium.io/v2 CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy, from the
 	// cilium module.
@@ -88,7 +89,8 @@ func CRDFiles(set CRDSet) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []string{filepath.Join(root, "internal", "kubetest", "testdata", "karpenter", "karpenter.k8s.aws_ec2nodeclasses.yaml")}, nil
+		dir := filepath.Join(root, "internal", "kubetest", "testdata", "karpenter")
+		return []string{filepath.Join(dir, "karpenter.k8s.aws_ec2nodeclasses.yaml"), filepath.Join(dir, "karpenter.sh_nodeclaims.yaml")}, nil
 	case Cilium:
 		dir, err := moduleDir(ciliumModule)
 		if err != nil {

@@ -99,18 +99,37 @@ func rank(s Source) int {
 }
 
 // Karpenter is the instance source of nodes Karpenter launched: the EC2NodeClass a node's
-// label names, with Karpenter v1's defaults for fields left out.
+// label names or, for a node without the label, the one its NodeClaim refers to, with Karpenter
+// v1's defaults for fields left out.
 type Karpenter struct {
 	// Classes are the input's EC2NodeClasses by name (KarpenterClasses).
 	Classes map[string]*inventory.EC2NodeClassMetadataOptions
+	// NodeClaims map a node's spec.providerID to the EC2NodeClass name of its NodeClaim
+	// (KarpenterNodeClaims); nil when the input has none.
+	NodeClaims map[string]string
 }
 
 // Name implements InstanceSource.
 func (Karpenter) Name() string { return "Karpenter EC2NodeClass" }
 
-// AWSOptions implements InstanceSource.
+// AWSOptions implements InstanceSource. The node's label decides first: Karpenter sets it on
+// every node it launches, so a NodeClaim only matters for a node that lost it.
 func (k Karpenter) AWSOptions(n *inventory.Node) (AWSMetadataOptions, bool) {
-	return NodeOptions(n.Labels, k.Classes)
+	if _, labelled := n.Labels[EC2NodeClassLabel]; labelled {
+		return NodeOptions(n.Labels, k.Classes)
+	}
+	if n.ProviderID == "" {
+		return AWSMetadataOptions{}, false
+	}
+	name, ok := k.NodeClaims[n.ProviderID]
+	if !ok {
+		return AWSMetadataOptions{}, false
+	}
+	m, ok := k.Classes[name]
+	if !ok {
+		return AWSMetadataOptions{}, false
+	}
+	return FromEC2NodeClass(name, m), true
 }
 
 // AgentMeasurement is the instance source of nodes whose imdsguard agent published a

@@ -61,8 +61,8 @@ func FromEC2NodeClass(class string, m *inventory.EC2NodeClassMetadataOptions) AW
 
 // EC2NodeClassLabel names the EC2NodeClass of a node Karpenter launched: the constant
 // LabelNodeClass of aws/karpenter-provider-aws (pkg/apis/v1), which Karpenter sets on the
-// instances and the nodes it launches. A node without it reaches its class only through its
-// NodeClaim (spec.nodeClassRef), which is not read yet.
+// instances and the nodes it launches. A node without it reaches its class through its NodeClaim
+// (KarpenterNodeClaims).
 const EC2NodeClassLabel = "karpenter.k8s.aws/ec2nodeclass"
 
 // NodeOptions returns the metadata options of a node launched by Karpenter, from the
@@ -85,6 +85,30 @@ func KarpenterClasses(classes []*inventory.EC2NodeClass) map[string]*inventory.E
 	out := make(map[string]*inventory.EC2NodeClassMetadataOptions, len(classes))
 	for _, c := range classes {
 		out[c.NodeClass.Name] = c.NodeClass.Spec.MetadataOptions
+	}
+	return out
+}
+
+// KarpenterNodeClaims indexes the input's NodeClaims by status.providerID, the spec.providerID of
+// the Node Karpenter registered for the claim (https://karpenter.sh/docs/concepts/nodeclaims/),
+// to the name of the EC2NodeClass of their spec.nodeClassRef. A NodeClaim without a provider ID
+// (the instance is not launched yet) is left out, and so is a provider ID two NodeClaims give
+// different classes: which one launched the instance is not known.
+func KarpenterNodeClaims(claims []*inventory.NodeClaim) map[string]string {
+	out := make(map[string]string, len(claims))
+	conflicting := map[string]bool{}
+	for _, c := range claims {
+		id, ref := c.NodeClaim.Status.ProviderID, c.NodeClaim.Spec.NodeClassRef
+		if id == "" || ref == nil {
+			continue
+		}
+		if class, seen := out[id]; seen && class != ref.Name {
+			conflicting[id] = true
+		}
+		out[id] = ref.Name
+	}
+	for id := range conflicting {
+		delete(out, id)
 	}
 	return out
 }
