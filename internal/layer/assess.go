@@ -93,11 +93,13 @@ func NewAssessor(nodes []*inventory.Node, eps []endpoint.Endpoint, sources []Ins
 }
 
 // InventorySources are the instance sources an inventory holds, strongest first: the agents'
-// measurements, then the Karpenter EC2NodeClasses.
+// measurements, the Karpenter EC2NodeClasses (by node label or NodeClaim), then EKS managed
+// node groups' documented defaults.
 func InventorySources(inv *inventory.Inventory, now time.Time) []InstanceSource {
 	return []InstanceSource{
 		AgentMeasurement{Now: now},
-		Karpenter{Classes: KarpenterClasses(inv.EC2NodeClasses)},
+		Karpenter{Classes: KarpenterClasses(inv.EC2NodeClasses), NodeClaims: KarpenterNodeClaims(inv.NodeClaims)},
+		EKSNodeGroup{},
 	}
 }
 

@@ -61,7 +61,7 @@ func (g *generator) nodeObjects() []any {
 			}
 		}
 		out = append(out, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: meta,
-			Spec: corev1.NodeSpec{ProviderID: fmt.Sprintf("aws:///us-east-1a/i-%017x", k)},
+			Spec:   corev1.NodeSpec{ProviderID: fmt.Sprintf("aws:///us-east-1a/i-%017x", k)},
 			Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{OSImage: "Amazon Linux 2023.6.20241010"}}})
 	}
 	return out
