@@ -1,14 +1,20 @@
 package synth
 
 import (
+	"encoding/json"
 	"fmt"
-	"net/netip"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/imdsguard/imdsguard/internal/layer"
+)
+
+// The label and annotation of package layer (EC2NodeClassLabel, AgentStateAnnotation) and the
+// annotation's format version 1; package layer's tests decode what this writes.
+const (
+	ec2NodeClassLabel    = "karpenter.k8s.aws/ec2nodeclass"
+	agentStateAnnotation = "imdsguard.io/agent-state"
 )
 
 // nodeName names node k, as the pods' spec.nodeName does.
@@ -40,24 +46,24 @@ func (g *generator) nodeObjects() []any {
 		out = append(out, map[string]any{"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass",
 			"metadata": map[string]any{"name": fmt.Sprintf("pool-%d", p)}, "spec": spec})
 	}
-	synced := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	imds := []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254")}
+	synced := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).Format(time.RFC3339)
 	for k := range g.cfg.Nodes {
 		p := k % pools
 		name := nodeName(k)
 		meta := metav1.ObjectMeta{Name: name, Labels: map[string]string{
 			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-			layer.EC2NodeClassLabel: fmt.Sprintf("pool-%d", p), "karpenter.sh/nodepool": fmt.Sprintf("pool-%d", p),
+			ec2NodeClassLabel: fmt.Sprintf("pool-%d", p), "karpenter.sh/nodepool": fmt.Sprintf("pool-%d", p),
 			"topology.kubernetes.io/zone": "us-east-1a",
 		}}
 		if p%2 == 1 {
-			st := layer.AgentState{Node: name, Mode: "enforce", Dropped: imds, HostNetworkCovered: true, Generation: 3, Synced: synced}
+			st := map[string]any{"version": 1, "node": name, "mode": "enforce", "dropped": []string{"169.254.169.254", "fd00:ec2::254"},
+				"hostNetworkCovered": true, "generation": 3, "synced": synced}
 			if p%4 == 1 {
-				st.Instance = &layer.InstanceMeasurement{Measured: synced, V1Status: 401, HopLimit: 1}
+				st["instance"] = map[string]any{"measured": synced, "v1Status": 401, "hopLimit": 1}
 			}
-			v, err := layer.EncodeAgentState(st)
+			v, err := json.Marshal(st)
 			if err == nil {
-				meta.Annotations = map[string]string{layer.AgentStateAnnotation: v}
+				meta.Annotations = map[string]string{agentStateAnnotation: string(v)}
 			}
 		}
 		out = append(out, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: meta,
