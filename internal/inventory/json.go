@@ -35,16 +35,19 @@ var decodeOptions = jsonv2.JoinOptions(
 )
 
 // unread are the parts of pods and workloads the audit never reads: status, resources, probes,
-// volumes, security contexts, scheduling, managedFields, timestamps. The decoder checks their
+// volumes, security contexts, pod (anti-)affinity, preferred node affinity, topology spread,
+// managedFields, timestamps. The decoder checks their
 // JSON syntax and skips them without allocating, which keeps a 100,000-pod cluster fast and
 // small; the objects handed on are the official types with these fields empty. The audit
-// reads metadata, host networking, service account, DNS policy and each container's image,
+// reads metadata, host networking, service account, DNS policy, node name, node selector, node
+// affinity and tolerations (where a pod may be scheduled) and each container's image,
 // command, arguments and environment.
 var unread = jsonv2.JoinUnmarshalers(
 	skip[corev1.PodStatus](), skip[corev1.ResourceRequirements](), skip[corev1.Probe](),
 	skip[corev1.Lifecycle](), skip[corev1.SecurityContext](), skip[corev1.PodSecurityContext](),
-	skip[corev1.Affinity](), skip[[]corev1.Volume](), skip[[]corev1.VolumeMount](),
-	skip[[]corev1.VolumeDevice](), skip[[]corev1.ContainerPort](), skip[[]corev1.Toleration](),
+	skip[corev1.PodAffinity](), skip[corev1.PodAntiAffinity](), skip[[]corev1.PreferredSchedulingTerm](),
+	skip[[]corev1.Volume](), skip[[]corev1.VolumeMount](),
+	skip[[]corev1.VolumeDevice](), skip[[]corev1.ContainerPort](),
 	skip[[]corev1.TopologySpreadConstraint](), skip[[]corev1.EnvFromSource](),
 	skip[[]corev1.PersistentVolumeClaim](), skip[[]metav1.ManagedFieldsEntry](), skip[metav1.Time](),
 	skip[appsv1.DeploymentStatus](), skip[appsv1.StatefulSetStatus](), skip[appsv1.DaemonSetStatus](),

@@ -138,7 +138,7 @@ func AWSInstance(o AWSMetadataOptions, p Placement, addr netip.Addr) Verdict {
 	case limit < need:
 		// Even an unknown plugin adds hops, never removes them.
 		v.Decision, v.Source = Deny, weakest(sources)
-		v.Reason = fmt.Sprintf("HttpTokens required and HttpPutResponseHopLimit %d (%s, %s): the token response does not reach a subject %s, %d hops away", limit, o.Tokens.Origin, o.HopLimit.Origin, where, need)
+		v.Reason = fmt.Sprintf("HttpTokens required and HttpPutResponseHopLimit %d (%s): the token response does not reach a subject %s, %d hops away", limit, o.HopLimit.Origin, where, need)
 	case !p.HostNetwork && !p.ExtraHopsKnown:
 		return unknown(fmt.Sprintf("whether the network plugin adds hops beyond %d (HttpPutResponseHopLimit %d)", need, limit))
 	default:

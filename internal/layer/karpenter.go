@@ -26,7 +26,7 @@ func FromEC2NodeClass(class string, m *inventory.EC2NodeClassMetadataOptions) AW
 		if set {
 			return Configured, fmt.Sprintf("EC2NodeClass %s spec.metadataOptions.%s", class, name)
 		}
-		return Default, fmt.Sprintf("EC2NodeClass %s spec.metadataOptions.%s left out: Karpenter's default", class, name)
+		return Default, fmt.Sprintf("EC2NodeClass %s: %s left out, Karpenter's default", class, name)
 	}
 	var o AWSMetadataOptions
 	endpoint := karpenterEndpoint
