@@ -207,8 +207,8 @@ func RunFor(inv *inventory.Inventory, eps []endpoint.Endpoint, enf policy.Enforc
 type Options struct {
 	// Enforcement says which policy kinds the cluster's policy engine enforces.
 	Enforcement policy.Enforcement
-	// InstanceSources add to the instance sources the inventory holds (layer.InventorySources),
-	// e.g. the EC2 API.
+	// InstanceSources add to the instance sources the inventory holds (layer.Sources), e.g. the
+	// EC2 API.
 	InstanceSources []layer.InstanceSource
 	// Now is the time the agents' published states are judged against; zero means now.
 	Now time.Time
@@ -234,7 +234,7 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 	for _, d := range engine.Detect(inv).Engines {
 		plugins = append(plugins, string(d.Name))
 	}
-	sources := append(layer.InventorySources(inv, now), opts.InstanceSources...)
+	sources := layer.Sources(inv, now, opts.InstanceSources...)
 	assessor := layer.NewAssessor(inv.Nodes, eps, sources, layer.PodNetwork(plugins), now)
 	rows := make([][]layer.Pair, len(subjects))
 	for i := range subjects {

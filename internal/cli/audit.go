@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/ec2api"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/layer"
 	"github.com/spf13/cobra"
 )
 
@@ -21,6 +24,9 @@ type auditOptions struct {
 	explain   string
 	color     string
 	engine    policyEngineFlag
+	// aws and awsEndpoint: the EC2 API as an instance layer source (aws.go).
+	aws         bool
+	awsEndpoint string
 }
 
 func newAuditCommand(g *globalOptions, streams Streams) *cobra.Command {
@@ -69,6 +75,8 @@ usage or input error.`,
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
 	f.StringVar(&o.explain, "explain", "", "print the full evaluation trace for NAMESPACE/NAME (or NAMESPACE/KIND/NAME) instead of the report")
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
+	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it. A failure is an incomplete audit (IMDS012), never a silent pass")
+	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner"}, cobra.ShellCompDirectiveNoFileComp))
@@ -104,6 +112,11 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	}
 	if _, err := selectEndpoints(o.clouds, o.endpoints); err != nil {
 		return err // flags are checked before anything is read
+	}
+	if o.awsEndpoint != "" {
+		if err := ec2api.CheckEndpoint(o.awsEndpoint); err != nil {
+			return usageError("--aws-endpoint: %v", err)
+		}
 	}
 	failOn, err := audit.ParseSeverity(o.failOn)
 	if err != nil {
@@ -152,8 +165,23 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	if err != nil {
 		return err
 	}
+	// Instance layer sources besides those the input holds; a failure is a gap of the report.
+	var instanceSources []layer.InstanceSource
+	if o.aws || o.awsEndpoint != "" {
+		awsCtx, cancel := context.WithTimeout(ctx, o.source.timeout)
+		src, err := awsInstanceSource(awsCtx, log, inv.Nodes, o.awsEndpoint)
+		cancel()
+		if err != nil {
+			inv.Gaps = append(inv.Gaps, inventory.Gap{Resource: ec2api.Action, Reason: err.Error(), Affects: "the instance layer (EC2 metadata options) of pods on AWS nodes"})
+		} else {
+			instanceSources = append(instanceSources, src)
+		}
+	}
+	for _, src := range instanceSources {
+		log.Debug("instance layer source", "source", src.Name())
+	}
 	loaded := time.Now()
-	report := audit.RunFor(inv, eps, enf)
+	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources})
 	evaluated := time.Now()
 	log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
 	log.Debug("evaluated", "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings), "duration", evaluated.Sub(loaded))

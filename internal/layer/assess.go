@@ -92,15 +92,16 @@ func NewAssessor(nodes []*inventory.Node, eps []endpoint.Endpoint, sources []Ins
 	return a
 }
 
-// InventorySources are the instance sources an inventory holds, strongest first: the agents'
-// measurements, the Karpenter EC2NodeClasses (by node label or NodeClaim), then EKS managed
-// node groups' documented defaults.
-func InventorySources(inv *inventory.Inventory, now time.Time) []InstanceSource {
-	return []InstanceSource{
-		AgentMeasurement{Now: now},
+// Sources are the instance sources of an audit, in the order MergeAWS prefers them at equal
+// strength: the agents' measurements, the sources given (the EC2 API, which reads the instances
+// themselves), the Karpenter EC2NodeClasses (by node label or NodeClaim), then EKS managed node
+// groups' documented defaults.
+func Sources(inv *inventory.Inventory, now time.Time, given ...InstanceSource) []InstanceSource {
+	out := []InstanceSource{AgentMeasurement{Now: now}}
+	out = append(out, given...)
+	return append(out,
 		Karpenter{Classes: KarpenterClasses(inv.EC2NodeClasses), NodeClaims: KarpenterNodeClaims(inv.NodeClaims)},
-		EKSNodeGroup{},
-	}
+		EKSNodeGroup{})
 }
 
 // instanceVerdict is the instance layer of node n for a subject at p and endpoint ep.

@@ -110,7 +110,7 @@ func TestSyntheticNodes(t *testing.T) {
 		t.Fatalf("nodes %d with %d agent states, %d EC2NodeClasses: want 12, 6, 4", len(inv.Nodes), states, len(inv.EC2NodeClasses))
 	}
 	eps := endpoint.Select([]endpoint.Cloud{endpoint.AWS})
-	a := NewAssessor(inv.Nodes, eps, InventorySources(inv, time.Date(2026, 11, 1, 12, 5, 0, 0, time.UTC)), Placement{}, time.Date(2026, 11, 1, 12, 5, 0, 0, time.UTC))
+	a := NewAssessor(inv.Nodes, eps, Sources(inv, time.Date(2026, 11, 1, 12, 5, 0, 0, time.UTC)), Placement{}, time.Date(2026, 11, 1, 12, 5, 0, 0, time.UTC))
 	denied := 0
 	for _, p := range inv.Pods {
 		row := a.Row(&p.Pod.Spec)

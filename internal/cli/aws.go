@@ -1,0 +1,29 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/imdsguard/imdsguard/internal/ec2api"
+	"github.com/imdsguard/imdsguard/internal/inventory"
+	"github.com/imdsguard/imdsguard/internal/layer"
+)
+
+// awsInstanceSource reads the metadata options of the nodes' EC2 instances from the EC2 API
+// (audit --aws). What it cannot know of a node (not an EC2 instance, terminated, options being
+// changed) is logged; a failure of the API is returned, for the audit to report as a gap.
+func awsInstanceSource(ctx context.Context, log *slog.Logger, nodes []*inventory.Node, endpoint string) (layer.InstanceSource, error) {
+	src, err := ec2api.Load(ctx, nodes, ec2api.Options{Endpoint: endpoint})
+	if err != nil {
+		return nil, err
+	}
+	for _, note := range src.Notes {
+		log.Info("EC2 API: instance metadata options not known", "detail", note)
+	}
+	if src.Len() == 0 {
+		log.Warn("EC2 API: no node's instance metadata options are known (no node has an aws:///ZONE/i-... spec.providerID, or the API returned none of them)", "nodes", len(nodes))
+	} else {
+		log.Info("EC2 API: instance metadata options read", "instances", src.Len())
+	}
+	return src, nil
+}
