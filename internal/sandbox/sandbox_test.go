@@ -60,7 +60,7 @@ func TestEmulatorSpeaksEachCloud(t *testing.T) {
 	if err := s.Node.Fetch(ctx, noMetadata); err == nil {
 		t.Error("Azure answered without Metadata: true")
 	}
-	s.IMDS.RequireIMDSv2 = true
+	s.IMDS.SetAWS(AWSOptions{TokensRequired: true})
 	if err := s.Node.Fetch(ctx, AWSCredentials); err == nil {
 		t.Error("IMDSv1 request answered while IMDSv2 is required")
 	}
