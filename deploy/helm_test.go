@@ -49,6 +49,8 @@ agent:
 `
 	controllerOnly = `agent: {enabled: false}`
 	agentOnly      = `controller: {enabled: false}`
+
+	agentWithoutNodeRestriction = `agent: {nodeRestriction: false}`
 )
 
 func readValues(t *testing.T, y string) chartutil.Values {
@@ -244,6 +246,31 @@ func TestChartRendersAndTheAPIServerAdmitsIt(t *testing.T) {
 			ds := find(objs, "DaemonSet", "imdsguard-agent")
 			ac := container(t, ds)
 			parseArgs(t, ac["args"].([]any))
+
+			// The node restriction policy, on by default, is deploy/agent's with the release's
+			// service account.
+			policies, err := kubetest.DecodeFiles("agent/node-restriction.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			shippedPolicy, chartPolicy := find(policies, "ValidatingAdmissionPolicy", "imdsguard-agent-own-node"), find(objs, "ValidatingAdmissionPolicy", "imdsguard-agent-own-node")
+			if chartPolicy == nil || find(objs, "ValidatingAdmissionPolicyBinding", "imdsguard-agent-own-node") == nil {
+				t.Fatalf("no node restriction policy and binding by default: %v", kinds(objs))
+			}
+			for _, field := range [][]string{{"spec", "variables"}, {"spec", "matchConstraints"}} {
+				want, _, _ := unstructured.NestedFieldNoCopy(shippedPolicy.Object, field...)
+				got, _, _ := unstructured.NestedFieldNoCopy(chartPolicy.Object, field...)
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("node restriction policy %v differs from deploy/agent/node-restriction.yaml (-deploy +chart):\n%s", field, diff)
+				}
+			}
+			conditions, _, _ := unstructured.NestedSlice(chartPolicy.Object, "spec", "matchConditions")
+			if want := "system:serviceaccount:" + releaseNS + ":imdsguard-agent'"; len(conditions) != 1 || !strings.Contains(fmt.Sprint(conditions[0]), want) {
+				t.Errorf("match conditions %v do not name the release's service account %s", conditions, want)
+			}
+			if env := fmt.Sprint(ac["env"]); !strings.Contains(env, "metadata.uid") {
+				t.Errorf("the agent is not told its pod UID (POD_UID from metadata.uid): %s", env)
+			}
 			if hostNet, _, _ := unstructured.NestedBool(ds.Object, "spec", "template", "spec", "hostNetwork"); !hostNet {
 				t.Error("the agent is not on the host network")
 			}
@@ -278,6 +305,13 @@ func TestChartRendersAndTheAPIServerAdmitsIt(t *testing.T) {
 			ac := container(t, find(objs, "DaemonSet", "imdsguard-agent"))
 			if ac["image"] != "registry.example/security/imdsguard:v1.2.3" {
 				t.Errorf("agent image %v", ac["image"])
+			}
+		}},
+		{"the node restriction policy can be left out", agentWithoutNodeRestriction, func(t *testing.T, objs []*unstructured.Unstructured) {
+			for _, o := range objs {
+				if strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") {
+					t.Errorf("rendered %s %s with agent.nodeRestriction=false", o.GetKind(), o.GetName())
+				}
 			}
 		}},
 		{"the controller alone", controllerOnly, func(t *testing.T, objs []*unstructured.Unstructured) {

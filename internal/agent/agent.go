@@ -2,7 +2,8 @@
 // configuration (pods cgroup, exempt pods, allowed hostNetwork pods), applies the firewall
 // package's ruleset in one transaction, watches for anyone changing it (nf_tables' change
 // notifications, plus a periodic resync) and repairs it, follows the pods on its node through the
-// Kubernetes API, and serves metrics and health.
+// Kubernetes API, measures the EC2 instance metadata service from the node, publishes its state
+// on its Node (layer.AgentStateAnnotation), and serves metrics and health.
 //
 // It fails closed: nothing is removed when the agent stops, whatever the signal; the rules stay
 // until `imdsguard agent uninstall` removes them on purpose. A restarted agent replaces the
@@ -23,6 +24,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/firewall"
+	"github.com/imdsguard/imdsguard/internal/layer"
 )
 
 // Options configure an Agent.
@@ -68,6 +70,18 @@ type Options struct {
 	Nodes    NodeTainter
 	NodeName string
 	Taint    Taint
+	// State, when set, publishes the agent's state on NodeName after every change and at
+	// least every PublishInterval (default DefaultPublishInterval).
+	State           StatePublisher
+	PublishInterval time.Duration
+	// Instance, when set, measures the instance metadata service once ready, whenever the
+	// ruleset changes and every MeasureInterval (default DefaultMeasureInterval).
+	Instance        InstanceMeasurer
+	MeasureInterval time.Duration
+	// SelfPodUID is the agent's own pod (from the downward API) when it runs in one: its pod
+	// cgroup is let through the output rules like an allowed hostNetwork pod, so the agent's
+	// own requests (the instance measurement) are not dropped by its rules.
+	SelfPodUID string
 }
 
 // Agent keeps the firewall in place.
@@ -86,6 +100,17 @@ type Agent struct {
 	logged      map[netip.Addr]bool
 	lastPods    []Pod
 	pods        map[netip.Addr]Pod
+	selfMissing bool // warned that the agent's own pod cgroup is missing
+
+	// What the state publishes: the last ruleset brought in place, counted, and when.
+	generation int64
+	synced     time.Time
+	dropped    []netip.Addr
+	covered    bool
+	instance   *layer.InstanceMeasurement
+
+	publishNow chan struct{}
+	measureNow chan struct{}
 }
 
 // New returns an agent; Run starts it.
@@ -108,6 +133,15 @@ func New(opts Options, log *slog.Logger) (*Agent, error) {
 	if opts.PodsWait <= 0 {
 		opts.PodsWait = 5 * time.Second
 	}
+	if opts.PublishInterval <= 0 {
+		opts.PublishInterval = DefaultPublishInterval
+	}
+	if opts.MeasureInterval <= 0 {
+		opts.MeasureInterval = DefaultMeasureInterval
+	}
+	if opts.State != nil && opts.NodeName == "" {
+		return nil, errors.New("agent: publishing the state needs the node name")
+	}
 	if (len(opts.Exempt) > 0 || len(opts.AllowHostNetwork) > 0) && opts.Pods == nil {
 		return nil, errors.New("agent: pod selectors need the Kubernetes API")
 	}
@@ -118,6 +152,9 @@ func New(opts Options, log *slog.Logger) (*Agent, error) {
 		tainted: opts.Nodes != nil && opts.Taint.Key != "",
 		logged:  map[netip.Addr]bool{},
 		pods:    map[netip.Addr]Pod{},
+
+		publishNow: make(chan struct{}, 1),
+		measureNow: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -177,6 +214,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.watchPods(ctx, w, changed)
 		}()
 		a.awaitPods(ctx, w)
+	}
+	if a.opts.State != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.publishLoop(ctx)
+		}()
+	}
+	if a.opts.Instance != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.measureLoop(ctx)
+		}()
 	}
 	a.checkCilium()
 	tick := time.NewTicker(a.opts.ResyncInterval)
@@ -333,7 +384,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	a.observeSources(before)
 	if before.Present && script == applied && before.Fingerprint == fingerprint {
 		a.metrics.setKernel(rs, before)
-		return a.afterSync(ctx)
+		return a.afterSync(ctx, cfg, false)
 	}
 	drift := applied != "" && script == applied
 	if err := b.Replace(ctx, cfg, rs); err != nil {
@@ -354,6 +405,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.applied, a.fingerprint = script, after.Fingerprint
+	a.generation++
 	a.mu.Unlock()
 	a.metrics.setKernel(rs, after)
 	if drift {
@@ -362,16 +414,25 @@ func (a *Agent) sync(ctx context.Context) error {
 	} else {
 		a.log.Info("firewall applied", "mode", cfg.Mode, "endpoints", len(cfg.Denied()), "pods_cgroup", cfg.PodsCgroup, "exempt_pod_ips", len(cfg.ExemptPodIPs), "allowed_hostnetwork_pods", len(cfg.AllowedHostNetworkPods))
 	}
-	return a.afterSync(ctx)
+	return a.afterSync(ctx, cfg, true)
 }
 
-// afterSync marks the agent ready and, once, removes the startup taint.
-func (a *Agent) afterSync(ctx context.Context) error {
+// afterSync marks the agent ready, records what the state publishes and asks for its
+// publication (and, when the ruleset was replaced or on the first sync, for a measurement),
+// and, once, removes the startup taint.
+func (a *Agent) afterSync(ctx context.Context, cfg firewall.Config, replaced bool) error {
 	a.mu.Lock()
 	first := !a.ready
 	a.ready = true
 	tainted := a.tainted
+	a.synced = time.Now().UTC()
+	a.dropped = droppedAddresses(cfg)
+	a.covered = cfg.PodsCgroup != ""
 	a.mu.Unlock()
+	if replaced || first {
+		notify(a.measureNow)
+	}
+	notify(a.publishNow)
 	a.metrics.ready.Store(1)
 	if first {
 		a.log.Info("agent ready")
@@ -458,14 +519,33 @@ func (a *Agent) desired(ctx context.Context) (firewall.Config, error) {
 			uids = append(uids, p.UID)
 		}
 	}
+	if a.opts.SelfPodUID != "" && !slices.Contains(uids, a.opts.SelfPodUID) {
+		uids = append(uids, a.opts.SelfPodUID)
+	}
 	for _, uid := range uids {
 		path, ok := FindPodCgroup(a.opts.CgroupRoot, cfg.PodsCgroup, uid)
+		if uid == a.opts.SelfPodUID {
+			a.warnSelfMissing(!ok, cfg.PodsCgroup)
+		}
 		if !ok {
 			continue // not started yet, or gone: nothing to allow
 		}
 		cfg.AllowedHostNetworkPods = append(cfg.AllowedHostNetworkPods, firewall.PodCgroup{UID: uid, Path: path})
 	}
 	return cfg, nil
+}
+
+// warnSelfMissing warns once when the agent's own pod cgroup is not found below the pods
+// cgroup: the output rules then match the agent's own sockets, and its measurement of the
+// instance is dropped (enforce) or counted (observe) like a hostNetwork pod's request.
+func (a *Agent) warnSelfMissing(missing bool, podsCgroup string) {
+	a.mu.Lock()
+	warn := missing && !a.selfMissing
+	a.selfMissing = missing
+	a.mu.Unlock()
+	if warn {
+		a.log.Warn("the agent's own pod cgroup is not found: its own requests to the metadata service are treated as a hostNetwork pod's", "pod_uid", a.opts.SelfPodUID, "pods_cgroup", podsCgroup, "cgroup_root", a.opts.CgroupRoot)
+	}
 }
 
 // observeSources logs every new source address once, with its pod when known.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,10 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imdsguard/imdsguard/internal/layer"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -107,8 +110,10 @@ type PodWatcher interface {
 // ErrPodsNotSynced is ListPods' answer before the watch has delivered the first list.
 var ErrPodsNotSynced = errors.New("the pods on this node are not known yet")
 
-// Kube is the agent's Kubernetes API client: pods on its node, and its node's taints. RBAC:
-// list and watch pods (cluster-wide, filtered by field selector), get and update nodes.
+// Kube is the agent's Kubernetes API client: pods on its node, its node's taints, and its state
+// on its node. RBAC: list and watch pods (cluster-wide, filtered by field selector), get,
+// update and patch nodes; deploy/agent's ValidatingAdmissionPolicy keeps the node writes to the
+// agent's own Node, its startup taint and its state annotation.
 type Kube struct {
 	Client   kubernetes.Interface
 	NodeName string
@@ -121,9 +126,41 @@ type Kube struct {
 }
 
 var (
-	_ PodWatcher  = (*Kube)(nil)
-	_ NodeTainter = (*Kube)(nil)
+	_ PodWatcher     = (*Kube)(nil)
+	_ NodeTainter    = (*Kube)(nil)
+	_ StatePublisher = (*Kube)(nil)
 )
+
+// FieldManager names the agent in the Node's managedFields.
+const FieldManager = "imdsguard-agent"
+
+// PublishState implements StatePublisher: a JSON merge patch (RFC 7386) that sets the
+// annotation layer.AgentStateAnnotation on the state's node and touches nothing else, so it
+// never conflicts with the kubelet or anyone else writing the Node.
+func (k *Kube) PublishState(ctx context.Context, s layer.AgentState) error {
+	value, err := layer.EncodeAgentState(s)
+	if err != nil {
+		return err
+	}
+	patch, err := statePatch(value)
+	if err != nil {
+		return err
+	}
+	if _, err := k.Client.CoreV1().Nodes().Patch(ctx, s.Node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+		return fmt.Errorf("patch node %s annotation %s: %w", s.Node, layer.AgentStateAnnotation, err)
+	}
+	return nil
+}
+
+// statePatch is the merge patch setting the state annotation to value.
+func statePatch(value string) ([]byte, error) {
+	patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{layer.AgentStateAnnotation: value}}}
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return nil, fmt.Errorf("state patch: %w", err)
+	}
+	return b, nil
+}
 
 // selector selects the pods scheduled to this node.
 func (k *Kube) selector() string {

@@ -22,6 +22,7 @@ type metrics struct {
 
 	ready                atomic.Int64
 	repairs              atomic.Int64
+	statePublishErrors   atomic.Int64
 	hostNetworkProtected atomic.Int64
 	ciliumDetected       atomic.Int64
 	ciliumRouting        atomic.Value // CiliumRouting
@@ -135,6 +136,8 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintf(&b, "imdsguard_syncs_total{result=\"ok\"} %d\nimdsguard_syncs_total{result=\"error\"} %d\n", m.syncsOK, m.syncsFailed)
 	family("imdsguard_repairs_total", "counter", "Times the firewall was found changed or removed by someone else and restored.")
 	fmt.Fprintf(&b, "imdsguard_repairs_total %d\n", m.repairs.Load())
+	family("imdsguard_state_publish_errors_total", "counter", "Failed attempts to publish the agent state on the node (retried; the firewall is unaffected).")
+	fmt.Fprintf(&b, "imdsguard_state_publish_errors_total %d\n", m.statePublishErrors.Load())
 	family("imdsguard_last_sync_timestamp_seconds", "gauge", "Unix time of the last successful sync.")
 	fmt.Fprintf(&b, "imdsguard_last_sync_timestamp_seconds %d\n", m.lastSync.Unix())
 	family("imdsguard_last_sync_duration_seconds", "gauge", "Duration of the last successful sync.")

@@ -124,9 +124,25 @@ func startAgentWith(t testing.TB, s *sandbox.Sandbox, env []string, extra ...str
 // launchAgent starts the agent like startAgentWith without waiting for it to be ready.
 func launchAgent(t testing.TB, s *sandbox.Sandbox, env []string, extra ...string) *agentProcess {
 	t.Helper()
+	return launchAgentInCgroup(t, s, "", env, extra...)
+}
+
+// launchAgentInCgroup starts the agent like launchAgent, in the cgroup at cgroupDir (an
+// absolute path; "" for the test's own), as the kubelet starts a pod's container in its pod
+// cgroup.
+func launchAgentInCgroup(t testing.TB, s *sandbox.Sandbox, cgroupDir string, env []string, extra ...string) *agentProcess {
+	t.Helper()
 	p := &agentProcess{t: t, s: s, out: &syncBuffer{}, err: make(chan error, 1)}
 	p.cmd = imdsguardCommand(t, context.Background(), s, append([]string{"agent", "--cloud", "aws,azure,gcp", "--listen", "127.0.0.1:9808", "--log-level", "debug"}, extra...)...)
 	p.cmd.Env = append(p.cmd.Env, env...)
+	if cgroupDir != "" {
+		dir, err := os.Open(cgroupDir)
+		if err != nil {
+			t.Fatalf("open cgroup: %v", err)
+		}
+		defer dir.Close()
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// nsenter execs the agent, so the process we signal is the agent itself.
 	if err := p.cmd.Start(); err != nil {

@@ -33,6 +33,8 @@ type agentOptions struct {
 	nodeName         string
 	startupTaint     string
 	ciliumStateDir   string
+	podUID           string
+	measureInterval  time.Duration
 	format           string
 	exempt           []agent.PodSelector
 	allowHostNetwork []agent.PodSelector
@@ -53,6 +55,12 @@ It fails closed: on SIGTERM, SIGKILL or a crash the rules stay; a restart
 replaces them atomically. "imdsguard agent uninstall" removes them on purpose.
 Where nf_tables is unavailable it falls back to iptables (--backend auto).
 
+With the Kubernetes API it publishes its state on its Node, in the annotation
+imdsguard.io/agent-state: mode, dropped addresses, hostNetwork coverage, ruleset
+generation, last sync, and (on AWS) what it measured of the instance metadata
+service from the node: IMDSv1 allowed or not, the IPv6 endpoint, the PUT response
+hop limit.
+
 Serves /metrics, /healthz and /readyz (ready after the first successful sync).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -71,9 +79,11 @@ Serves /metrics, /healthz and /readyz (ready after the first successful sync).`,
 	f.DurationVar(&o.resync, "resync", 30*time.Second, "periodic full check and repair, besides change events")
 	f.StringVar(&o.listen, "listen", ":9808", `address for /metrics, /healthz and /readyz; "" disables`)
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes API (default: in-cluster when running in a pod)")
-	f.BoolVar(&o.noKubernetes, "no-kubernetes", false, "do not use the Kubernetes API (no pod names, selectors or taint removal)")
+	f.BoolVar(&o.noKubernetes, "no-kubernetes", false, "do not use the Kubernetes API (no pod names, selectors, taint removal or state on the Node)")
 	f.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	f.StringVar(&o.startupTaint, "startup-taint", "", "taint key:Effect to remove from this node once the rules are in place, e.g. imdsguard.io/agent-not-ready:NoSchedule")
+	f.StringVar(&o.podUID, "pod-uid", os.Getenv("POD_UID"), "the agent's own pod UID (default $POD_UID, from the downward API): its pod cgroup passes the output rules, so its measurement of the instance is not dropped")
+	f.DurationVar(&o.measureInterval, "measure-interval", agent.DefaultMeasureInterval, "measure the EC2 instance metadata service from the node this often, and whenever the ruleset changes (with AWS endpoints only); 0 disables")
 	f.StringVar(&o.ciliumStateDir, "cilium-state-dir", agent.DefaultCiliumStateDir, "the host's Cilium state directory as mounted here: its datapath configuration tells whether eBPF host routing bypasses the forward rules")
 
 	uninstall := &cobra.Command{
@@ -210,6 +220,13 @@ func runAgent(ctx context.Context, g *globalOptions, streams Streams, flags *pfl
 		NodeName:                  o.nodeName,
 		CiliumStateDir:            o.ciliumStateDir,
 		ReleaseStartupMemory:      true,
+		SelfPodUID:                o.podUID,
+	}
+	if o.measureInterval < 0 {
+		return usageError("--measure-interval must not be negative")
+	}
+	if o.measureInterval > 0 && agent.HasAWSIMDS(cfg.Endpoints) {
+		opts.Instance, opts.MeasureInterval = &agent.IMDSProbe{}, o.measureInterval
 	}
 	if o.startupTaint != "" {
 		t, err := agent.ParseTaint(o.startupTaint)
@@ -227,7 +244,7 @@ func runAgent(ctx context.Context, g *globalOptions, streams Streams, flags *pfl
 			return usageError("--node-name (or $NODE_NAME) is needed with the Kubernetes API")
 		}
 		k := &agent.Kube{Client: kube, NodeName: o.nodeName}
-		opts.Pods, opts.Nodes = k, k
+		opts.Pods, opts.Nodes, opts.State = k, k, k
 	} else if opts.Taint.Key != "" || len(opts.Exempt) > 0 || len(opts.AllowHostNetwork) > 0 {
 		return usageError("--startup-taint and pod selectors need the Kubernetes API (in-cluster or --kubeconfig)")
 	}

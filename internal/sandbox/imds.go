@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -8,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Metadata addresses the cloud namespace serves, as the catalogue knows them.
@@ -33,13 +37,11 @@ const (
 // Emulator is an instance metadata service of our own: AWS IMDSv1 and v2, GCP and Azure on
 // 169.254.169.254 and fd00:ec2::254, Azure WireServer on 168.63.129.16 (TCP 80, 32526) with
 // DNS on port 53 (UDP and TCP), and the EKS Pod Identity agent on 169.254.170.23 and
-// fd00:ec2::23.
+// fd00:ec2::23. Its AWS side follows the instance's metadata options (SetAWS).
 type Emulator struct {
 	mu     sync.Mutex
 	tokens map[string]time.Time
-	// RequireIMDSv2 refuses requests without a session token, as an instance with
-	// HttpTokens=required does.
-	RequireIMDSv2 bool
+	aws    AWSOptions
 
 	servers []*http.Server
 	dns     []io.Closer
@@ -54,7 +56,10 @@ func startEmulator(ns *Netns) (*Emulator, error) {
 		if err != nil {
 			return fmt.Errorf("emulator listen %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		if addr.Addr() == IMDSv6 {
+			l = &ipv6Listener{Listener: l, e: e}
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ConnContext: withConn}
 		e.servers = append(e.servers, srv)
 		e.wg.Add(1)
 		go func() {
@@ -105,7 +110,107 @@ func (e *Emulator) serveIMDS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// AWSOptions are the EC2 instance metadata options the emulator applies, as EC2 does. The zero
+// value is the emulator's default: IMDSv1 and v2 answered, the IPv6 endpoint on, and responses
+// with the kernel's default TTL. EC2's own defaults differ (IPv6 off, hop limit 1 or 2); see
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceMetadataOptionsRequest.html.
+type AWSOptions struct {
+	// TokensRequired is HttpTokens=required: a request without a session token is answered
+	// 401 Unauthorized
+	// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-options.html,
+	// https://repost.aws/knowledge-center/ec2-linux-metadata-retrieval).
+	TokensRequired bool
+	// EndpointDisabled is HttpEndpoint=disabled: every request to the AWS paths, the token PUT
+	// included, is answered 403 Forbidden
+	// (https://repost.aws/knowledge-center/ec2-linux-metadata-retrieval: "403 - Forbidden ... if
+	// the request isn't allowed or IMDS is turned off").
+	EndpointDisabled bool
+	// HopLimit is HttpPutResponseHopLimit: the IP TTL (IPv6 hop limit) of the token response,
+	// set on the connection with IP_TTL (IPV6_UNICAST_HOPS) just before the response is
+	// written, so the handshake and answers to other requests keep the kernel's default, as
+	// on EC2, where the limit applies to the PUT response
+	// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html, "How Instance Metadata Service Version 2 works").
+	// 0 leaves the kernel's default TTL (64).
+	HopLimit int
+	// IPv6Disabled is HttpProtocolIpv6=disabled: fd00:ec2::254 answers no HTTP; the emulator
+	// resets every connection to it.
+	IPv6Disabled bool
+}
+
+// SetAWS applies the instance metadata options to the AWS endpoints from the next request on.
+func (e *Emulator) SetAWS(o AWSOptions) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.aws = o
+}
+
+func (e *Emulator) awsOptions() AWSOptions {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.aws
+}
+
+// connKey is the request context key under which withConn keeps the request's connection.
+type connKey struct{}
+
+// withConn keeps the connection in the request context, so a handler can set its socket
+// options (the token response's TTL).
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// setTTL sets the IP TTL (IPv4) or unicast hop limit (IPv6) of what the connection sends from
+// now on.
+func setTTL(c net.Conn, ttl int) error {
+	tcp, ok := c.(*net.TCPConn)
+	if !ok {
+		return fmt.Errorf("set TTL: %T is not a TCP connection", c)
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("set TTL: %w", err)
+	}
+	level, opt := unix.IPPROTO_IP, unix.IP_TTL
+	if a, ok := tcp.LocalAddr().(*net.TCPAddr); ok && a.IP.To4() == nil {
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, ttl) }); err != nil {
+		return fmt.Errorf("set TTL: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("set TTL %d: %w", ttl, serr)
+	}
+	return nil
+}
+
+// ipv6Listener is the listener on fd00:ec2::254: with HttpProtocolIpv6 disabled it resets
+// every connection, so nothing HTTP answers there.
+type ipv6Listener struct {
+	net.Listener
+	e *Emulator
+}
+
+// Accept returns the next connection while the IPv6 endpoint is on.
+func (l *ipv6Listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.e.awsOptions().IPv6Disabled {
+			return c, err
+		}
+		if tcp, ok := c.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0) // close with a reset, as a refused connection
+		}
+		_ = c.Close()
+	}
+}
+
 func (e *Emulator) serveAWS(w http.ResponseWriter, r *http.Request) {
+	opts := e.awsOptions()
+	if opts.EndpointDisabled {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+		return
+	}
 	if r.URL.Path == "/latest/api/token" {
 		if r.Method != http.MethodPut {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -120,10 +225,17 @@ func (e *Emulator) serveAWS(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.tokens[token] = time.Now().Add(time.Duration(ttl) * time.Second)
 		e.mu.Unlock()
+		if opts.HopLimit > 0 {
+			c, _ := r.Context().Value(connKey{}).(net.Conn)
+			if err := setTTL(c, opts.HopLimit); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
 		_, _ = io.WriteString(w, token)
 		return
 	}
-	if token := r.Header.Get("X-aws-ec2-metadata-token"); token != "" || e.RequireIMDSv2 {
+	if token := r.Header.Get("X-aws-ec2-metadata-token"); token != "" || opts.TokensRequired {
 		e.mu.Lock()
 		expiry, ok := e.tokens[token]
 		e.mu.Unlock()

@@ -60,7 +60,7 @@ func TestEmulatorSpeaksEachCloud(t *testing.T) {
 	if err := s.Node.Fetch(ctx, noMetadata); err == nil {
 		t.Error("Azure answered without Metadata: true")
 	}
-	s.IMDS.RequireIMDSv2 = true
+	s.IMDS.SetAWS(AWSOptions{TokensRequired: true})
 	if err := s.Node.Fetch(ctx, AWSCredentials); err == nil {
 		t.Error("IMDSv1 request answered while IMDSv2 is required")
 	}
@@ -90,5 +90,45 @@ func TestHopLimitOneKeepsPodsOut(t *testing.T) {
 	}
 	if err := pod.NS.Fetch(ctx, AWSCredentials); err != nil {
 		t.Errorf("pod with hop limit 2: %v", err)
+	}
+}
+
+// TestEmulatorFollowsAWSOptions: the emulator answers as EC2 does under each metadata option:
+// tokens required refuses IMDSv1 but issues tokens; a disabled endpoint refuses everything; a
+// hop limit of 1 on the token response keeps a pod (one forwarding step further) from getting a
+// token while the node gets one, and 2 lets the pod have it; the IPv6 endpoint can be off.
+func TestEmulatorFollowsAWSOptions(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	ctx := context.Background()
+	pod := s.AddPod(t, VPCCNI)
+
+	s.IMDS.SetAWS(AWSOptions{TokensRequired: true})
+	Verify(t,
+		FetchCheck("node, tokens required", s.Node.Fetch, AWSCredentials, false),
+		FetchCheck("node, tokens required", s.Node.Fetch, AWSToken, true),
+	)
+	s.IMDS.SetAWS(AWSOptions{EndpointDisabled: true})
+	Verify(t,
+		FetchCheck("node, endpoint disabled", s.Node.Fetch, AWSCredentials, false),
+		FetchCheck("node, endpoint disabled", s.Node.Fetch, AWSToken, false),
+		FetchCheck("node, endpoint disabled", s.Node.Fetch, GCPToken, true),
+	)
+	s.IMDS.SetAWS(AWSOptions{HopLimit: 1})
+	Verify(t,
+		FetchCheck("node, hop limit 1", s.Node.Fetch, AWSToken, true),
+		FetchCheck("pod, hop limit 1", pod.NS.Fetch, AWSToken, false),
+		// The limit is on the token response only: IMDSv1 still answers the pod.
+		FetchCheck("pod, hop limit 1", pod.NS.Fetch, AWSCredentials, true),
+	)
+	s.IMDS.SetAWS(AWSOptions{HopLimit: 2})
+	Verify(t, FetchCheck("pod, hop limit 2", pod.NS.Fetch, AWSToken, true))
+	s.IMDS.SetAWS(AWSOptions{IPv6Disabled: true})
+	Verify(t,
+		FetchCheck("node, IPv6 endpoint off", s.Node.Fetch, AWSCredentialsIPv6, false),
+		FetchCheck("node, IPv6 endpoint off", s.Node.Fetch, AWSCredentials, true),
+	)
+	if err := s.Node.Fetch(ctx, AWSCredentialsIPv6); err == nil {
+		t.Error("fd00:ec2::254 answered with the IPv6 endpoint off")
 	}
 }
