@@ -25,6 +25,11 @@ apiVersion: v1
 kind: Node
 metadata: {name: ip-10-0-2-7.eu-west-1.compute.internal}
 spec: {providerID: "aws:///eu-west-1b/i-0fedcba9876543210"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pinned, namespace: shop}
+spec: {nodeName: ip-10-0-1-5.eu-west-1.compute.internal, containers: [{name: web, image: nginx}]}
 `
 
 // awsEnvironment gives the default credential chain static credentials from the environment
@@ -51,13 +56,39 @@ func TestAuditAWSReadsTheEC2API(t *testing.T) {
 	manifests := writeFile(t, "cluster.yaml", awsNodes)
 	_, out, stderr := run(t, "", "audit", "--aws-endpoint", srv.URL, "-o", "json", manifests)
 	var report struct {
-		Complete bool `json:"complete"`
+		Complete      bool `json:"complete"`
+		LayerVerdicts []struct {
+			Layer, Decision, Source, Reason string
+		} `json:"layerVerdicts"`
+		Exposure []struct {
+			Pod           string
+			Endpoint      struct{ Name string }
+			Allowed       bool
+			DeniedBy      string
+			LayerVerdicts struct{ Instance int }
+		} `json:"exposure"`
 	}
 	if err := json.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatalf("JSON report: %v\n%s\nstderr:\n%s", err, out, stderr)
 	}
 	if !report.Complete {
 		t.Errorf("report incomplete though the EC2 API answered; stderr:\n%s", stderr)
+	}
+	// The instance's options decide the pinned pod's instance layer: tokens required, hop
+	// limit 1, two hops away.
+	found := false
+	for _, e := range report.Exposure {
+		if e.Pod != "pinned" || e.Endpoint.Name != "aws-imds" {
+			continue
+		}
+		found = true
+		v := report.LayerVerdicts[e.LayerVerdicts.Instance]
+		if e.Allowed || e.DeniedBy != "instance" || v.Source != "configured" || !strings.Contains(v.Reason, "EC2 DescribeInstances i-0123456789abcdef0") {
+			t.Errorf("pinned → aws-imds: allowed %t, denied by %q, instance %+v: want denied by the instance layer, configured by the EC2 API", e.Allowed, e.DeniedBy, v)
+		}
+	}
+	if !found {
+		t.Error("no exposure of the pinned pod to aws-imds")
 	}
 	reqs := srv.Requests()
 	if len(reqs) == 0 || reqs[0].Region != "eu-west-1" || reqs[0].AccessKeyID != "AKIDCLITEST" || len(reqs[0].InstanceIDs) != 2 {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,7 @@ func liveCluster(t *testing.T) (*kubetest.ControlPlane, string) {
 	cp := controlPlane.Get(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy); err != nil {
+	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.Karpenter); err != nil {
 		t.Fatal(err)
 	}
 	objs, err := kubetest.DecodeFiles(filepath.Join("..", "..", "examples", "cluster"))
@@ -148,8 +149,13 @@ func TestLiveAuditDetectsCloudAndReportsGaps(t *testing.T) {
 	for _, e := range report.Endpoints {
 		names = append(names, e.Name)
 	}
-	if !slices.Equal(names, []string{"gcp-metadata"}) {
-		t.Errorf("endpoints %v, want only gcp-metadata (the node is on GCE)", names)
+	// The example's nodes are on AWS, the added one on GCE.
+	var want []string
+	for _, ep := range endpoint.Select([]endpoint.Cloud{endpoint.AWS, endpoint.GCP}) {
+		want = append(want, ep.Name)
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("endpoints %v, want %v (nodes on AWS and GCE)", names, want)
 	}
 	if !strings.Contains(stderr, "cloud detected from node spec.providerID") {
 		t.Errorf("the detection is not logged:\n%s", stderr)

@@ -40,7 +40,7 @@ func liveExample(t *testing.T) *kubetest.ControlPlane {
 	t.Helper()
 	cp := controlPlane.Get(t)
 	ctx := testContext(t)
-	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.ClusterNetworkPolicy, kubetest.Calico, kubetest.Cilium); err != nil {
+	if err := kubetest.InstallCRDs(ctx, cp.Config("admin"), kubetest.AdminNetworkPolicy, kubetest.ClusterNetworkPolicy, kubetest.Calico, kubetest.Cilium, kubetest.Karpenter); err != nil {
 		t.Fatal(err)
 	}
 	objs, err := kubetest.DecodeFiles(exampleDir)

@@ -132,6 +132,14 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		if _, err := res.Apply(ctx, obj.GetName(), obj, opts); err != nil {
 			return fmt.Errorf("kubetest: apply %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 		}
+		// A Node's status is what its kubelet reports (status.nodeInfo.osImage); there is no
+		// kubelet here, so the manifest's status is applied to the status subresource as one
+		// would.
+		if _, hasStatus := obj.Object["status"]; hasStatus && gvk.Group == "" && gvk.Kind == "Node" {
+			if _, err := res.ApplyStatus(ctx, obj.GetName(), obj, opts); err != nil {
+				return fmt.Errorf("kubetest: apply status of Node %s: %w", obj.GetName(), err)
+			}
+		}
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package layer
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
@@ -56,6 +58,10 @@ type placementKey struct {
 // the sources (MergeAWS), the node firewall from the imdsguard agent's published state and GKE's
 // metadata server label. pod is the placement of a pod on the pod network (PodNetwork).
 func NewAssessor(nodes []*inventory.Node, eps []endpoint.Endpoint, sources []InstanceSource, pod Placement, now time.Time) *Assessor {
+	// By name: a template's weakest node, among equally weak ones, is then the same whatever
+	// order the input lists the nodes in (files, or the API server's).
+	nodes = slices.Clone(nodes)
+	slices.SortFunc(nodes, func(a, b *inventory.Node) int { return strings.Compare(a.Name, b.Name) })
 	a := &Assessor{nodes: nodes, eps: eps, perNode: make([][2][]Pair, len(nodes)), memo: map[placementKey][]Pair{}}
 	for k, n := range nodes {
 		opts, drifts, found := MergeAWS(n, sources)

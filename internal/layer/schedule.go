@@ -1,6 +1,8 @@
 package layer
 
 import (
+	"strings"
+
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,7 +28,7 @@ func Candidates(spec *corev1.PodSpec, nodes []*inventory.Node) []*inventory.Node
 	}
 	affinity := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: *spec})
 	hard := func(t *corev1.Taint) bool {
-		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+		return (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute) && !conditionTaint(t)
 	}
 	var out []*inventory.Node
 	for _, n := range nodes {
@@ -40,6 +42,16 @@ func Candidates(spec *corev1.PodSpec, nodes []*inventory.Node) []*inventory.Node
 		out = append(out, n)
 	}
 	return out
+}
+
+// conditionTaint reports whether a taint reflects a node's passing condition (not ready,
+// unreachable, under pressure, cordoned), which the node lifecycle controller and the
+// TaintNodesByCondition admission plugin add and remove as the condition comes and goes
+// (https://kubernetes.io/docs/reference/labels-annotations-taints/, node.kubernetes.io/*). A
+// node is a candidate whatever its condition now: the audit asks where a template may run, not
+// where it may run this minute.
+func conditionTaint(t *corev1.Taint) bool {
+	return strings.HasPrefix(t.Key, "node.kubernetes.io/")
 }
 
 // Weakest is the weakest protection among the verdicts of the nodes a subject may run on: an

@@ -23,7 +23,9 @@ func TestCandidates(t *testing.T) {
 		{Name: "a", Labels: map[string]string{"pool": "general", EC2NodeClassLabel: "default"}},
 		{Name: "b", Labels: map[string]string{"pool": "general", EC2NodeClassLabel: "legacy"}},
 		{Name: "gpu", Labels: map[string]string{"pool": "gpu"}, Taints: []corev1.Taint{gpu}},
-		{Name: "soft", Labels: map[string]string{"pool": "spot"}, Taints: []corev1.Taint{{Key: "spot", Effect: corev1.TaintEffectPreferNoSchedule}}},
+		{Name: "soft", Labels: map[string]string{"pool": "spot"}, Taints: []corev1.Taint{{Key: "spot", Effect: corev1.TaintEffectPreferNoSchedule},
+			// A new node's condition taint: it passes, and the node stays a candidate.
+			{Key: "node.kubernetes.io/not-ready", Effect: corev1.TaintEffectNoSchedule}}},
 	}
 	for _, c := range []struct {
 		name string
