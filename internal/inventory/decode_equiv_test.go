@@ -106,7 +106,7 @@ func TestDecodingMatchesKubernetes(t *testing.T) {
 // officialTypes are the official Go types of the evaluated kinds.
 var officialTypes = map[string]func() any{
 	"Namespace": func() any { return &corev1.Namespace{} }, "Pod": func() any { return &corev1.Pod{} },
-	"Node": func() any { return &corev1.Node{} },
+	"Node":           func() any { return &corev1.Node{} },
 	"ServiceAccount": func() any { return &corev1.ServiceAccount{} }, "ConfigMap": func() any { return &corev1.ConfigMap{} },
 	"ReplicationController": func() any { return &corev1.ReplicationController{} },
 	"Deployment":            func() any { return &appsv1.Deployment{} }, "StatefulSet": func() any { return &appsv1.StatefulSet{} },

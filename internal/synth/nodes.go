@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 )
 
 // The label and annotation of package layer (EC2NodeClassLabel, AgentStateAnnotation) and the
