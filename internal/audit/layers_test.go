@@ -274,3 +274,34 @@ func auditYAMLWith(t *testing.T, manifests string, opts audit.Options, clouds ..
 	}
 	return audit.RunWith(inv, endpoint.Select(clouds), opts)
 }
+
+// TestGKEMetadataServerLayer: on a GKE node with the GKE metadata server, pods on the pod network
+// are denied the node's credentials on the node layer; hostNetwork pods are not; a tainted pool
+// counts only for the templates that tolerate it.
+func TestGKEMetadataServerLayer(t *testing.T) {
+	manifests := `apiVersion: v1
+kind: Node
+metadata: {name: gke-wi, labels: {iam.gke.io/gke-metadata-server-enabled: "true"}}
+spec: {providerID: "gce://proj/europe-west1-b/gke-wi"}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: gke-legacy}
+spec:
+  providerID: "gce://proj/europe-west1-b/gke-legacy"
+  taints: [{key: pool, value: legacy, effect: NoSchedule}]
+---
+` + pod("shop", "web", "") + pod("shop", "host", "  hostNetwork: true\n") +
+		pod("shop", "tolerant", "  tolerations: [{key: pool, operator: Exists}]\n")
+	r := auditYAMLWith(t, manifests, audit.Options{}, endpoint.GCP)
+	want := map[string]bool{"web": false, "host": true, "tolerant": true}
+	for i, s := range r.Subjects {
+		x := r.Exposure(i, 0)
+		if x.Reachable != want[s.Pod] {
+			t.Errorf("%s → %s: reachable %t, node %s; want reachable %t", s.Pod, r.Endpoints[0].Name, x.Reachable, x.Node, want[s.Pod])
+		}
+		if s.Pod == "web" && (x.DecidedBy.Layer != layer.Node || x.Node.Source != layer.Configured || !strings.Contains(x.Node.Reason, "GKE metadata server")) {
+			t.Errorf("web: decided by %s, want the node layer's GKE metadata server (configured)", x.DecidedBy)
+		}
+	}
+}

@@ -3,7 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/kubetest"
+	"github.com/imdsguard/imdsguard/internal/layer"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -247,5 +250,111 @@ func TestLiveGenerate(t *testing.T) {
 	code, out, stderr = run(t, "", "generate", "--kubeconfig", kubeconfig, "--context", "nobody", "--cloud", "aws", "--layer", "adminnetworkpolicy")
 	if code != ExitOK || !strings.Contains(out, "kind: AdminNetworkPolicy") {
 		t.Errorf("adminnetworkpolicy layer from an unreadable cluster: exit %d, output %q\n%s", code, out, stderr)
+	}
+}
+
+// TestLiveAuditLayers: on a real API server, a node reaches its EC2NodeClass through its
+// NodeClaim (no class label), an agent's published state denies on the node layer, and each
+// pod gets its node's layer verdicts; the nodes' objects are read with the audit ClusterRole's
+// rights (the live audit runs as the admin here; the ClusterRole's rules are tested in
+// package inventory).
+func TestLiveAuditLayers(t *testing.T) {
+	cp, kubeconfig := liveCluster(t)
+	ctx := context.Background()
+	state, err := layer.EncodeAgentState(layer.AgentState{Node: "layers-agent", Mode: "enforce", HostNetworkCovered: true, Generation: 1,
+		Dropped: []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254")}, Synced: time.Now().UTC(),
+		// Measured: tokens required, hop limit 1; the hostNetwork pod is one hop away.
+		Instance: &layer.InstanceMeasurement{Measured: time.Now().UTC(), V1Status: 401, HopLimit: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests := fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: layers}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: layers-claimed}
+spec: {providerID: "aws:///us-west-2a/i-0a1b2c3d4e5f6aa01"}
+---
+apiVersion: karpenter.sh/v1
+kind: NodeClaim
+metadata: {name: payments-x7k2p}
+spec:
+  nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: payments}
+status: {providerID: "aws:///us-west-2a/i-0a1b2c3d4e5f6aa01"}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: layers-agent
+  annotations: {%s: %q}
+spec: {providerID: "aws:///us-west-2a/i-0a1b2c3d4e5f6aa02"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: on-claimed, namespace: layers}
+spec: {nodeName: layers-claimed, containers: [{name: c, image: busybox}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: on-agent, namespace: layers}
+spec: {nodeName: layers-agent, hostNetwork: true, containers: [{name: c, image: busybox}]}
+`, layer.AgentStateAnnotation, state)
+	objs, err := kubetest.Decode([]byte(manifests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier, err := kubetest.NewApplier(cp.Config("admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applier.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, n := range []string{"layers-claimed", "layers-agent"} {
+			_ = cp.Client("admin").CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{})
+		}
+		_ = cp.Client("admin").CoreV1().Namespaces().Delete(ctx, "layers", metav1.DeleteOptions{})
+	}()
+	_, out, stderr := run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--output", "json", "--fail-on", "none")
+	var report struct {
+		LayerVerdicts []struct{ Layer, Decision, Source, Reason string } `json:"layerVerdicts"`
+		Exposure      []struct {
+			Namespace, Pod string
+			Endpoint       struct{ Name string }
+			Allowed        bool
+			DeniedBy       string
+			LayerVerdicts  struct{ Node, Instance int }
+		} `json:"exposure"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	want := map[string]struct{ deniedBy, node, instance, reason string }{
+		"on-claimed": {"instance", "unknown", "deny", "EC2NodeClass payments"},
+		"on-agent":   {"node", "deny", "allow", "the imdsguard agent on layers-agent drops 169.254.169.254 (enforce)"},
+	}
+	measured := map[string]bool{"on-agent": true}
+	seen := 0
+	for _, e := range report.Exposure {
+		w, ok := want[e.Pod]
+		if e.Namespace != "layers" || !ok || e.Endpoint.Name != "aws-imds" {
+			continue
+		}
+		seen++
+		node, inst := report.LayerVerdicts[e.LayerVerdicts.Node], report.LayerVerdicts[e.LayerVerdicts.Instance]
+		deciding := inst
+		if w.deniedBy == "node" {
+			deciding = node
+		}
+		if e.Allowed || e.DeniedBy != w.deniedBy || node.Decision != w.node || inst.Decision != w.instance || !strings.Contains(deciding.Reason, w.reason) ||
+			measured[e.Pod] != (inst.Source == "measured") {
+			t.Errorf("%s → aws-imds: allowed %t, denied by %q, node %+v, instance %+v; want %+v", e.Pod, e.Allowed, e.DeniedBy, node, inst, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d exposures of the layers pods to aws-imds, want %d:\n%s", seen, len(want), stderr)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"os"
 	"path/filepath"
 	"sort"
@@ -132,17 +133,20 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		if _, err := res.Apply(ctx, obj.GetName(), obj, opts); err != nil {
 			return fmt.Errorf("kubetest: apply %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 		}
-		// A Node's status is what its kubelet reports (status.nodeInfo.osImage); there is no
-		// kubelet here, so the manifest's status is applied to the status subresource as one
-		// would.
-		if _, hasStatus := obj.Object["status"]; hasStatus && gvk.Group == "" && gvk.Kind == "Node" {
+		// A Node's status is what its kubelet reports (status.nodeInfo.osImage), a NodeClaim's
+		// what Karpenter does (status.providerID); neither runs here, so the manifest's status
+		// is applied to the status subresource as they would write it.
+		if _, hasStatus := obj.Object["status"]; hasStatus && statusWriters[gvk.GroupKind()] {
 			if _, err := res.ApplyStatus(ctx, obj.GetName(), obj, opts); err != nil {
-				return fmt.Errorf("kubetest: apply status of Node %s: %w", obj.GetName(), err)
+				return fmt.Errorf("kubetest: apply status of %s %s: %w", gvk.Kind, obj.GetName(), err)
 			}
 		}
 	}
 	return nil
 }
+
+// statusWriters are the kinds whose status Apply writes from the manifest.
+var statusWriters = map[schema.GroupKind]bool{{Kind: "Node"}: true, {Group: "karpenter.sh", Kind: "NodeClaim"}: true}
 
 // rank orders namespaces and CRDs before the objects that need them.
 func rank(o *unstructured.Unstructured) int {

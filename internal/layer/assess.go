@@ -139,8 +139,11 @@ func nodeVerdict(n *inventory.Node, s *AgentState, hostNetwork bool, ep endpoint
 			Reason: ep.Name + " must stay reachable: the imdsguard agent never drops it"}
 	}
 	agent := AgentNode(s, hostNetwork, ep.Address, now)
-	if s == nil && n.AgentState != "" {
+	switch {
+	case s == nil && n.AgentState != "":
 		agent.Reason = fmt.Sprintf("node %s's agent state cannot be read (see the warnings)", n.Name)
+	case s == nil:
+		agent.Reason = fmt.Sprintf("node %s publishes no node firewall state: run the imdsguard agent, which does", n.Name)
 	}
 	if agent.Decision == Deny || !ep.HasCloud(endpoint.GCP) || ep.Address != awsIMDSv4 {
 		return agent
