@@ -14,6 +14,9 @@
 #   BENCH_DOC    file to update (default docs/benchmarks.md; "none" to leave the docs alone)
 #   BENCH_CALICO Calico policies added to the cluster (default 0)
 #   BENCH_CILIUM Cilium policies added to the cluster (default 0)
+#   BENCH_NODES  Nodes added to the cluster, in 20 Karpenter node pools, with the imdsguard
+#                agent's state on half of them (default 0: pods name nodes that are not in
+#                the input, and the node and instance layers are unknown)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,6 +28,7 @@ COUNT=${BENCH_COUNT:-5}
 DOC=${BENCH_DOC:-docs/benchmarks.md}
 CALICO=${BENCH_CALICO:-0}
 CILIUM=${BENCH_CILIUM:-0}
+NODES=${BENCH_NODES:-0}
 BIN=bin/imdsguard
 OUT=_output/bench
 INPUT=$OUT/cluster.json
@@ -54,6 +58,10 @@ if ((CILIUM > 0)); then
 	SECTION+=-cilium VARIANT+=" with $(commas "$CILIUM") Cilium policies" VARIANT_ENV+="BENCH_CILIUM=$CILIUM " VARIANT_FLAGS+=" -cilium $CILIUM"
 fi
 
+if ((NODES > 0)); then
+	SECTION+=-nodes VARIANT+=" on $(commas "$NODES") nodes in 20 node pools" VARIANT_ENV+="BENCH_NODES=$NODES " VARIANT_FLAGS+=" -nodes $NODES -pools 20"
+fi
+
 mkdir -p "$OUT"
 
 # 1. The binary (make build normally made it).
@@ -67,13 +75,13 @@ need_gnu_time
 
 # 3. The input, regenerated only when the parameters or the generator changed.
 generator=$(ls internal/synth/*.go hack/gencluster/*.go | grep -v '_test\.go$' | xargs cat | sha256sum | cut -c1-16)
-params="pods=$PODS seed=$SEED calico=$CALICO cilium=$CILIUM generator=$generator"
+params="pods=$PODS seed=$SEED calico=$CALICO cilium=$CILIUM nodes=$NODES generator=$generator"
 if [[ -s $INPUT && -s $STATS && -f $PARAMS && $(cat "$PARAMS") == "$params" ]]; then
 	log "reusing $INPUT ($params)"
 else
 	log "generating $INPUT ($params)"
 	rm -f "$PARAMS"
-	go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -cilium "$CILIUM" -o "$INPUT.tmp" -stats "$STATS"
+	go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -cilium "$CILIUM" -nodes "$NODES" -pools 20 -o "$INPUT.tmp" -stats "$STATS"
 	mv "$INPUT.tmp" "$INPUT"
 	printf '%s\n' "$params" >"$PARAMS"
 fi
@@ -121,7 +129,7 @@ rss_max=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n1)
 gocmd=(go test -run '^$' -bench 'Decode|Evaluate|Audit' -benchtime 3x -count "$COUNT" ./internal/audit/)
 gocmd_text="go test -run '^\$' -bench 'Decode|Evaluate|Audit' -benchtime 3x -count $COUNT ./internal/audit/"
 log "IMDSGUARD_BENCH_PODS=$PODS $gocmd_text"
-IMDSGUARD_BENCH_PODS=$PODS IMDSGUARD_BENCH_CALICO=$CALICO IMDSGUARD_BENCH_CILIUM=$CILIUM "${gocmd[@]}" | tee "$OUT/gobench.txt" >&2
+IMDSGUARD_BENCH_PODS=$PODS IMDSGUARD_BENCH_CALICO=$CALICO IMDSGUARD_BENCH_CILIUM=$CILIUM IMDSGUARD_BENCH_NODES=$NODES "${gocmd[@]}" | tee "$OUT/gobench.txt" >&2
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
