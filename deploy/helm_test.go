@@ -264,6 +264,24 @@ func TestChartRendersAndTheAPIServerAdmitsIt(t *testing.T) {
 					t.Errorf("node restriction policy %v differs from deploy/agent/node-restriction.yaml (-deploy +chart):\n%s", field, diff)
 				}
 			}
+			// The state-owner policy: deploy/agent's, with the release's service account.
+			shippedOwner, chartOwner := find(policies, "ValidatingAdmissionPolicy", "imdsguard-agent-state-owner"), find(objs, "ValidatingAdmissionPolicy", "imdsguard-agent-state-owner")
+			if chartOwner == nil || find(objs, "ValidatingAdmissionPolicyBinding", "imdsguard-agent-state-owner") == nil {
+				t.Fatalf("no state-owner policy and binding by default: %v", kinds(objs))
+			}
+			for _, field := range [][]string{{"spec", "validations"}, {"spec", "matchConstraints"}} {
+				want, _, _ := unstructured.NestedFieldNoCopy(shippedOwner.Object, field...)
+				got, _, _ := unstructured.NestedFieldNoCopy(chartOwner.Object, field...)
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("state-owner policy %v differs from deploy/agent/node-restriction.yaml (-deploy +chart):\n%s", field, diff)
+				}
+			}
+			ownerConditions, _, _ := unstructured.NestedSlice(chartOwner.Object, "spec", "matchConditions")
+			shippedConditions, _, _ := unstructured.NestedSlice(shippedOwner.Object, "spec", "matchConditions")
+			if len(ownerConditions) != 2 || !strings.Contains(fmt.Sprint(ownerConditions[0]), "system:serviceaccount:"+releaseNS+":imdsguard-agent'") ||
+				fmt.Sprint(ownerConditions[1]) != fmt.Sprint(shippedConditions[1]) {
+				t.Errorf("state-owner match conditions %v: want the release's service account and deploy/agent's state condition", ownerConditions)
+			}
 			conditions, _, _ := unstructured.NestedSlice(chartPolicy.Object, "spec", "matchConditions")
 			if want := "system:serviceaccount:" + releaseNS + ":imdsguard-agent'"; len(conditions) != 1 || !strings.Contains(fmt.Sprint(conditions[0]), want) {
 				t.Errorf("match conditions %v do not name the release's service account %s", conditions, want)

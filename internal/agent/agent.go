@@ -105,7 +105,7 @@ type Agent struct {
 	// What the state publishes: the last ruleset brought in place, counted, and when.
 	generation int64
 	synced     time.Time
-	dropped    []netip.Addr
+	dropped    []string
 	covered    bool
 	instance   *layer.InstanceMeasurement
 
@@ -426,7 +426,7 @@ func (a *Agent) afterSync(ctx context.Context, cfg firewall.Config, replaced boo
 	a.ready = true
 	tainted := a.tainted
 	a.synced = time.Now().UTC()
-	a.dropped = droppedAddresses(cfg)
+	a.dropped = droppedDestinations(cfg)
 	a.covered = cfg.PodsCgroup != ""
 	a.mu.Unlock()
 	if replaced || first {

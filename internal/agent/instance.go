@@ -93,8 +93,13 @@ func (p *IMDSProbe) MeasureInstance(ctx context.Context) (*layer.InstanceMeasure
 		m.V1Status = v1.status
 	}
 	v6, err := p.exchange(ctx, ec2IMDSv6, metadataRequest(ec2IMDSv6), false)
-	ipv6 := err == nil && v6.status != 0
-	m.IPv6 = &ipv6
+	// An answer settles it; silence does only when the IPv4 endpoint answered in the same run
+	// (the instance metadata service is there, its IPv6 endpoint is not). Otherwise nothing is
+	// known: a node without an IPv6 route must not read as HttpProtocolIpv6 disabled.
+	switch answered := err == nil && v6.status != 0; {
+	case answered || m.V1Status != 0:
+		m.IPv6 = &answered
+	}
 
 	if m.V1Status != http.StatusForbidden && m.V1Status != 0 {
 		tok, err := p.exchange(ctx, ec2IMDSv4, tokenRequest(), true)

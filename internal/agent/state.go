@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -23,16 +22,25 @@ const DefaultMeasureInterval = 5 * time.Minute
 // half of layer.MaxAgentStateAge, so a running agent's state never looks stale to the audit.
 const DefaultPublishInterval = layer.MaxAgentStateAge / 2
 
-// droppedAddresses are the endpoint addresses the configuration drops (observe: would drop),
-// each once, sorted.
-func droppedAddresses(cfg firewall.Config) []netip.Addr {
-	var out []netip.Addr
+// droppedDestinations are the destinations the configuration drops (observe: would drop), as
+// endpoint.Endpoint.Destination renders them, each once, sorted.
+func droppedDestinations(cfg firewall.Config) []string {
+	var out []string
 	for _, ep := range cfg.Denied() {
-		if !slices.Contains(out, ep.Address) {
-			out = append(out, ep.Address)
+		if d := ep.Destination(); !slices.Contains(out, d) {
+			out = append(out, d)
 		}
 	}
-	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	slices.Sort(out)
+	return out
+}
+
+// selectors converts the agent's pod selectors to the published form.
+func selectors(in []PodSelector) []layer.PodSelector {
+	var out []layer.PodSelector
+	for _, s := range in {
+		out = append(out, layer.PodSelector{Namespace: s.Namespace, ServiceAccount: s.ServiceAccount})
+	}
 	return out
 }
 
@@ -41,7 +49,8 @@ func droppedAddresses(cfg firewall.Config) []netip.Addr {
 func sameState(a, b layer.AgentState) bool {
 	return a.Node == b.Node && a.Mode == b.Mode && slices.Equal(a.Dropped, b.Dropped) &&
 		a.HostNetworkCovered == b.HostNetworkCovered && a.Generation == b.Generation &&
-		sameMeasurement(a.Instance, b.Instance)
+		a.CiliumRouting == b.CiliumRouting && slices.Equal(a.Exempt, b.Exempt) && slices.Equal(a.AllowHostNetwork, b.AllowHostNetwork) &&
+		slices.Equal(a.AllowedHostNetworkPodUIDs, b.AllowedHostNetworkPodUIDs) && sameMeasurement(a.Instance, b.Instance)
 }
 
 // state returns the state to publish, and false before the first successful sync.
@@ -59,6 +68,14 @@ func (a *Agent) state() (layer.AgentState, bool) {
 		HostNetworkCovered: a.covered,
 		Generation:         a.generation,
 		Synced:             a.synced,
+		CiliumRouting:      string(a.cilium),
+		// What the ruleset lets through, so the audit does not count those pods as protected.
+		Exempt:                    selectors(a.opts.Exempt),
+		AllowHostNetwork:          selectors(a.opts.AllowHostNetwork),
+		AllowedHostNetworkPodUIDs: slices.Clone(a.opts.AllowedHostNetworkPodUIDs),
+	}
+	if a.opts.SelfPodUID != "" && !slices.Contains(s.AllowedHostNetworkPodUIDs, a.opts.SelfPodUID) {
+		s.AllowedHostNetworkPodUIDs = append(s.AllowedHostNetworkPodUIDs, a.opts.SelfPodUID)
 	}
 	if a.instance != nil {
 		m := *a.instance

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -230,8 +231,18 @@ func TestNodeRestrictionPolicyKeepsTheAgentToItsNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mergePatch(t, ctx, unrestricted, nodeB, state); err != nil {
+	if err := mergePatch(t, ctx, unrestricted, nodeB, `{"metadata":{"labels":{"example.com/rbac-check":"yes"}}}`); err != nil {
 		t.Errorf("RBAC alone does not allow patching node-b (%v): the test proves nothing about the policy", err)
+	}
+	// But only the agent writes the state: another identity may not forge it, on any node, and
+	// may remove it.
+	forged := `{"metadata":{"annotations":{"imdsguard.io/agent-state":"{\"version\":1,\"mode\":\"enforce\"}"}}}`
+	eventually(t, "the policy denying others the state annotation", 30*time.Second, func() bool {
+		err := mergePatch(t, ctx, unrestricted, nodeB, forged)
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "only the imdsguard agent writes")
+	})
+	if err := mergePatch(t, ctx, unrestricted, nodeA, `{"metadata":{"annotations":{"imdsguard.io/agent-state":null}}}`); err != nil {
+		t.Errorf("another identity could not remove the agent's state from node-a: %v", err)
 	}
 }
 
@@ -314,7 +325,7 @@ func TestAgentPublishesItsStateOnItsNode(t *testing.T) {
 	if st.Node != node || st.Mode != "enforce" || !st.HostNetworkCovered || st.Generation < 1 || time.Since(st.Synced) > time.Minute {
 		t.Errorf("state = %+v", st)
 	}
-	if !slices.Contains(st.Dropped, sandbox.IMDSv4) || !slices.Contains(st.Dropped, sandbox.IMDSv6) {
+	if !slices.Contains(st.Dropped, netip.AddrPortFrom(sandbox.IMDSv4, 80).String()+"/TCP") || !slices.Contains(st.Dropped, netip.AddrPortFrom(sandbox.IMDSv6, 80).String()+"/TCP") {
 		t.Errorf("dropped = %v, want both AWS IMDS addresses", st.Dropped)
 	}
 	ipv6 := true

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -112,12 +111,12 @@ func TestAgentPublishesItsState(t *testing.T) {
 		return len(ss) > 0 && ss[len(ss)-1].Instance != nil
 	})
 	s := pub.states()[len(pub.states())-1]
-	want := []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254")}
+	want := []string{"169.254.169.254:80/TCP", "[fd00:ec2::254]:80/TCP"}
 	if s.Node != "node-a" || s.Mode != "enforce" || s.HostNetworkCovered || s.Generation != 1 || s.Synced.IsZero() {
 		t.Errorf("state = %+v", s)
 	}
 	if len(s.Dropped) != len(want) || s.Dropped[0] != want[0] || s.Dropped[1] != want[1] {
-		t.Errorf("dropped = %v, want %v (169.254.169.254 once, for AWS and GCP alike)", s.Dropped, want)
+		t.Errorf("dropped = %v, want %v (169.254.169.254:80/TCP once, for AWS and GCP alike)", s.Dropped, want)
 	}
 	if s.Instance.V1Status != 401 || s.Instance.HopLimit != 1 || s.Instance.IPv6 == nil || !*s.Instance.IPv6 {
 		t.Errorf("instance = %+v", s.Instance)

@@ -238,7 +238,7 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 	assessor := layer.NewAssessor(inv.Nodes, eps, sources, layer.PodNetwork(plugins), now)
 	rows := make([][]layer.Pair, len(subjects))
 	for i := range subjects {
-		rows[i] = assessor.Row(subjects[i].Spec)
+		rows[i] = assessor.Row(layer.Who{Namespace: ps[i].Namespace, ServiceAccount: ps[i].ServiceAccount, UID: string(subjects[i].Meta.UID)}, subjects[i].Spec)
 	}
 	r := &Report{
 		Endpoints: eps,

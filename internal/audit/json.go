@@ -117,12 +117,18 @@ type jsonSetting struct {
 	Origin string       `json:"origin"`
 }
 
+// jsonAgent is the imdsguard agent's published state (layer.AgentState), as read.
 type jsonAgent struct {
-	Mode               string    `json:"mode"`
-	Dropped            []string  `json:"dropped"`
-	HostNetworkCovered bool      `json:"hostNetworkCovered"`
-	Generation         int64     `json:"generation"`
-	Synced             time.Time `json:"synced"`
+	Mode                      string                     `json:"mode"`
+	Dropped                   []string                   `json:"dropped"`
+	HostNetworkCovered        bool                       `json:"hostNetworkCovered"`
+	Generation                int64                      `json:"generation"`
+	Synced                    time.Time                  `json:"synced"`
+	CiliumRouting             string                     `json:"ciliumRouting,omitempty"`
+	Exempt                    []layer.PodSelector        `json:"exempt,omitempty"`
+	AllowHostNetwork          []layer.PodSelector        `json:"allowHostNetwork,omitempty"`
+	AllowedHostNetworkPodUIDs []string                   `json:"allowedHostNetworkPodUIDs,omitempty"`
+	Instance                  *layer.InstanceMeasurement `json:"instance,omitempty"`
 }
 
 type jsonDrift struct {
@@ -160,11 +166,9 @@ func (r *Report) nodesJSON() []jsonNode {
 			}
 		}
 		if a := n.Agent; a != nil {
-			dropped := make([]string, len(a.Dropped))
-			for k, d := range a.Dropped {
-				dropped[k] = d.String()
-			}
-			j.Agent = &jsonAgent{Mode: a.Mode, Dropped: dropped, HostNetworkCovered: a.HostNetworkCovered, Generation: a.Generation, Synced: a.Synced}
+			j.Agent = &jsonAgent{Mode: a.Mode, Dropped: nonNil(a.Dropped), HostNetworkCovered: a.HostNetworkCovered, Generation: a.Generation,
+				Synced: a.Synced, CiliumRouting: a.CiliumRouting, Exempt: a.Exempt, AllowHostNetwork: a.AllowHostNetwork,
+				AllowedHostNetworkPodUIDs: a.AllowedHostNetworkPodUIDs, Instance: a.Instance}
 		}
 		out = append(out, j)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,11 +54,12 @@ spec:
 // layeredCluster has no network policy at all: every verdict below comes from the node and
 // instance layers.
 func layeredCluster(t *testing.T, now time.Time) string {
-	imds := []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254")}
+	imds := []string{"169.254.169.254:80/TCP", "[fd00:ec2::254]:80/TCP"}
 	return karpenterClasses +
 		node(t, "karp-a", "default", nil) +
 		node(t, "karp-legacy", "legacy", nil) +
-		node(t, "agent-node", "", &layer.AgentState{Mode: "enforce", Dropped: imds, HostNetworkCovered: true, Synced: now.Add(-time.Minute)}) +
+		node(t, "agent-node", "", &layer.AgentState{Mode: "enforce", Dropped: imds, HostNetworkCovered: true, Synced: now.Add(-time.Minute),
+			Exempt: []layer.PodSelector{{Namespace: "shop", ServiceAccount: "exempted"}}}) +
 		node(t, "stale-node", "", &layer.AgentState{Mode: "enforce", Dropped: imds, HostNetworkCovered: true, Synced: now.Add(-time.Hour)}) +
 		// The class says hop limit 2; the agent measured 1 (and IMDSv1 answering, as configured).
 		node(t, "drifted", "legacy", &layer.AgentState{Mode: "observe", Synced: now.Add(-time.Minute),
@@ -69,6 +69,7 @@ func layeredCluster(t *testing.T, now time.Time) string {
 		pod("shop", "on-legacy", "  nodeName: karp-legacy\n") +
 		pod("shop", "on-agent", "  nodeName: agent-node\n") +
 		pod("shop", "host-on-agent", "  nodeName: agent-node\n  hostNetwork: true\n") +
+		pod("shop", "exempted-on-agent", "  nodeName: agent-node\n  serviceAccountName: exempted\n") +
 		pod("shop", "on-stale", "  nodeName: stale-node\n") +
 		pod("shop", "on-drifted", "  nodeName: drifted\n") +
 		pod("shop", "pinned-default", "  nodeSelector: {"+layer.EC2NodeClassLabel+": default}\n") +
@@ -89,11 +90,13 @@ func TestLayeredVerdicts(t *testing.T) {
 		"on-default":      {false, layer.Unknown, layer.Deny, layer.Instance, "2 hops away"},
 		"host-on-default": {true, layer.Unknown, layer.Allow, layer.ClusterPolicy, "hostNetwork"},
 		"on-legacy":       {true, layer.Unknown, layer.Allow, layer.ClusterPolicy, "no policy selects the pod"},
-		"on-agent":        {false, layer.Deny, layer.Unknown, layer.Node, "drops 169.254.169.254 (enforce)"},
-		"host-on-agent":   {false, layer.Deny, layer.Unknown, layer.Node, "drops 169.254.169.254 (enforce)"},
+		"on-agent":        {false, layer.Deny, layer.Unknown, layer.Node, "drops 169.254.169.254:80/TCP (enforce)"},
+		"host-on-agent":   {false, layer.Deny, layer.Unknown, layer.Node, "drops 169.254.169.254:80/TCP (enforce)"},
 		"on-stale":        {true, layer.Unknown, layer.Unknown, layer.ClusterPolicy, "no policy selects the pod"},
-		"on-drifted":      {true, layer.Allow, layer.Allow, layer.ClusterPolicy, "no policy selects the pod"},
-		"pinned-default":  {false, layer.Unknown, layer.Deny, layer.Instance, "2 hops away"},
+		// The agent's configuration lets its service account through.
+		"exempted-on-agent": {true, layer.Allow, layer.Unknown, layer.ClusterPolicy, "no policy selects the pod"},
+		"on-drifted":        {true, layer.Allow, layer.Allow, layer.ClusterPolicy, "no policy selects the pod"},
+		"pinned-default":    {false, layer.Unknown, layer.Deny, layer.Instance, "2 hops away"},
 		// May land on any node: the weakest (karp-legacy's IMDSv1, drifted's observing agent)
 		// decides.
 		"unscheduled": {true, layer.Allow, layer.Allow, layer.ClusterPolicy, "no policy selects the pod"},

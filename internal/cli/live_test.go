@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -262,7 +261,7 @@ func TestLiveAuditLayers(t *testing.T) {
 	cp, kubeconfig := liveCluster(t)
 	ctx := context.Background()
 	state, err := layer.EncodeAgentState(layer.AgentState{Node: "layers-agent", Mode: "enforce", HostNetworkCovered: true, Generation: 1,
-		Dropped: []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254")}, Synced: time.Now().UTC(),
+		Dropped: []string{"169.254.169.254:80/TCP", "[fd00:ec2::254]:80/TCP"}, Synced: time.Now().UTC(),
 		// Measured: tokens required, hop limit 1; the hostNetwork pod is one hop away.
 		Instance: &layer.InstanceMeasurement{Measured: time.Now().UTC(), V1Status: 401, HopLimit: 1}})
 	if err != nil {
@@ -334,7 +333,7 @@ spec: {nodeName: layers-agent, hostNetwork: true, containers: [{name: c, image: 
 	}
 	want := map[string]struct{ deniedBy, node, instance, reason string }{
 		"on-claimed": {"instance", "unknown", "deny", "EC2NodeClass payments"},
-		"on-agent":   {"node", "deny", "allow", "the imdsguard agent on layers-agent drops 169.254.169.254 (enforce)"},
+		"on-agent":   {"node", "deny", "allow", "the imdsguard agent on layers-agent drops 169.254.169.254:80/TCP (enforce)"},
 	}
 	measured := map[string]bool{"on-agent": true}
 	seen := 0

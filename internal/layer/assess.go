@@ -30,6 +30,11 @@ type Assessor struct {
 	memo    map[placementKey][]Pair
 	// none is the row of a subject with no candidate node.
 	none []Pair
+	// states are the nodes' agent states, by node index; exemptions is set when some state
+	// exempts subjects, whose rows then depend on who they are.
+	states     []*AgentState
+	exemptions bool
+	now        time.Time
 	// Nodes says what is known of each node, in input order.
 	Nodes []NodeAssessment
 	// Drifts are the sources' disagreements, node by node.
@@ -52,6 +57,9 @@ type NodeAssessment struct {
 type placementKey struct {
 	scheduling  string
 	hostNetwork bool
+	// exempt names the subject when some node's agent exempts it: namespace, service account
+	// and UID.
+	exempt string
 }
 
 // NewAssessor assesses the nodes for the endpoints at time now: instance metadata options from
@@ -62,18 +70,26 @@ func NewAssessor(nodes []*inventory.Node, eps []endpoint.Endpoint, sources []Ins
 	// order the input lists the nodes in (files, or the API server's).
 	nodes = slices.Clone(nodes)
 	slices.SortFunc(nodes, func(a, b *inventory.Node) int { return strings.Compare(a.Name, b.Name) })
-	a := &Assessor{nodes: nodes, eps: eps, perNode: make([][2][]Pair, len(nodes)), memo: map[placementKey][]Pair{}}
+	a := &Assessor{nodes: nodes, eps: eps, perNode: make([][2][]Pair, len(nodes)), memo: map[placementKey][]Pair{},
+		states: make([]*AgentState, len(nodes)), now: now}
 	for k, n := range nodes {
 		opts, drifts, found := MergeAWS(n, sources)
 		a.Drifts = append(a.Drifts, drifts...)
 		var state *AgentState
 		if n.AgentState != "" {
 			s, err := DecodeAgentState(n.AgentState)
-			if err != nil {
+			switch {
+			case err != nil:
 				a.Warnings = append(a.Warnings, fmt.Sprintf("node %s: %v; its node layer is unknown", n.Name, err))
-			} else {
+			case s.Node != n.Name:
+				a.Warnings = append(a.Warnings, fmt.Sprintf("node %s: annotation %s was published for node %q; its node layer is unknown", n.Name, AgentStateAnnotation, s.Node))
+			default:
 				state = s
 			}
+		}
+		a.states[k] = state
+		if state != nil && len(state.Exempt)+len(state.AllowHostNetwork)+len(state.AllowedHostNetworkPodUIDs) > 0 {
+			a.exemptions = true
 		}
 		a.Nodes = append(a.Nodes, NodeAssessment{Node: n, AWS: found, Options: opts, Agent: state})
 		for h, host := range [2]bool{false, true} {
@@ -84,7 +100,7 @@ func NewAssessor(nodes []*inventory.Node, eps []endpoint.Endpoint, sources []Ins
 			row := make([]Pair, len(eps))
 			for j, ep := range eps {
 				inst := instanceVerdict(n, opts, found, p, ep)
-				node := nodeVerdict(n, state, host, ep, now)
+				node := nodeVerdict(n, state, Who{HostNetwork: host}, ep, now)
 				row[j] = Pair{Instance: &inst, Node: &node}
 			}
 			a.perNode[k][h] = row
@@ -133,12 +149,13 @@ func instanceVerdict(n *inventory.Node, o AWSMetadataOptions, found bool, p Plac
 // nodeVerdict is the node layer of node n for a subject and endpoint ep: the imdsguard agent's
 // ruleset and, on GKE, the GKE metadata server. A denial by either denies; else an allow
 // allows; else the agent's unknown, which says what would settle it.
-func nodeVerdict(n *inventory.Node, s *AgentState, hostNetwork bool, ep endpoint.Endpoint, now time.Time) Verdict {
+func nodeVerdict(n *inventory.Node, s *AgentState, w Who, ep endpoint.Endpoint, now time.Time) Verdict {
 	if ep.Role != endpoint.Credentials {
 		return Verdict{Layer: Node, Decision: Allow, Source: Default,
 			Reason: ep.Name + " must stay reachable: the imdsguard agent never drops it"}
 	}
-	agent := AgentNode(s, hostNetwork, ep.Address, now)
+	hostNetwork := w.HostNetwork
+	agent := AgentNode(s, w, ep.Destination(), now)
 	switch {
 	case s == nil && n.AgentState != "":
 		agent.Reason = fmt.Sprintf("node %s's agent state cannot be read (see the warnings)", n.Name)
@@ -158,11 +175,15 @@ func nodeVerdict(n *inventory.Node, s *AgentState, hostNetwork bool, ep endpoint
 	return agent
 }
 
-// Row returns the instance and node layers' verdicts, one per endpoint, for a subject with the
-// pod spec: the weakest over the nodes it runs on or may be scheduled on (Candidates). Subjects
-// with the same placement share a row.
-func (a *Assessor) Row(spec *corev1.PodSpec) []Pair {
+// Row returns the instance and node layers' verdicts, one per endpoint, for the subject w with
+// the pod spec: the weakest over the nodes it runs on or may be scheduled on (Candidates).
+// Subjects with the same placement share a row; so do subjects no agent exempts.
+func (a *Assessor) Row(w Who, spec *corev1.PodSpec) []Pair {
+	w.HostNetwork = spec.HostNetwork
 	key := placementKey{scheduling: schedulingKey(spec), hostNetwork: spec.HostNetwork}
+	if a.exemptions && a.exemptAnywhere(w) {
+		key.exempt = w.Namespace + "/" + w.ServiceAccount + "/" + w.UID
+	}
 	if row, ok := a.memo[key]; ok {
 		return row
 	}
@@ -188,20 +209,55 @@ func (a *Assessor) Row(spec *corev1.PodSpec) []Pair {
 			idx = append(idx, pos[n])
 		}
 	}
+	rows := a.perNode
+	if key.exempt != "" {
+		rows = a.exemptRows(w, idx)
+	}
 	var row []Pair
 	switch len(idx) {
 	case 0:
 		row = a.none
 	case 1:
-		row = a.perNode[idx[0]][h]
+		row = rows[idx[0]][h]
 	default:
 		row = make([]Pair, len(a.eps))
 		for j := range a.eps {
-			row[j] = Pair{Instance: weakestOf(a.perNode, idx, h, j, true), Node: weakestOf(a.perNode, idx, h, j, false)}
+			row[j] = Pair{Instance: weakestOf(rows, idx, h, j, true), Node: weakestOf(rows, idx, h, j, false)}
 		}
 	}
 	a.memo[key] = row
 	return row
+}
+
+// exemptAnywhere reports whether some node's agent exempts the subject.
+func (a *Assessor) exemptAnywhere(w Who) bool {
+	for _, s := range a.states {
+		if s != nil {
+			if ok, _ := s.exempts(w); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// exemptRows are the candidate nodes' rows for a subject some agent exempts: the node layer
+// judged for the subject itself, the instance layer as for anyone.
+func (a *Assessor) exemptRows(w Who, idx []int) [][2][]Pair {
+	h := 0
+	if w.HostNetwork {
+		h = 1
+	}
+	rows := make([][2][]Pair, len(a.nodes))
+	for _, k := range idx {
+		row := make([]Pair, len(a.eps))
+		for j, ep := range a.eps {
+			node := nodeVerdict(a.nodes[k], a.states[k], w, ep, a.now)
+			row[j] = Pair{Instance: a.perNode[k][h][j].Instance, Node: &node}
+		}
+		rows[k][h] = row
+	}
+	return rows
 }
 
 // weakestOf is Weakest over the candidate nodes' verdicts for endpoint j, without copying them.

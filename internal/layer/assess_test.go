@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,13 +61,13 @@ func (f fixed) AWSOptions(*inventory.Node) (AWSMetadataOptions, bool) { return f
 // another version or mode, is an error that names the annotation.
 func TestAgentStateAnnotation(t *testing.T) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	in := AgentState{Node: "n", Mode: "enforce", Dropped: []netip.Addr{v4}, Synced: now, Generation: 4}
+	in := AgentState{Node: "n", Mode: "enforce", Dropped: []string{"169.254.169.254:80/TCP"}, Synced: now, Generation: 4}
 	v, err := EncodeAgentState(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := DecodeAgentState(v)
-	if err != nil || out.Version != AgentStateVersion || out.Generation != 4 || out.Dropped[0] != v4 || !out.Synced.Equal(now) {
+	if err != nil || out.Version != AgentStateVersion || out.Generation != 4 || out.Dropped[0] != "169.254.169.254:80/TCP" || !out.Synced.Equal(now) {
 		t.Fatalf("round trip: %+v, %v", out, err)
 	}
 	for _, bad := range []string{`{`, `{"version":2,"mode":"enforce","synced":"2026-12-01T00:00:00Z"}`, `{"version":1,"mode":"off","synced":"2026-12-01T00:00:00Z"}`, `{"version":1,"mode":"enforce"}`} {
@@ -113,7 +112,7 @@ func TestSyntheticNodes(t *testing.T) {
 	a := NewAssessor(inv.Nodes, eps, Sources(inv, time.Date(2026, 11, 1, 12, 5, 0, 0, time.UTC)), Placement{}, time.Date(2026, 11, 1, 12, 5, 0, 0, time.UTC))
 	denied := 0
 	for _, p := range inv.Pods {
-		row := a.Row(&p.Pod.Spec)
+		row := a.Row(Who{Namespace: p.Pod.Namespace}, &p.Pod.Spec)
 		if len(row) != len(eps) {
 			t.Fatalf("row of %d, want %d", len(row), len(eps))
 		}

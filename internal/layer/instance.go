@@ -146,8 +146,14 @@ func (a AgentMeasurement) AWSOptions(n *inventory.Node) (AWSMetadataOptions, boo
 	if n.AgentState == "" {
 		return AWSMetadataOptions{}, false
 	}
+	// Only on AWS nodes: the probe's answers (a 403 above all) mean what EC2 means by them
+	// only where EC2 answers.
+	if Cloud(n) != "aws" {
+		return AWSMetadataOptions{}, false
+	}
 	s, err := DecodeAgentState(n.AgentState)
-	if err != nil || s.Instance == nil || a.Now.Sub(s.Instance.Measured) > MaxAgentStateAge {
+	if err != nil || s.Node != n.Name || s.Instance == nil || a.Now.Sub(s.Instance.Measured) > MaxAgentStateAge ||
+		s.Instance.Measured.After(a.Now.Add(maxClockSkew)) {
 		return AWSMetadataOptions{}, false
 	}
 	return s.Instance.Options(n.Name), true

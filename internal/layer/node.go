@@ -2,7 +2,6 @@ package layer
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 )
@@ -11,18 +10,57 @@ import (
 // unknown (the agent may have stopped publishing; its rules stay, but nothing confirms them).
 const MaxAgentStateAge = 10 * time.Minute
 
-// AgentNode is the node layer's verdict from the agent's published state, at time now:
-//   - no state, or state older than MaxAgentStateAge: unknown;
-//   - enforce, the address dropped, the subject on the pod network or hostNetwork with cgroup
-//     matching active: deny (measured: the agent reports what it applied);
+// Who is what a node firewall may tell subjects apart by.
+type Who struct {
+	Namespace, ServiceAccount string
+	// UID is a pod's UID; empty for a workload template.
+	UID         string
+	HostNetwork bool
+}
+
+// exempts reports whether the agent's configuration lets the subject through.
+func (s *AgentState) exempts(w Who) (bool, string) {
+	sels := s.Exempt
+	if w.HostNetwork {
+		if w.UID != "" && slices.Contains(s.AllowedHostNetworkPodUIDs, w.UID) {
+			return true, "pod UID " + w.UID
+		}
+		sels = s.AllowHostNetwork
+	}
+	for _, p := range sels {
+		if p.Selects(w) {
+			if p.ServiceAccount == "" {
+				return true, "namespace " + p.Namespace
+			}
+			return true, "namespace " + p.Namespace + ", service account " + p.ServiceAccount
+		}
+	}
+	return false, ""
+}
+
+// maxClockSkew is how far in the future a published time may lie before the state is refused.
+const maxClockSkew = time.Minute
+
+// AgentNode is the node layer's verdict from the agent's published state, at time now, for the
+// subject w and the destination dest ("169.254.169.254:80/TCP"):
+//   - no state, state older than MaxAgentStateAge or dated in the future: unknown;
+//   - the destination not dropped: allow;
 //   - observe: allow, saying the rules only count;
-//   - otherwise allow: the ruleset does not drop this subject's traffic to the address.
-func AgentNode(s *AgentState, hostNetwork bool, addr netip.Addr, now time.Time) Verdict {
+//   - the subject exempt in the agent's configuration: allow;
+//   - a pod on the pod network where Cilium's eBPF host routing bypasses the forward rules:
+//     allow; where Cilium's routing is unknown: unknown;
+//   - a hostNetwork pod without cgroup matching: allow;
+//   - otherwise deny (measured: the agent reports what it applied).
+func AgentNode(s *AgentState, w Who, dest string, now time.Time) Verdict {
 	v := Verdict{Layer: Node}
 	switch {
 	case s == nil:
 		v.Decision, v.Source = Unknown, Assumed
 		v.Reason = "no node firewall state for the node: run the imdsguard agent, which publishes it"
+		return v
+	case s.Synced.After(now.Add(maxClockSkew)):
+		v.Decision, v.Source = Unknown, Assumed
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s reports a sync at %s, in the future: its state is not trusted", s.Node, s.Synced.UTC().Format(time.RFC3339))
 		return v
 	case now.Sub(s.Synced) > MaxAgentStateAge:
 		v.Decision, v.Source = Unknown, Assumed
@@ -30,23 +68,32 @@ func AgentNode(s *AgentState, hostNetwork bool, addr netip.Addr, now time.Time) 
 		return v
 	}
 	v.Source = Measured
-	dropped := slices.Contains(s.Dropped, addr)
+	exempt, why := s.exempts(w)
 	switch {
-	case !dropped:
+	case !slices.Contains(s.Dropped, dest):
 		v.Decision = Allow
-		v.Reason = fmt.Sprintf("the imdsguard agent on %s does not drop %s", s.Node, addr)
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s does not drop %s", s.Node, dest)
 	case s.Mode == "observe":
 		v.Decision = Allow
-		v.Reason = fmt.Sprintf("the imdsguard agent on %s is in observe mode: it counts traffic to %s and lets it pass", s.Node, addr)
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s is in observe mode: it counts traffic to %s and lets it pass", s.Node, dest)
 	case s.Mode != "enforce":
 		v.Decision, v.Source = Unknown, Assumed
 		v.Reason = fmt.Sprintf("the imdsguard agent on %s reports mode %q", s.Node, s.Mode)
-	case hostNetwork && !s.HostNetworkCovered:
+	case exempt:
 		v.Decision = Allow
-		v.Reason = fmt.Sprintf("the imdsguard agent on %s drops %s for pods only: it cannot match hostNetwork pods (no pods cgroup)", s.Node, addr)
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s lets %s through (exempt in its configuration)", s.Node, why)
+	case !w.HostNetwork && s.CiliumRouting == "bpf":
+		v.Decision = Allow
+		v.Reason = fmt.Sprintf("on %s Cilium's eBPF host routing hands pod traffic past netfilter: the imdsguard agent's forward rules do not see it", s.Node)
+	case !w.HostNetwork && s.CiliumRouting == "unknown":
+		v.Decision, v.Source = Unknown, Assumed
+		v.Reason = fmt.Sprintf("on %s Cilium runs and the imdsguard agent cannot read how it routes pod traffic: with eBPF host routing its forward rules are bypassed", s.Node)
+	case w.HostNetwork && !s.HostNetworkCovered:
+		v.Decision = Allow
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s drops %s for pods only: it cannot match hostNetwork pods (no pods cgroup)", s.Node, dest)
 	default:
 		v.Decision = Deny
-		v.Reason = fmt.Sprintf("the imdsguard agent on %s drops %s (enforce)", s.Node, addr)
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s drops %s (enforce)", s.Node, dest)
 	}
 	return v
 }

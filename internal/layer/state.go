@@ -3,7 +3,6 @@ package layer
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"time"
 )
 
@@ -26,11 +25,22 @@ type AgentState struct {
 	Node    string `json:"node"`
 	// Mode is "enforce" or "observe".
 	Mode string `json:"mode"`
-	// Dropped are the endpoint addresses the ruleset drops (observe: would drop).
-	Dropped []netip.Addr `json:"dropped"`
+	// Dropped are the destinations the ruleset drops (observe: would drop), as
+	// endpoint.Endpoint.Destination renders them: "169.254.169.254:80/TCP".
+	Dropped []string `json:"dropped"`
 	// HostNetworkCovered is set when the output-hook rules match the pods cgroup, so hostNetwork
 	// pods are covered too.
 	HostNetworkCovered bool `json:"hostNetworkCovered"`
+	// CiliumRouting is how Cilium forwards pod traffic on the node: "" (no Cilium), "legacy"
+	// (through netfilter: the forward rules apply), "bpf" (eBPF host routing: pod traffic
+	// bypasses them) or "unknown" (Cilium's datapath configuration is not readable).
+	CiliumRouting string `json:"ciliumRouting,omitempty"`
+	// Exempt select the pods on the pod network the ruleset lets through, AllowHostNetwork the
+	// hostNetwork pods, AllowedHostNetworkPodUIDs further hostNetwork pods by UID (the agent's
+	// own among them): the agent's configuration, never anything a pod's author sets.
+	Exempt                    []PodSelector `json:"exempt,omitempty"`
+	AllowHostNetwork          []PodSelector `json:"allowHostNetwork,omitempty"`
+	AllowedHostNetworkPodUIDs []string      `json:"allowedHostNetworkPodUIDs,omitempty"`
 	// Generation counts the rulesets the agent has brought in place since it started.
 	Generation int64 `json:"generation"`
 	// Synced is when the ruleset was last brought in place (or confirmed unchanged).
@@ -38,6 +48,17 @@ type AgentState struct {
 	// Instance is what the agent measured of the instance metadata service from the node, if
 	// it measured (AWS only).
 	Instance *InstanceMeasurement `json:"instance,omitempty"`
+}
+
+// PodSelector selects pods by namespace and, when set, service account.
+type PodSelector struct {
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"serviceAccount,omitempty"`
+}
+
+// Selects reports whether the selector selects the subject.
+func (p PodSelector) Selects(w Who) bool {
+	return p.Namespace != "" && p.Namespace == w.Namespace && (p.ServiceAccount == "" || p.ServiceAccount == w.ServiceAccount)
 }
 
 // InstanceMeasurement is what the agent observed of the EC2 instance metadata service from the

@@ -55,7 +55,7 @@ func (g *generator) nodeObjects() []any {
 			"topology.kubernetes.io/zone": "us-east-1a",
 		}}
 		if p%2 == 1 {
-			st := map[string]any{"version": 1, "node": name, "mode": "enforce", "dropped": []string{"169.254.169.254", "fd00:ec2::254"},
+			st := map[string]any{"version": 1, "node": name, "mode": "enforce", "dropped": []string{"169.254.169.254:80/TCP", "[fd00:ec2::254]:80/TCP"},
 				"hostNetworkCovered": true, "generation": 3, "synced": synced}
 			if p%4 == 1 {
 				st["instance"] = map[string]any{"measured": synced, "v1Status": 401, "hopLimit": 1}
