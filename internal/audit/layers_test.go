@@ -308,3 +308,26 @@ spec:
 		}
 	}
 }
+
+// TestTableFoldsPodsOnLikeNodes: a Deployment's pods on two nodes of the same node pool have the
+// same decisions on every layer, though their reasons name different nodes: the table folds them
+// into the template's row.
+func TestTableFoldsPodsOnLikeNodes(t *testing.T) {
+	owned := func(name, node string) string {
+		return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\n  namespace: shop\n  labels: {app: web, pod-template-hash: 7d9c}\n" +
+			"  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d9c, uid: u-rs, controller: true}]\n" +
+			"spec:\n  nodeName: " + node + "\n  containers: [{name: c, image: nginx}]\n---\n"
+	}
+	manifests := karpenterClasses + node(t, "karp-a", "default", nil) + node(t, "karp-b", "default", nil) +
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n" +
+		"  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: nginx}]}\n---\n" +
+		owned("web-7d9c-a", "karp-a") + owned("web-7d9c-b", "karp-b")
+	r := auditYAMLWith(t, manifests, audit.Options{}, endpoint.AWS)
+	var table bytes.Buffer
+	if err := r.WriteTable(&table, audit.TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "Deployment/web (+2 pods)") {
+		t.Errorf("the pods are not folded into the template's row:\n%s", table.String())
+	}
+}

@@ -173,7 +173,7 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 		folded := 0
 		if r.Subjects[i].IsTemplate() {
 			for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
-				sameVerdicts(r.Verdicts[i], r.Verdicts[j]) && slices.Equal(r.layers[i], r.layers[j]) {
+				sameVerdicts(r.Verdicts[i], r.Verdicts[j]) && sameLayers(r.layers[i], r.layers[j]) {
 				j++
 				folded++
 			}
@@ -201,6 +201,17 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 		i = j
 	}
 	_ = tw.Flush() // tabwriter only fails when w does; WriteTable's final Flush reports that
+}
+
+// sameLayers reports whether two rows have the same node and instance decisions and sources:
+// pods of a workload run on different nodes, whose reasons name them.
+func sameLayers(a, b []layer.Pair) bool {
+	for i := range a {
+		if layerKeyOf(a[i]) != layerKeyOf(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func sameVerdicts(a, b []policy.Verdict) bool {
