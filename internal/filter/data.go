@@ -67,6 +67,7 @@ type never struct {
 	Path  string `json:"path"`
 	Class string `json:"class"`
 	Exact bool   `json:"exact,omitempty"`
+	lower string // Path in lower case
 }
 
 // options a route may name.
@@ -118,6 +119,20 @@ func (f *policyFile) check() error {
 	if len(f.Hosts) == 0 || len(f.ForwardHeaders) == 0 || !strings.HasPrefix(f.Prefix, "/") {
 		return fmt.Errorf("hosts, forwardHeaders and prefix are required")
 	}
+	for _, h := range f.ForwardHeaders {
+		if classify(h) < 0 {
+			return fmt.Errorf("forwardHeaders: %s is not a header the filter knows", h)
+		}
+	}
+	if f.RequiredHeader != nil && classify(f.RequiredHeader.Name) < 0 {
+		return fmt.Errorf("requiredHeader: %s is not a header the filter knows", f.RequiredHeader.Name)
+	}
+	for i, n := range f.Never {
+		if rej := checkPath(n.Path); rej != nil || n.Class == "" {
+			return fmt.Errorf("never %s: canonical path and class required", n.Path)
+		}
+		f.Never[i].lower = strings.ToLower(n.Path)
+	}
 	for _, r := range f.Routes {
 		if rej := checkPath(r.Path); rej != nil {
 			return fmt.Errorf("route %s: %s", r.Path, rej.Reason)
@@ -132,11 +147,6 @@ func (f *policyFile) check() error {
 			return fmt.Errorf("route %s is also a never path (%s)", r.Path, class)
 		}
 	}
-	for _, n := range f.Never {
-		if rej := checkPath(n.Path); rej != nil || n.Class == "" {
-			return fmt.Errorf("never %s: canonical path and class required", n.Path)
-		}
-	}
 	return nil
 }
 
@@ -145,8 +155,7 @@ func (f *policyFile) check() error {
 func (f *policyFile) neverMatch(path string) (never, string, bool) {
 	lower := strings.ToLower(strings.TrimSuffix(path, "/"))
 	for _, n := range f.Never {
-		np := strings.ToLower(n.Path)
-		if lower == np || (!n.Exact && strings.HasPrefix(lower, np+"/")) {
+		if lower == n.lower || (!n.Exact && len(lower) > len(n.lower) && lower[len(n.lower)] == '/' && strings.HasPrefix(lower, n.lower)) {
 			return n, n.Class, true
 		}
 	}

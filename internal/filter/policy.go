@@ -96,7 +96,8 @@ type cloudPolicy struct {
 	byPath  map[string]bool  // every route path
 	lower   map[string]bool  // every route path in lower case
 	hosts   map[string]bool
-	forward map[string]string // lower-case name → canonical name
+	forward  [nKnown]string // canonical name of each forwarded field; empty: not forwarded
+	required int            // index of the required header, when the cloud has one
 }
 
 // DefaultPolicy is the policy of the embedded data files (policy/*.yaml), with default
@@ -118,7 +119,7 @@ func DefaultPolicy() *Policy {
 // indexPolicy builds the lookup tables of a policy file.
 func indexPolicy(f *policyFile) *cloudPolicy {
 	cp := &cloudPolicy{file: f, routes: map[string]route{}, byPath: map[string]bool{},
-		lower: map[string]bool{}, hosts: map[string]bool{}, forward: map[string]string{}}
+		lower: map[string]bool{}, hosts: map[string]bool{}}
 	for _, r := range f.Routes {
 		if r.Method == "" {
 			r.Method = http.MethodGet
@@ -131,7 +132,10 @@ func indexPolicy(f *policyFile) *cloudPolicy {
 		cp.hosts[h] = true
 	}
 	for _, h := range f.ForwardHeaders {
-		cp.forward[strings.ToLower(h)] = h
+		cp.forward[classify(h)] = h
+	}
+	if f.RequiredHeader != nil {
+		cp.required = classify(f.RequiredHeader.Name)
 	}
 	return cp
 }
@@ -248,7 +252,7 @@ func (p *Policy) Decide(dst netip.AddrPort, c Client, req *Request) Decision {
 		return deny("", ClassInvalid, rej)
 	}
 	cp := p.clouds[cloud]
-	if rej := cp.checkHost(dst, h[hHost]); rej != nil {
+	if rej := cp.checkHost(dst, h.values[fHost]); rej != nil {
 		return deny(cloud, ClassInvalid, rej)
 	}
 	path, rawQuery, _ := strings.Cut(req.Target, "?")
@@ -276,13 +280,13 @@ func deny(cloud Cloud, class string, rej *Rejection) Decision {
 
 // cloudOf resolves the request's cloud from its destination, its headers and the node's
 // cloud: see Decide.
-func (p *Policy) cloudOf(dst netip.AddrPort, h headers) (Cloud, *Rejection) {
+func (p *Policy) cloudOf(dst netip.AddrPort, h *headers) (Cloud, *Rejection) {
 	addr := dst.Addr().Unmap()
 	if dst.Port() != 80 || (addr != linkLocalIMDS && addr != awsIMDSv6) {
 		return "", reject(http.StatusForbidden, "destination %s is not a metadata endpoint", dst)
 	}
-	flavor, hasFlavor := h[hFlavor]
-	metadata, hasMetadata := h[hMetadata]
+	flavor, hasFlavor := h.get(fFlavor)
+	metadata, hasMetadata := h.get(fMetadata)
 	var fromHeader Cloud
 	switch {
 	case hasFlavor && hasMetadata:
@@ -366,12 +370,12 @@ func (p *Policy) added(cloud Cloud, c Client, path string) bool {
 
 // checkRoute checks what the route itself requires: its option turned on, the cloud's
 // required header, and the query.
-func (cp *cloudPolicy) checkRoute(rt route, s Settings, rawQuery string, h headers) *Rejection {
+func (cp *cloudPolicy) checkRoute(rt route, s Settings, rawQuery string, h *headers) *Rejection {
 	if rt.Option == optionIdentityDocument && !s.IdentityDocument {
 		return reject(cp.file.DeniedStatus, "%s is off (identityDocument)", rt.Path)
 	}
 	if req := cp.file.RequiredHeader; req != nil && !rt.HeaderOptional {
-		if h[strings.ToLower(req.Name)] != req.Value {
+		if v, ok := h.get(cp.required); !ok || v != req.Value {
 			return reject(req.Status, "missing %s: %s header", req.Name, req.Value)
 		}
 	}
@@ -412,28 +416,27 @@ func checkQuery(spec querySpec, rawQuery string) *Rejection {
 // forward builds the upstream request: the route's method and the exact path and query, with
 // only the cloud's forwarded headers. For AWS the token PUT carries the TTL, capped, and
 // GETs carry the token; each is checked first.
-func (p *Policy) forward(cp *cloudPolicy, rt route, req *Request, path, rawQuery string, h headers) (*Forward, *Rejection) {
+func (p *Policy) forward(cp *cloudPolicy, rt route, req *Request, path, rawQuery string, h *headers) (*Forward, *Rejection) {
 	fwd := &Forward{Method: rt.Method, Path: path, RawQuery: rawQuery}
 	if cp.file.Cloud == AWS {
-		if rej := checkAWSTokens(rt, h, p.settings.MaxTokenTTL); rej != nil {
+		if rej := checkAWSTokens(rt, h); rej != nil {
 			return nil, rej
 		}
 	}
 	for _, f := range req.Header {
-		lower := strings.ToLower(f.Name)
-		name, ok := cp.forward[lower]
-		if !ok {
+		i := classify(f.Name)
+		if i < 0 || cp.forward[i] == "" {
 			continue
 		}
-		value := f.Value
-		switch lower {
-		case hTokenTTL:
+		name, value := cp.forward[i], f.Value
+		switch i {
+		case fTokenTTL:
 			if rt.Method != http.MethodPut {
 				continue
 			}
 			ttl, _ := strconv.Atoi(value)
 			value = strconv.Itoa(min(ttl, p.settings.MaxTokenTTL))
-		case hToken:
+		case fToken:
 			if rt.Method != http.MethodGet {
 				continue
 			}
@@ -447,9 +450,9 @@ func (p *Policy) forward(cp *cloudPolicy, rt route, req *Request, path, rawQuery
 // in plain digits (IMDS answers 400 otherwise); a token, when sent, is base64 or base64url
 // text. The TTL above the cap is lowered, not refused: the client gets a shorter token and
 // refreshes it earlier.
-func checkAWSTokens(rt route, h headers, maxTTL int) *Rejection {
+func checkAWSTokens(rt route, h *headers) *Rejection {
 	if rt.Method == http.MethodPut {
-		v, ok := h[hTokenTTL]
+		v, ok := h.get(fTokenTTL)
 		if !ok {
 			return badRequest("token PUT without X-aws-ec2-metadata-token-ttl-seconds")
 		}
@@ -457,12 +460,12 @@ func checkAWSTokens(rt route, h headers, maxTTL int) *Rejection {
 		if err != nil || ttl < 1 || ttl > DefaultMaxTokenTTL || v != strconv.Itoa(ttl) {
 			return badRequest("token TTL %q (want 1 to %d seconds)", v, DefaultMaxTokenTTL)
 		}
-		if _, ok := h[hToken]; ok {
+		if _, ok := h.get(fToken); ok {
 			return badRequest("token PUT carrying a token")
 		}
 		return nil
 	}
-	if v, ok := h[hToken]; ok {
+	if v, ok := h.get(fToken); ok {
 		if v == "" || strings.IndexFunc(v, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
 			return badRequest("X-aws-ec2-metadata-token is not base64 text")
 		}

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -116,40 +117,44 @@ func wrapRead(what string, err error) error {
 
 // readLine reads one line ending in CRLF, of at most limit bytes with the CRLF, and returns it
 // without the CRLF. A bare LF, a CR not followed by LF, or any other control character but
-// HTAB is refused with 400; a longer line with tooLong.
+// HTAB is refused with 400 (also in a line cut short by the end of input); a line longer than
+// limit, or than r's buffer, with tooLong.
 func readLine(r *bufio.Reader, limit int, tooLong int) (string, error) {
-	var b strings.Builder
-	for n := 1; ; n++ {
-		c, err := r.ReadByte()
-		if err != nil {
-			return b.String(), err
+	line, err := r.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return "", reject(tooLong, "line longer than %d bytes", min(limit, r.Size()))
+	case err != nil:
+		if rej := checkLineBytes(bytes.TrimSuffix(line, []byte("\r"))); rej != nil {
+			return "", rej
 		}
-		if n > limit {
-			return "", reject(tooLong, "line longer than %d bytes", limit)
-		}
+		return string(line), err
+	case len(line) > limit:
+		return "", reject(tooLong, "line longer than %d bytes", limit)
+	case len(line) < 2 || line[len(line)-2] != '\r':
+		return "", badRequest("bare LF line ending")
+	}
+	line = line[:len(line)-2]
+	if rej := checkLineBytes(line); rej != nil {
+		return "", rej
+	}
+	return string(line), nil
+}
+
+// checkLineBytes refuses a CR, a control character other than HTAB, and any non-ASCII byte.
+func checkLineBytes(line []byte) *Rejection {
+	for _, c := range line {
 		switch {
 		case c == '\r':
-			next, err := r.ReadByte()
-			if err != nil {
-				return b.String(), err
-			}
-			if next != '\n' {
-				return "", badRequest("CR not followed by LF")
-			}
-			if n+1 > limit {
-				return "", reject(tooLong, "line longer than %d bytes", limit)
-			}
-			return b.String(), nil
-		case c == '\n':
-			return "", badRequest("bare LF line ending")
+			return badRequest("CR not followed by LF")
 		case c == '\t':
 		case c < 0x20 || c == 0x7f:
-			return "", badRequest("control character 0x%02x", c)
+			return badRequest("control character 0x%02x", c)
 		case c >= 0x80:
-			return "", badRequest("non-ASCII byte 0x%02x", c)
+			return badRequest("non-ASCII byte 0x%02x", c)
 		}
-		b.WriteByte(c)
 	}
+	return nil
 }
 
 // parseRequestLine splits "METHOD SP TARGET SP HTTP/1.x" with single spaces and nothing else.

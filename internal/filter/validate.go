@@ -5,47 +5,73 @@ import (
 	"strings"
 )
 
-// Header names the filter reads, in lower case.
+// Header fields the filter reads or forwards, by index into headers.values.
 const (
-	hHost          = "host"
-	hUserAgent     = "user-agent"
-	hContentLength = "content-length"
-	hConnection    = "connection"
-	hFlavor        = "metadata-flavor"          // GCE: https://cloud.google.com/compute/docs/metadata/querying-metadata
-	hMetadata      = "metadata"                 // Azure: https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service
-	hToken         = "x-aws-ec2-metadata-token" // EC2: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html
-	hTokenTTL      = "x-aws-ec2-metadata-token-ttl-seconds"
+	fHost = iota
+	fUserAgent
+	fContentLength
+	fConnection
+	fFlavor   // GCE: https://cloud.google.com/compute/docs/metadata/querying-metadata
+	fMetadata // Azure: https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service
+	fToken    // EC2: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html
+	fTokenTTL
+	nKnown
 )
 
-// forbiddenHeaders are refused outright. Transfer-Encoding: a request here never has a body,
+// knownNames are the lower-case names of the fields the filter reads; each may appear at most
+// once, as two copies would leave the metadata service to choose between them.
+var knownNames = [nKnown]string{
+	"host", "user-agent", "content-length", "connection",
+	"metadata-flavor", "metadata", "x-aws-ec2-metadata-token", "x-aws-ec2-metadata-token-ttl-seconds",
+}
+
+// forbiddenNames are refused outright. Transfer-Encoding: a request here never has a body,
 // and a chunked or conflicting framing is the classic request-smuggling vector (RFC 9112
 // section 6.3). Upgrade, HTTP2-Settings: no protocol switch (h2c, WebSocket) past the filter
-// (RFC 9113 section 3.1 drops h2c, RFC 9110 section 7.8). Forwarding headers: a client must
-// not speak for the proxy, and GCE and Azure refuse requests carrying X-Forwarded-For (GCE:
-// https://cloud.google.com/compute/docs/metadata/querying-metadata, "Limitations"; Azure IMDS
-// docs, "Proxies"). Expect: there is no body to continue with.
-var forbiddenHeaders = map[string]bool{
-	"transfer-encoding": true,
-	"upgrade":           true,
-	"http2-settings":    true,
-	"x-forwarded-for":   true,
-	"forwarded":         true,
-	"x-real-ip":         true,
-	"proxy-connection":  true,
-	"expect":            true,
-	"te":                true,
+// (RFC 9113 section 3.1 drops h2c, RFC 9110 section 7.8). Forwarding headers (and every
+// X-Forwarded-* header): a client must not speak for the proxy, and GCE and Azure refuse
+// requests carrying X-Forwarded-For (GCE: https://cloud.google.com/compute/docs/metadata/querying-metadata;
+// Azure IMDS docs, "Proxies"). Expect: there is no body to continue with. TE,
+// Proxy-Connection: hop-by-hop fields no metadata client sends.
+var forbiddenNames = []string{
+	"transfer-encoding", "upgrade", "http2-settings", "x-forwarded-for", "forwarded", "x-real-ip",
+	"proxy-connection", "expect", "te",
 }
 
-// uniqueHeaders may appear at most once: each is read by the filter or forwarded, and two
-// copies would leave the metadata service to choose between them.
-var uniqueHeaders = map[string]bool{
-	hHost: true, hUserAgent: true, hContentLength: true, hConnection: true,
-	hFlavor: true, hMetadata: true, hToken: true, hTokenTTL: true,
+// classify returns the index of a known field name, compared without regard to case, or -1.
+func classify(name string) int {
+	for i, k := range knownNames {
+		if len(k) == len(name) && strings.EqualFold(k, name) {
+			return i
+		}
+	}
+	return -1
 }
 
-// headers are the fields of a valid request the filter reads, by their lower-case name; absent
-// ones are missing from the map.
-type headers map[string]string
+// forbidden reports whether a field name is refused.
+func forbidden(name string) bool {
+	const xf = "x-forwarded-"
+	if len(name) >= len(xf) && strings.EqualFold(name[:len(xf)], xf) {
+		return true
+	}
+	for _, f := range forbiddenNames {
+		if len(f) == len(name) && strings.EqualFold(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// headers are the known fields of a valid request.
+type headers struct {
+	values  [nKnown]string
+	present uint16
+}
+
+// get returns a known field's value and whether it was sent.
+func (h *headers) get(i int) (string, bool) {
+	return h.values[i], h.present&(1<<i) != 0
+}
 
 // Validate checks the canonical rules every request must meet before the policy looks at it,
 // whoever built it (ReadRequest calls it; Decide calls it again). It returns nil or the
@@ -65,7 +91,7 @@ func (r *Request) Validate() *Rejection {
 }
 
 // check is Validate that also returns the headers the policy reads.
-func (r *Request) check() (headers, *Rejection) {
+func (r *Request) check() (*headers, *Rejection) {
 	if r.Proto != "HTTP/1.1" && r.Proto != "HTTP/1.0" {
 		return nil, reject(http.StatusHTTPVersionNotSupported, "version %q (want HTTP/1.1 or HTTP/1.0)", r.Proto)
 	}
@@ -75,18 +101,22 @@ func (r *Request) check() (headers, *Rejection) {
 	if _, _, rej := splitTarget(r.Target); rej != nil {
 		return nil, rej
 	}
-	h := make(headers, len(r.Header))
+	h := &headers{}
 	for _, f := range r.Header {
-		name := strings.ToLower(f.Name)
-		if rej := checkField(name, f); rej != nil {
+		if rej := checkField(f); rej != nil {
 			return nil, rej
 		}
-		if _, dup := h[name]; dup && uniqueHeaders[name] {
+		i := classify(f.Name)
+		if i < 0 {
+			continue
+		}
+		if _, dup := h.get(i); dup {
 			return nil, badRequest("duplicate %s header", f.Name)
 		}
-		h[name] = f.Value
+		h.values[i] = f.Value
+		h.present |= 1 << i
 	}
-	if _, ok := h[hHost]; !ok {
+	if _, ok := h.get(fHost); !ok {
 		return nil, badRequest("no Host header")
 	}
 	if rej := checkFraming(r.Method, h); rej != nil {
@@ -96,11 +126,11 @@ func (r *Request) check() (headers, *Rejection) {
 }
 
 // checkField checks one header field's syntax and refuses the forbidden ones.
-func checkField(lower string, f Field) *Rejection {
+func checkField(f Field) *Rejection {
 	if f.Name == "" || !isToken(f.Name) {
 		return badRequest("header name %q is not a token", f.Name)
 	}
-	if forbiddenHeaders[lower] || strings.HasPrefix(lower, "x-forwarded-") {
+	if forbidden(f.Name) {
 		return badRequest("%s header refused", f.Name)
 	}
 	for i := 0; i < len(f.Value); i++ {
@@ -118,8 +148,8 @@ func checkField(lower string, f Field) *Rejection {
 // checkFraming refuses a Connection header naming anything but close or keep-alive (which
 // would make other headers hop-by-hop, or ask for an upgrade) and a Content-Length that
 // announces a body.
-func checkFraming(method string, h headers) *Rejection {
-	if v, ok := h[hConnection]; ok {
+func checkFraming(method string, h *headers) *Rejection {
+	if v, ok := h.get(fConnection); ok {
 		for _, opt := range strings.Split(v, ",") {
 			switch strings.ToLower(strings.Trim(opt, " \t")) {
 			case "close", "keep-alive":
@@ -128,7 +158,7 @@ func checkFraming(method string, h headers) *Rejection {
 			}
 		}
 	}
-	if v, ok := h[hContentLength]; ok {
+	if v, ok := h.get(fContentLength); ok {
 		if method != http.MethodPut {
 			return badRequest("Content-Length on %s", method)
 		}
