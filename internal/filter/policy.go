@@ -91,11 +91,11 @@ type Policy struct {
 
 // cloudPolicy is one cloud's policy file, indexed for lookups.
 type cloudPolicy struct {
-	file    *policyFile
-	routes  map[string]route // by method + " " + path
-	byPath  map[string]bool  // every route path
-	lower   map[string]bool  // every route path in lower case
-	hosts   map[string]bool
+	file     *policyFile
+	routes   map[string]route // by method + " " + path
+	byPath   map[string]bool  // every route path
+	lower    map[string]bool  // every route path in lower case
+	hosts    map[string]bool
 	forward  [nKnown]string // canonical name of each forwarded field; empty: not forwarded
 	required int            // index of the required header, when the cloud has one
 }

@@ -2,6 +2,8 @@ package filter
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -365,8 +367,8 @@ func TestReadRequest(t *testing.T) {
 			_, err := ReadRequest(bufio.NewReader(strings.NewReader(tc.raw)), DefaultLimits())
 			status := 0
 			if err != nil {
-				rej, ok := err.(*Rejection)
-				if !ok {
+				var rej *Rejection
+				if !errors.As(err, &rej) {
 					t.Fatalf("error %v is not a Rejection", err)
 				}
 				status = rej.Status
@@ -388,11 +390,11 @@ func TestReadRequestLeavesNextRequest(t *testing.T) {
 			t.Fatalf("got %+v, %v; want target %s", req, err, want)
 		}
 	}
-	if _, err := ReadRequest(r, DefaultLimits()); err == nil || err.Error() != "EOF" {
+	if _, err := ReadRequest(r, DefaultLimits()); !errors.Is(err, io.EOF) {
 		t.Errorf("after the last request: %v, want EOF", err)
 	}
 	_, err := ReadRequest(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: h\r\n")), DefaultLimits())
-	if err == nil || !strings.Contains(err.Error(), "unexpected EOF") {
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("truncated head: %v, want unexpected EOF", err)
 	}
 }

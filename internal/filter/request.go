@@ -15,8 +15,8 @@ type Field struct{ Name, Value string }
 
 // Request is one HTTP/1.x request as read, before any interpretation.
 type Request struct {
-	Method, Target, Proto string // Target: the raw request-target, exactly as sent
-	Header []Field               // in order, names as sent
+	Method, Target, Proto string  // Target: the raw request-target, exactly as sent
+	Header                []Field // in order, names as sent
 }
 
 // Limits bound what ReadRequest accepts.
