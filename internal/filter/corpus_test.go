@@ -258,7 +258,9 @@ func checkExpectation(t *testing.T, e corpusEntry, ds []streamDecision) {
 var harmless = map[Cloud]map[string]bool{
 	AWS: set("/latest/api/token", "/latest/meta-data/placement/region", "/latest/meta-data/placement/availability-zone",
 		"/latest/meta-data/placement/availability-zone-id", "/latest/meta-data/instance-id",
-		"/latest/meta-data/instance-type", "/latest/meta-data/ami-id"),
+		"/latest/meta-data/instance-type", "/latest/meta-data/ami-id",
+		// Configurable, on by default: the account ID and private address, no credential.
+		"/latest/dynamic/instance-identity/document"),
 	GCP: set("", "/computemetadata/v1/project/project-id", "/computemetadata/v1/project/numeric-project-id",
 		"/computemetadata/v1/instance/zone", "/computemetadata/v1/instance/id", "/computemetadata/v1/instance/hostname",
 		"/computemetadata/v1/instance/name", "/computemetadata/v1/instance/attributes/cluster-name",

@@ -68,9 +68,11 @@ type Settings struct {
 	Cloud Cloud
 	// MaxTokenTTL caps the IMDSv2 token lifetime a client asks for, 1 to 21600 seconds.
 	MaxTokenTTL int
-	// IdentityDocument allows AWS /latest/dynamic/instance-identity/document, which holds the
-	// account ID (off by default).
-	IdentityDocument bool
+	// DenyIdentityDocument refuses AWS /latest/dynamic/instance-identity/document, which holds
+	// the account ID and the private address. It passes by default: aws-sdk-go-v2's IMDS client
+	// reads the region from it (feature/ec2/imds GetRegion, the path of config's EC2 IMDS region
+	// resolution), as do aws-sdk-go v1's ec2metadata.Region and the Java SDK v1.
+	DenyIdentityDocument bool
 }
 
 // Addition allows more paths of one cloud to the pods of a namespace (all its service
@@ -371,8 +373,8 @@ func (p *Policy) added(cloud Cloud, c Client, path string) bool {
 // checkRoute checks what the route itself requires: its option turned on, the cloud's
 // required header, and the query.
 func (cp *cloudPolicy) checkRoute(rt route, s Settings, rawQuery string, h *headers) *Rejection {
-	if rt.Option == optionIdentityDocument && !s.IdentityDocument {
-		return reject(cp.file.DeniedStatus, "%s is off (identityDocument)", rt.Path)
+	if rt.Option == optionIdentityDocument && s.DenyIdentityDocument {
+		return reject(cp.file.DeniedStatus, "%s is off (denyIdentityDocument)", rt.Path)
 	}
 	if req := cp.file.RequiredHeader; req != nil && !rt.HeaderOptional {
 		if v, ok := h.get(cp.required); !ok || v != req.Value {

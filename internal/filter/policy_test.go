@@ -66,7 +66,7 @@ func TestDecidePerCloud(t *testing.T) {
 		{"aws rsa2048", request("GET", "/latest/dynamic/instance-identity/rsa2048", awsHost), false, "aws:identity-signature", 404},
 		{"aws public keys", request("GET", "/latest/meta-data/public-keys/0/openssh-key", awsHost), false, "aws:public-keys", 404},
 		{"aws tags", request("GET", "/latest/meta-data/tags/instance", awsHost), false, "aws:tags", 404},
-		{"aws identity document off by default", request("GET", "/latest/dynamic/instance-identity/document", awsHost), false, "aws:identity-document", 404},
+		{"aws identity document on by default", request("GET", "/latest/dynamic/instance-identity/document", awsHost), true, "aws:identity-document", 0},
 		{"aws listing", request("GET", "/latest/meta-data/", awsHost), false, "aws:denied", 404},
 		{"aws credentials in another case", request("GET", "/latest/meta-data/IAM/security-credentials/", awsHost), false, "aws:credentials", 404},
 		{"aws region in another case", request("GET", "/latest/meta-data/placement/Region", awsHost), false, "aws:denied", 400},
@@ -210,21 +210,22 @@ func TestNodeCloud(t *testing.T) {
 	}
 }
 
-// TestIdentityDocumentSetting: the AWS identity document passes only when configured.
+// TestIdentityDocumentSetting: the AWS identity document passes unless the configuration
+// refuses it; its signatures never pass.
 func TestIdentityDocumentSetting(t *testing.T) {
 	req := request("GET", "/latest/dynamic/instance-identity/document", awsHost)
-	if d := DefaultPolicy().Decide(dstV4, Client{}, req); d.Allow {
-		t.Errorf("identity document allowed by default")
+	if d := DefaultPolicy().Decide(dstV4, Client{}, req); !d.Allow || d.Class != "aws:identity-document" {
+		t.Errorf("identity document by default: %+v, want allowed (aws-sdk-go-v2 reads the region from it)", d)
 	}
-	p, err := DefaultPolicy().WithSettings(Settings{IdentityDocument: true})
+	p, err := DefaultPolicy().WithSettings(Settings{DenyIdentityDocument: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := p.Decide(dstV4, Client{}, req); !d.Allow || d.Class != "aws:identity-document" {
-		t.Errorf("identity document with the setting: %+v", d)
+	if d := p.Decide(dstV4, Client{}, req); d.Allow || d.Status != 404 {
+		t.Errorf("identity document refused by the setting: %+v", d)
 	}
-	if d := p.Decide(dstV4, Client{}, request("GET", "/latest/dynamic/instance-identity/pkcs7", awsHost)); d.Allow {
-		t.Errorf("pkcs7 allowed with the identity document setting")
+	if d := DefaultPolicy().Decide(dstV4, Client{}, request("GET", "/latest/dynamic/instance-identity/pkcs7", awsHost)); d.Allow {
+		t.Errorf("pkcs7 allowed")
 	}
 }
 
