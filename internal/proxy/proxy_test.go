@@ -94,7 +94,9 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func viaProxy(addr string) *http.Client {
 	var d net.Dialer
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
 	}}
 }
 
