@@ -98,7 +98,7 @@ func (p *testProxy) serve(c *net.TCPConn) {
 		var up net.Conn
 		err := p.s.Node.Do(func() error {
 			var derr error
-			up, derr = firewall.MarkedDialer(&net.Dialer{Timeout: time.Second}).Dial("tcp", orig.String())
+			up, derr = firewall.MarkedDialer(&net.Dialer{Timeout: 3 * time.Second}).Dial("tcp", orig.String())
 			return derr
 		})
 		if err != nil {
@@ -137,6 +137,11 @@ func TestFilterRedirectsToTheProxy(t *testing.T) {
 	addProxyInterface(t, s)
 	startTestProxy(t, s)
 	applyNFT(t, s, filterConfig(s))
+	// The node's first IPv6 packets wait for neighbour discovery, and a SYN lost to it costs a
+	// one-second retransmission: resolve the cloud first, without a request.
+	if err := s.Node.Connect(context.Background(), netip.AddrPortFrom(sandbox.IMDSv6, 80), 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	before := s.IMDS.IMDSRequests()
 
 	gce8080 := sandbox.Request{Method: http.MethodGet, URL: "http://169.254.169.254:8080/computeMetadata/v1/project/project-id", Header: map[string]string{"Metadata-Flavor": "Google"}}
