@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -205,7 +206,7 @@ func OriginalDestination(c *net.TCPConn) (netip.AddrPort, error) {
 		if ipv6 {
 			var sa unix.RawSockaddrInet6
 			size := uint32(unix.SizeofSockaddrInet6)
-			serr = getsockopt(int(fd), unix.SOL_IPV6, ip6tSoOriginalDst, unsafe.Pointer(&sa), &size)
+			serr = getsockopt(int(fd), unix.SOL_IPV6, ip6tSoOriginalDst, unsafe.Pointer(&sa), &size) // #nosec G103 -- the kernel fills a sockaddr_in6 of this size
 			if serr == nil {
 				dst = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), ntohs(sa.Port))
 			}
@@ -213,7 +214,7 @@ func OriginalDestination(c *net.TCPConn) (netip.AddrPort, error) {
 		}
 		var sa unix.RawSockaddrInet4
 		size := uint32(unix.SizeofSockaddrInet4)
-		serr = getsockopt(int(fd), unix.SOL_IP, unix.SO_ORIGINAL_DST, unsafe.Pointer(&sa), &size)
+		serr = getsockopt(int(fd), unix.SOL_IP, unix.SO_ORIGINAL_DST, unsafe.Pointer(&sa), &size) // #nosec G103 -- the kernel fills a sockaddr_in of this size
 		if serr == nil {
 			dst = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
 		}
@@ -242,7 +243,7 @@ const ip6tSoOriginalDst = 80
 // getsockopt is getsockopt(2) with a caller's buffer: x/sys/unix has no wrapper for socket
 // options that answer a socket address.
 func getsockopt(fd, level, opt int, val unsafe.Pointer, size *uint32) error {
-	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(val), uintptr(unsafe.Pointer(size)), 0)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(val), uintptr(unsafe.Pointer(size)), 0) // #nosec G103 -- getsockopt(2) takes the buffer's and the length's addresses
 	if errno != 0 {
 		return errno
 	}
@@ -251,8 +252,7 @@ func getsockopt(fd, level, opt int, val unsafe.Pointer, size *uint32) error {
 
 // ntohs converts a port in network byte order, as a sockaddr holds it.
 func ntohs(p uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(&p))
-	return uint16(b[0])<<8 | uint16(b[1])
+	return binary.BigEndian.Uint16(binary.NativeEndian.AppendUint16(nil, p))
 }
 
 // validProxy checks a proxy address of the given family.
