@@ -152,6 +152,15 @@ func TestFilterModeAgent(t *testing.T) {
 	if _, err := s.NodeRun(ctx, kubeProxy+script, "nft", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
+	// Resolve the pod's and the node's neighbours first (proxy ARP answers late), through the
+	// EKS Pod Identity agent, which no rule touches.
+	for _, a := range []netip.Addr{sandbox.PodIdentityV4, sandbox.PodIdentityV6} {
+		for _, connect := range []func(context.Context, netip.AddrPort, time.Duration) error{pod.NS.Connect, s.Node.Connect} {
+			if err := connect(ctx, netip.AddrPortFrom(a, 80), 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	conn, err := pod.NS.DialContext(ctx, "tcp", "169.254.169.254:80")
 	if err != nil {
 		t.Fatal(err)

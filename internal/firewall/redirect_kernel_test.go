@@ -33,6 +33,25 @@ func addProxyInterface(t *testing.T, s *sandbox.Sandbox) {
 	}
 }
 
+// warmUp resolves the neighbours on a pod's path (the VPC CNI's gateway answers by proxy ARP,
+// which the kernel delays by up to 0.8 s, proxy_delay) and the node's path to the cloud, with
+// connections to the EKS Pod Identity agent, which no rule touches: a probe's first SYN lost
+// to neighbour resolution costs a one-second retransmission, close to the probe's timeout.
+func warmUp(t *testing.T, s *sandbox.Sandbox, pods ...*sandbox.Pod) {
+	t.Helper()
+	ctx := context.Background()
+	for _, a := range []netip.Addr{sandbox.PodIdentityV4, sandbox.PodIdentityV6} {
+		if err := s.Node.Connect(ctx, netip.AddrPortFrom(a, 80), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods {
+			if err := p.NS.Connect(ctx, netip.AddrPortFrom(a, 80), 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func filterConfig(s *sandbox.Sandbox) firewall.Config {
 	return firewall.Config{
 		Endpoints: endpoints(), Mode: firewall.Filter, PodsCgroup: s.PodsCgroup(),
@@ -137,11 +156,7 @@ func TestFilterRedirectsToTheProxy(t *testing.T) {
 	addProxyInterface(t, s)
 	startTestProxy(t, s)
 	applyNFT(t, s, filterConfig(s))
-	// The node's first IPv6 packets wait for neighbour discovery, and a SYN lost to it costs a
-	// one-second retransmission: resolve the cloud first, without a request.
-	if err := s.Node.Connect(context.Background(), netip.AddrPortFrom(sandbox.IMDSv6, 80), 3*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	warmUp(t, s, pod, bridged)
 	before := s.IMDS.IMDSRequests()
 
 	gce8080 := sandbox.Request{Method: http.MethodGet, URL: "http://169.254.169.254:8080/computeMetadata/v1/project/project-id", Header: map[string]string{"Metadata-Flavor": "Google"}}
@@ -217,6 +232,7 @@ func TestFilterFailsClosed(t *testing.T) {
 	hn := s.AddHostNetworkPod(t)
 	addProxyInterface(t, s)
 	applyNFT(t, s, filterConfig(s))
+	warmUp(t, s, pod)
 	before := s.IMDS.IMDSRequests()
 	ctx := context.Background()
 	for _, addr := range []netip.AddrPort{netip.AddrPortFrom(sandbox.IMDSv4, 80), netip.AddrPortFrom(sandbox.IMDSv6, 80), netip.AddrPortFrom(sandbox.IMDSv4, 8080)} {
@@ -256,6 +272,7 @@ func TestModeSwitchCutsEstablishedConnections(t *testing.T) {
 	observe := filterConfig(s)
 	observe.Mode = firewall.Observe
 	applyNFT(t, s, observe)
+	warmUp(t, s, pod)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
