@@ -31,8 +31,18 @@ import (
 type Options struct {
 	// Endpoints are the catalogue endpoints for this node's cloud.
 	Endpoints []endpoint.Endpoint
-	// Mode is enforce or observe.
+	// Mode is enforce, observe or filter.
 	Mode firewall.Mode
+	// Proxy serves filter mode's redirected connections; filter mode refuses to start
+	// without one.
+	Proxy Proxy
+	// ProxyIPv4 and ProxyIPv6 are the proxy's listen addresses in filter mode; zero values
+	// mean firewall.DefaultProxyIPv4 and DefaultProxyIPv6. The agent adds them to the
+	// loopback interface.
+	ProxyIPv4, ProxyIPv6 netip.AddrPort
+	// IPCommand is the ip command (and any prefix) that adds the proxy addresses; nil means
+	// "ip".
+	IPCommand []string
 	// PodsCgroup is the kubelet's pods cgroup relative to the cgroup2 root; empty detects it
 	// (kubepods.slice, then kubepods) on every sync, "-" disables hostNetwork protection.
 	PodsCgroup string
@@ -93,6 +103,7 @@ type Agent struct {
 	mu          sync.Mutex
 	ready       bool
 	applied     string        // script of the last successful replacement
+	replaced    bool          // a replacement succeeded since the agent started
 	fingerprint string        // the kernel's fingerprint right after it
 	cgroupGone  bool          // warned that the pods cgroup is missing
 	cilium      CiliumRouting // the Cilium routing mode seen last
@@ -144,6 +155,14 @@ func New(opts Options, log *slog.Logger) (*Agent, error) {
 	}
 	if (len(opts.Exempt) > 0 || len(opts.AllowHostNetwork) > 0) && opts.Pods == nil {
 		return nil, errors.New("agent: pod selectors need the Kubernetes API")
+	}
+	if opts.Mode == firewall.Filter {
+		if opts.Proxy == nil {
+			return nil, errors.New("agent: filter mode needs the metadata proxy, and none is configured; use enforce or observe mode")
+		}
+		if opts.Backend.Name() != "nftables" {
+			return nil, fmt.Errorf("agent: %w", firewall.ErrFilterNeedsNFTables)
+		}
 	}
 	return &Agent{
 		opts:    opts,
@@ -229,6 +248,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.measureLoop(ctx)
 		}()
 	}
+	var proxyDone <-chan error
+	if a.opts.Mode == firewall.Filter {
+		// Listeners first: the ruleset that points at them comes with the first sync.
+		done, err := a.startProxy(ctx)
+		if err != nil {
+			return err
+		}
+		proxyDone = done
+	}
 	a.checkCilium()
 	tick := time.NewTicker(a.opts.ResyncInterval)
 	defer tick.Stop()
@@ -240,6 +268,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			a.log.Info("agent stopping; the firewall stays in place")
 			return nil
+		case err := <-proxyDone:
+			if ctx.Err() != nil {
+				continue
+			}
+			// Fail closed: the redirect stays, and with nothing listening pods' metadata
+			// connections are refused until a restarted agent serves them again.
+			a.log.Error("metadata proxy stopped; the firewall stays in place and redirected connections are refused", "err", err)
+			return fmt.Errorf("metadata proxy: %w", err)
 		case <-retry.C:
 		case <-tick.C:
 			a.checkCilium() // Cilium may start after the agent, or change its configuration
@@ -404,17 +440,41 @@ func (a *Agent) sync(ctx context.Context) error {
 		return errors.New("the firewall changed while it was applied; retrying")
 	}
 	a.mu.Lock()
-	a.applied, a.fingerprint = script, after.Fingerprint
+	first := !a.replaced
+	a.applied, a.fingerprint, a.replaced = script, after.Fingerprint, true
 	a.generation++
 	a.mu.Unlock()
+	if first || drift {
+		a.cutConnections(cfg)
+	}
 	a.metrics.setKernel(rs, after)
 	if drift {
 		a.metrics.repairs.Add(1)
 		a.log.Warn("firewall was changed by someone else; restored", "table_present", before.Present, "read", read, "restored_after", applyDone)
 	} else {
-		a.log.Info("firewall applied", "mode", cfg.Mode, "endpoints", len(cfg.Denied()), "pods_cgroup", cfg.PodsCgroup, "exempt_pod_ips", len(cfg.ExemptPodIPs), "allowed_hostnetwork_pods", len(cfg.AllowedHostNetworkPods))
+		a.log.Info("firewall applied", "mode", cfg.Mode, "dropped", len(cfg.Dropped()), "redirected", len(cfg.Redirected()), "pods_cgroup", cfg.PodsCgroup, "exempt_pod_ips", len(cfg.ExemptPodIPs), "allowed_hostnetwork_pods", len(cfg.AllowedHostNetworkPods))
 	}
 	return a.afterSync(ctx, cfg, true)
+}
+
+// cutConnections ends the connections to the metadata endpoints that were established under
+// an earlier ruleset: after the agent's first replacement (the table before it may have been
+// another mode's, a previous agent's or a boot script's) and after a repair (while the table
+// was changed, pods may have connected directly). A failure is logged, not fatal: the drop
+// rules still stop an escaped connection's packets, in every mode but observe.
+func (a *Agent) cutConnections(cfg firewall.Config) {
+	c, ok := a.opts.Backend.(ConnectionCutter)
+	if !ok {
+		return
+	}
+	n, err := c.CutConnections(cfg)
+	if err != nil {
+		a.log.Warn("cannot cut connections established to the metadata endpoints before the ruleset changed", "err", err, "cut", n)
+		return
+	}
+	if n > 0 {
+		a.log.Info("cut connections established to the metadata endpoints before the ruleset changed", "connections", n)
+	}
 }
 
 // afterSync marks the agent ready, records what the state publishes and asks for its
@@ -461,6 +521,9 @@ func (a *Agent) afterSync(ctx context.Context, cfg firewall.Config, replaced boo
 // API-selected exemptions.
 func (a *Agent) desired(ctx context.Context) (firewall.Config, error) {
 	cfg := firewall.Config{Endpoints: a.opts.Endpoints, Mode: a.opts.Mode, ExemptPodIPs: slices.Clone(a.opts.ExemptPodIPs)}
+	if cfg.Mode == firewall.Filter {
+		cfg.ProxyIPv4, cfg.ProxyIPv6 = a.opts.proxyAddresses()
+	}
 	var pods []Pod
 	if a.opts.Pods != nil {
 		var err error

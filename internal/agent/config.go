@@ -11,7 +11,7 @@ import (
 // flags given explicitly override it. Exemptions live here, in the administrator's hands,
 // never in annotations a pod's author could set.
 type FileConfig struct {
-	// Mode is enforce or observe.
+	// Mode is enforce, observe or filter.
 	Mode string `json:"mode,omitempty"`
 	// Clouds select the catalogue endpoints (aws, gcp, azure, ..., all).
 	Clouds []string `json:"clouds,omitempty"`

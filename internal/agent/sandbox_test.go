@@ -35,6 +35,7 @@ const agentEnv = "IMDSGUARD_TEST_RUN_CLI"
 
 func TestMain(m *testing.M) {
 	sandbox.RunHelperIfRequested()
+	runFilterAgentIfRequested()
 	if os.Getenv(agentEnv) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := cli.Run(ctx, os.Args[1:], cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})

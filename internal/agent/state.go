@@ -23,10 +23,11 @@ const DefaultMeasureInterval = 5 * time.Minute
 const DefaultPublishInterval = layer.MaxAgentStateAge / 2
 
 // droppedDestinations are the destinations the configuration drops (observe: would drop), as
-// endpoint.Endpoint.Destination renders them, each once, sorted.
+// endpoint.Endpoint.Destination renders them, each once, sorted. In filter mode the
+// destinations redirected to the proxy are not among them.
 func droppedDestinations(cfg firewall.Config) []string {
 	var out []string
-	for _, ep := range cfg.Denied() {
+	for _, ep := range cfg.Dropped() {
 		if d := ep.Destination(); !slices.Contains(out, d) {
 			out = append(out, d)
 		}

@@ -61,6 +61,13 @@ generation, last sync, and (on AWS) what it measured of the instance metadata
 service from the node: IMDSv1 allowed or not, the IPv6 endpoint, the PUT response
 hop limit.
 
+In filter mode (--mode filter) pods' and hostNetwork pods' connections to the
+AWS, GCP and Azure instance metadata services (169.254.169.254:80 and :8080,
+[fd00:ec2::254]:80) are redirected to a filtering proxy the agent serves on
+169.254.88.254:8988 and [fd69:6d64:7367::254]:8988 (addresses it adds to lo);
+every other credential endpoint stays dropped. With the proxy down, redirected
+connections are refused, never forwarded. Filter mode needs the nftables backend.
+
 Serves /metrics, /healthz and /readyz (ready after the first successful sync).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,7 +76,7 @@ Serves /metrics, /healthz and /readyz (ready after the first successful sync).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.config, "config", "", "agent configuration file (YAML); flags given explicitly override it")
-	f.StringVar(&o.mode, "mode", "enforce", "enforce (drop and count) or observe (count and log, no drop)")
+	f.StringVar(&o.mode, "mode", "enforce", "enforce (drop and count), observe (count and log, no drop) or filter (redirect the AWS, GCP and Azure metadata services to the agent's filtering proxy, drop the other endpoints; needs the nftables backend)")
 	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] (repeatable)")
 	f.StringVar(&o.backend, "backend", "auto", "firewall backend: auto (nftables when available, else iptables), nftables or iptables")
@@ -174,6 +181,9 @@ func (o *agentOptions) firewallConfig() (firewall.Config, error) {
 		return firewall.Config{}, usageError("--mode: %v", err)
 	}
 	cfg := firewall.Config{Endpoints: eps, Mode: mode}
+	if mode == firewall.Filter {
+		cfg.ProxyIPv4, cfg.ProxyIPv6 = firewall.DefaultProxyIPv4, firewall.DefaultProxyIPv6
+	}
 	for _, s := range o.exemptPodIPs {
 		a, err := netip.ParseAddr(s)
 		if err != nil {

@@ -41,15 +41,19 @@ const (
 	Enforce Mode = "enforce"
 	// Observe counts the packet (and its source) and lets it pass: for a safe roll-out.
 	Observe Mode = "observe"
+	// Filter redirects (DNAT) TCP connections to the filterable instance metadata services to
+	// the agent's filtering proxy and drops every other credential-bearing endpoint as Enforce
+	// does (redirect.go).
+	Filter Mode = "filter"
 )
 
-// ParseMode parses "enforce" or "observe".
+// ParseMode parses "enforce", "observe" or "filter".
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
-	case Enforce, Observe:
+	case Enforce, Observe, Filter:
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown mode %q (want enforce or observe)", s)
+	return "", fmt.Errorf("unknown mode %q (want enforce, observe or filter)", s)
 }
 
 // Family is an IP address family, for the per-family iptables fallback.
@@ -76,8 +80,12 @@ type Config struct {
 	// denied; those with Role KeepReachable are never matched (and a credential endpoint on a
 	// keep-reachable destination is an error).
 	Endpoints []endpoint.Endpoint
-	// Mode is Enforce or Observe; empty means Enforce.
+	// Mode is Enforce, Observe or Filter; empty means Enforce.
 	Mode Mode
+	// ProxyIPv4 and ProxyIPv6 are where Filter mode sends the redirected connections: the
+	// filtering proxy's listen addresses on this node (DefaultProxyIPv4, DefaultProxyIPv6).
+	// Required in Filter mode, ignored otherwise.
+	ProxyIPv4, ProxyIPv6 netip.AddrPort
 	// PodsCgroup is the kubelet's pods cgroup relative to the cgroup2 root, "kubepods.slice"
 	// (systemd driver) or "kubepods" (cgroupfs driver). Processes below it — hostNetwork pods —
 	// are denied on the output hook. Empty leaves the output chain empty (no kubelet yet, or
@@ -99,11 +107,43 @@ func (c Config) mode() Mode {
 	return c.Mode
 }
 
-// Denied returns the endpoints the ruleset denies: those with Role Credentials, in order.
+// Denied returns the endpoints the ruleset denies: those with Role Credentials, in order, and
+// in Filter mode the extra redirected destinations (FilterExtras) after them. In Filter mode
+// the redirected ones among them are dropped only when a packet escapes the redirect (a
+// connection established before the switch); Dropped lists the others.
 func (c Config) Denied() []endpoint.Endpoint {
 	var out []endpoint.Endpoint
 	for _, ep := range c.Endpoints {
 		if ep.Role == endpoint.Credentials {
+			out = append(out, ep)
+		}
+	}
+	if c.mode() == Filter {
+		out = append(out, filterExtras(out)...)
+	}
+	return out
+}
+
+// Dropped returns the denied endpoints that are not redirected: all of Denied except in
+// Filter mode.
+func (c Config) Dropped() []endpoint.Endpoint {
+	var out []endpoint.Endpoint
+	for _, ep := range c.Denied() {
+		if c.mode() != Filter || !Filterable(ep) {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// Redirected returns the endpoints Filter mode sends to the proxy; nil in other modes.
+func (c Config) Redirected() []endpoint.Endpoint {
+	if c.mode() != Filter {
+		return nil
+	}
+	var out []endpoint.Endpoint
+	for _, ep := range c.Denied() {
+		if Filterable(ep) {
 			out = append(out, ep)
 		}
 	}
@@ -128,8 +168,15 @@ func keepReachable(cfg Config) []endpoint.Endpoint {
 func (c Config) Validate() error {
 	switch c.Mode {
 	case "", Enforce, Observe:
+	case Filter:
+		if err := validProxy(c.ProxyIPv4, true); err != nil {
+			return fmt.Errorf("filter mode: IPv4 proxy address: %w", err)
+		}
+		if err := validProxy(c.ProxyIPv6, false); err != nil {
+			return fmt.Errorf("filter mode: IPv6 proxy address: %w", err)
+		}
 	default:
-		return fmt.Errorf("mode %q: want enforce or observe", c.Mode)
+		return fmt.Errorf("mode %q: want enforce, observe or filter", c.Mode)
 	}
 	keep := keepReachable(c)
 	seen := map[string]bool{}

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -13,6 +14,14 @@ const (
 	IPTablesOutputChain      = "IMDSGUARD-OUTPUT"
 	IPTablesPostroutingChain = "IMDSGUARD-POSTROUTING"
 )
+
+// ErrFilterNeedsNFTables is the iptables fallback's answer to Filter mode. The fallback does
+// not redirect: its DNAT would live in the shared nat table, where kube-proxy and CNIs insert
+// their own jumps above ours and an ACCEPT there ends the nat chain before our redirect; its
+// IPv4 and IPv6 halves load in two transactions, so a switch would have an instant with one
+// family redirected and the other not; and the fallback exists for kernels without nf_tables,
+// which are older than the inet family's nat chains (Linux 5.2) that the redirect relies on.
+var ErrFilterNeedsNFTables = errors.New("filter mode needs the nftables backend: the iptables fallback cannot redirect to the proxy fail-closed (use --backend nftables, or enforce mode)")
 
 // Jump is a rule in a built-in chain that sends packets to one of imdsguard's chains; the
 // fallback keeps each one at position 1.
@@ -47,6 +56,9 @@ func IPTablesRestore(cfg Config, family Family) (string, error) {
 func iptablesRestore(cfg Config, family Family, stale map[Jump]int) (string, error) {
 	if err := cfg.Validate(); err != nil {
 		return "", fmt.Errorf("firewall config: %w", err)
+	}
+	if cfg.mode() == Filter {
+		return "", ErrFilterNeedsNFTables
 	}
 	if family != IPv4 && family != IPv6 {
 		return "", fmt.Errorf("address family %q: want %s or %s", family, IPv4, IPv6)

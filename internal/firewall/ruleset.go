@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
@@ -23,8 +24,18 @@ const (
 	Postrouting Hook = "postrouting"
 )
 
-// Hooks lists the base chains in the order they are created.
+// Hooks lists the filter base chains in the order they are created.
 var Hooks = []Hook{Forward, Output, Postrouting}
+
+// Filter mode's nat chains: their names differ from the hooks they are attached to
+// (prerouting and output), as a table cannot hold two chains named output.
+const (
+	// RedirectPrerouting redirects pods on the pod network, whatever the CNI: it sees every
+	// packet a pod sends to the node, before the routing decision.
+	RedirectPrerouting Hook = "redirect_prerouting"
+	// RedirectOutput redirects hostNetwork pods, by their cgroup.
+	RedirectOutput Hook = "redirect_output"
+)
 
 // ChainPriority is the priority of every base chain: before the iptables filter table (0), so
 // the counters see packets iptables would drop too. The ordering is not what makes the drop
@@ -159,7 +170,7 @@ func Build(cfg Config) (*Ruleset, error) {
 
 	denied := cfg.Denied()
 	verdict := ""
-	if mode == Enforce {
+	if mode == Enforce || mode == Filter {
 		verdict = " drop"
 	}
 	rule := func(hook Hook, text, comment string) {
@@ -188,6 +199,9 @@ func Build(cfg Config) (*Ruleset, error) {
 	}
 
 	// Output: hostNetwork pods, told apart from node daemons by their cgroup.
+	if mode == Filter {
+		rule(Output, markMatch+" accept", "the filtering proxy's upstream connections")
+	}
 	if cfg.PodsCgroup != "" {
 		for _, p := range cfg.AllowedHostNetworkPods {
 			rule(Output, fmt.Sprintf("socket cgroupv2 level %d %q accept", cgroupLevel(p.Path), cleanCgroup(p.Path)), "allowed hostNetwork pod "+p.UID)
@@ -199,12 +213,80 @@ func Build(cfg Config) (*Ruleset, error) {
 	}
 
 	// Postrouting: the EKS guide's branch-ENI rule (`-o vlan+`), exemptions honoured.
+	if mode == Filter {
+		// A redirected packet must be delivered to the proxy on this node (through lo);
+		// anywhere else it goes nowhere.
+		for _, p := range []netip.AddrPort{cfg.ProxyIPv4, cfg.ProxyIPv6} {
+			rule(Postrouting, fmt.Sprintf("oifname != \"lo\" %s daddr %s tcp dport %d counter drop", family(p.Addr()), p.Addr(), p.Port()), "redirected to the proxy but not delivered on this node")
+		}
+		rule(Postrouting, markMatch+" accept", "the filtering proxy's upstream connections")
+	}
 	rule(Postrouting, "ip saddr @"+SetExemptIPv4+" accept", "exempt pods")
 	rule(Postrouting, "ip6 saddr @"+SetExemptIPv6+" accept", "exempt pods")
 	for _, ep := range denied {
 		rule(Postrouting, fmt.Sprintf("oifname \"vlan*\" %s counter name %q%s", destination(ep), count(Postrouting, ep), verdict), ep.Name+": "+actionComment(mode, "branch-ENI pods"))
 	}
+	if mode == Filter {
+		r.buildRedirect(cfg, rule, count)
+	}
 	return r, nil
+}
+
+// buildRedirect adds Filter mode's nat chains: DNAT of the redirected endpoints to the proxy,
+// for pods (prerouting) and hostNetwork pods (output, by cgroup), with the drop rules'
+// exemptions. Only a connection's first packet passes a nat chain; conntrack translates the
+// rest.
+func (r *Ruleset) buildRedirect(cfg Config, rule func(Hook, string, string), count func(Hook, endpoint.Endpoint) string) {
+	nat := knftables.NATType
+	accept := knftables.AcceptPolicy
+	priority := knftables.DNATPriority
+	for _, c := range []struct {
+		name    Hook
+		hook    knftables.BaseChainHook
+		comment string
+	}{
+		{RedirectPrerouting, knftables.PreroutingHook, "filter mode: pods' metadata connections to the proxy"},
+		{RedirectOutput, knftables.OutputHook, "filter mode: hostNetwork pods' metadata connections to the proxy, by cgroup"},
+	} {
+		h := c.hook
+		r.Chains = append(r.Chains, &knftables.Chain{
+			Name: string(c.name), Type: &nat, Hook: &h, Priority: &priority, Policy: &accept,
+			Comment: knftables.PtrTo(c.comment),
+		})
+	}
+	redirected := cfg.Redirected()
+	to := func(ep endpoint.Endpoint) string {
+		if ep.Address.Is4() {
+			return "dnat ip to " + cfg.ProxyIPv4.String()
+		}
+		return "dnat ip6 to " + cfg.ProxyIPv6.String()
+	}
+
+	rule(RedirectPrerouting, "ip saddr @"+SetExemptIPv4+" accept", "exempt pods")
+	rule(RedirectPrerouting, "ip6 saddr @"+SetExemptIPv6+" accept", "exempt pods")
+	for _, ep := range redirected {
+		rule(RedirectPrerouting, fmt.Sprintf("%s counter name %q %s", destination(ep), count(RedirectPrerouting, ep), to(ep)), ep.Name+": pods to the proxy")
+	}
+
+	rule(RedirectOutput, markMatch+" accept", "the filtering proxy's upstream connections")
+	if cfg.PodsCgroup == "" {
+		return
+	}
+	for _, p := range cfg.AllowedHostNetworkPods {
+		rule(RedirectOutput, fmt.Sprintf("socket cgroupv2 level %d %q accept", cgroupLevel(p.Path), cleanCgroup(p.Path)), "allowed hostNetwork pod "+p.UID)
+	}
+	pods := fmt.Sprintf("socket cgroupv2 level %d %q", cgroupLevel(cfg.PodsCgroup), cleanCgroup(cfg.PodsCgroup))
+	for _, ep := range redirected {
+		rule(RedirectOutput, fmt.Sprintf("%s %s counter name %q %s", destination(ep), pods, count(RedirectOutput, ep), to(ep)), ep.Name+": hostNetwork pods to the proxy")
+	}
+}
+
+// family is the nft keyword of an address's family.
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "ip"
+	}
+	return "ip6"
 }
 
 var chainComments = map[Hook]string{

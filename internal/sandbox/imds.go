@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,6 +43,8 @@ type Emulator struct {
 	mu     sync.Mutex
 	tokens map[string]time.Time
 	aws    AWSOptions
+	// requests counts the HTTP requests the instance metadata addresses received.
+	requests atomic.Int64
 
 	servers []*http.Server
 	dns     []io.Closer
@@ -79,6 +82,9 @@ func startEmulator(ns *Netns) (*Emulator, error) {
 		errs = append(errs, serve(netip.AddrPortFrom(a, 80), http.HandlerFunc(servePodIdentity)))
 	}
 	errs = append(errs, e.serveDNS(ns, netip.AddrPortFrom(WireServer, 53)))
+	// The GCE metadata server is the VM's DNS resolver too, on 169.254.169.254:53
+	// (https://cloud.google.com/compute/docs/internal-dns): firewalls must leave it alone.
+	errs = append(errs, e.serveDNS(ns, netip.AddrPortFrom(IMDSv4, 53)))
 	if err := errors.Join(errs...); err != nil {
 		e.Close()
 		return nil, err
@@ -97,7 +103,11 @@ func (e *Emulator) Close() {
 	e.wg.Wait()
 }
 
+// IMDSRequests returns how many HTTP requests reached 169.254.169.254 and fd00:ec2::254 so far.
+func (e *Emulator) IMDSRequests() int64 { return e.requests.Load() }
+
 func (e *Emulator) serveIMDS(w http.ResponseWriter, r *http.Request) {
+	e.requests.Add(1)
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/latest/"):
 		e.serveAWS(w, r)
@@ -327,7 +337,7 @@ func randomHex(n int) string {
 var DNSAnswer = netip.MustParseAddr("192.0.2.53")
 
 // serveDNS answers every A query with DNSAnswer, over UDP and TCP: just enough DNS to show that
-// Azure's resolver on 168.63.129.16:53 keeps working.
+// Azure's resolver on 168.63.129.16:53 and GCE's on 169.254.169.254:53 keep working.
 func (e *Emulator) serveDNS(ns *Netns, addr netip.AddrPort) error {
 	pc, err := ns.ListenPacket("udp", addr.String())
 	if err != nil {

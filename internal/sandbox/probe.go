@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Request is one metadata request a probe makes: what an attacker in a pod would ask for.
@@ -25,6 +28,9 @@ type Request struct {
 	Header map[string]string
 	// Want is a substring of the body that proves the answer came from the emulator.
 	Want string
+	// Mark, when not zero, is the packet mark (SO_MARK) of the probe's connection. Only
+	// HostNetworkPod.Fetch and Sandbox.FetchAsNodeDaemon honour it.
+	Mark uint32
 }
 
 // Requests for each metadata API the emulator serves.
@@ -101,9 +107,15 @@ func (n *Netns) Connect(ctx context.Context, addr netip.AddrPort, timeout time.D
 // DNS asks the emulator's DNS server on 168.63.129.16:53 for an A record over network ("udp"
 // or "tcp") and checks the answer.
 func (n *Netns) DNS(ctx context.Context, network string) error {
+	return n.DNSAt(ctx, network, netip.AddrPortFrom(WireServer, 53))
+}
+
+// DNSAt asks the emulator's DNS server at server (168.63.129.16:53 or 169.254.169.254:53) for
+// an A record over network ("udp" or "tcp") and checks the answer.
+func (n *Netns) DNSAt(ctx context.Context, network string, server netip.AddrPort) error {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
-	conn, err := n.DialContext(ctx, network, netip.AddrPortFrom(WireServer, 53).String())
+	conn, err := n.DialContext(ctx, network, server.String())
 	if err != nil {
 		return fmt.Errorf("dns %s: %w", network, err)
 	}
@@ -164,6 +176,15 @@ func RunHelperIfRequested() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ProbeTimeout)
 	var d net.Dialer
+	if mark, err := strconv.ParseUint(os.Getenv(helperEnv+"_MARK"), 0, 32); err == nil && mark != 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark)) }); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
 	err := fetch(ctx, d.DialContext, req)
 	cancel()
 	if err != nil {
@@ -209,7 +230,8 @@ func (s *Sandbox) fetchInCgroup(ctx context.Context, cgroupDir string, req Reque
 	cmd := s.Node.Command(ctx, exe)
 	cmd.Env = append(os.Environ(),
 		helperEnv+"="+req.Method+" "+req.URL+" "+strings.Join(headers, "\x1f"),
-		helperEnv+"_WANT="+req.Want)
+		helperEnv+"_WANT="+req.Want,
+		helperEnv+"_MARK="+strconv.FormatUint(uint64(req.Mark), 10))
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
