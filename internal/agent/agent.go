@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +34,8 @@ type Options struct {
 	Endpoints []endpoint.Endpoint
 	// Mode is enforce, observe or filter.
 	Mode firewall.Mode
+	// Metrics are written after the agent's own on /metrics (the filter proxy's counters).
+	Metrics []io.WriterTo
 	// Proxy serves filter mode's redirected connections; filter mode refuses to start
 	// without one.
 	Proxy Proxy

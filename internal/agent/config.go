@@ -36,6 +36,27 @@ type FileConfig struct {
 	Listen string `json:"listen,omitempty"`
 	// StartupTaint is removed from the node once the rules are in place, "key:Effect".
 	StartupTaint string `json:"startupTaint,omitempty"`
+	// Filter tunes filter mode's request policy (docs/agent.md, "Filter mode: what passes").
+	Filter *FilterConfig `json:"filter,omitempty"`
+}
+
+// FilterConfig is filter mode's part of the configuration file: the only place the policy is
+// widened, never a pod annotation.
+type FilterConfig struct {
+	// MaxTokenTTL caps the IMDSv2 token lifetime, in seconds (default 21600).
+	MaxTokenTTL int `json:"maxTokenTTL,omitempty"`
+	// DenyIdentityDocument refuses the AWS instance identity document.
+	DenyIdentityDocument bool `json:"denyIdentityDocument,omitempty"`
+	// Additions allow more paths of one cloud to a namespace's pods (or one service account's).
+	Additions []FilterAddition `json:"additions,omitempty"`
+}
+
+// FilterAddition is one entry of FilterConfig.Additions.
+type FilterAddition struct {
+	Namespace      string   `json:"namespace"`
+	ServiceAccount string   `json:"serviceAccount,omitempty"`
+	Cloud          string   `json:"cloud"`
+	Paths          []string `json:"paths"`
 }
 
 // LoadFileConfig reads a configuration file; unknown fields are errors.

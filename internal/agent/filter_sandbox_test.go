@@ -22,8 +22,10 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/agent"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/filter"
 	"github.com/imdsguard/imdsguard/internal/firewall"
 	"github.com/imdsguard/imdsguard/internal/layer"
+	"github.com/imdsguard/imdsguard/internal/proxy"
 	"github.com/imdsguard/imdsguard/internal/sandbox"
 )
 
@@ -86,10 +88,24 @@ func runFilterAgentIfRequested() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	eps := endpoint.Select([]endpoint.Cloud{endpoint.AWS, endpoint.Azure, endpoint.GCP})
+	var p agent.Proxy = echoProxy{}
+	var filterSrv *proxy.Server
+	if os.Getenv(filterAgentEnv+"_REAL_PROXY") != "" {
+		// The real proxy, as imdsguard agent --mode filter builds it.
+		srv, err := proxy.ForFirewall(firewall.Config{Endpoints: eps, Mode: firewall.Filter,
+			ProxyIPv4: firewall.DefaultProxyIPv4, ProxyIPv6: firewall.DefaultProxyIPv6}, filter.Settings{}, nil,
+			slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		p, filterSrv = srv, srv
+	}
 	a, err := agent.New(agent.Options{
-		Endpoints:  endpoint.Select([]endpoint.Cloud{endpoint.AWS, endpoint.Azure, endpoint.GCP}),
+		Endpoints:  eps,
 		Mode:       firewall.Filter,
-		Proxy:      echoProxy{},
+		Proxy:      p,
 		PodsCgroup: os.Getenv(filterAgentEnv + "_PODS_CGROUP"),
 		Listen:     "127.0.0.1:9808",
 		Backend:    &agent.NFTablesBackend{NFT: &firewall.NFTables{}},
@@ -100,6 +116,9 @@ func runFilterAgentIfRequested() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if filterSrv != nil {
+		filterSrv.Clients = a
+	}
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -107,8 +126,14 @@ func runFilterAgentIfRequested() {
 	os.Exit(0)
 }
 
-// launchFilterAgent starts the agent in filter mode on the node and waits until it is ready.
+// launchFilterAgent starts the agent in filter mode on the node, with the echo proxy, and waits
+// until it is ready.
 func launchFilterAgent(t *testing.T, s *sandbox.Sandbox, statePath string) *agentProcess {
+	return launchFilterAgentWith(t, s, statePath)
+}
+
+// launchFilterAgentWith starts the agent in filter mode with extra environment variables.
+func launchFilterAgentWith(t *testing.T, s *sandbox.Sandbox, statePath string, env ...string) *agentProcess {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -116,7 +141,7 @@ func launchFilterAgent(t *testing.T, s *sandbox.Sandbox, statePath string) *agen
 	}
 	p := &agentProcess{t: t, s: s, out: &syncBuffer{}, err: make(chan error, 1)}
 	p.cmd = s.NodeCommand(context.Background(), exe)
-	p.cmd.Env = append(os.Environ(), filterAgentEnv+"="+statePath, filterAgentEnv+"_PODS_CGROUP="+s.PodsCgroup())
+	p.cmd.Env = append(append(os.Environ(), filterAgentEnv+"="+statePath, filterAgentEnv+"_PODS_CGROUP="+s.PodsCgroup()), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

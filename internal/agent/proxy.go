@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/filter"
 	"github.com/imdsguard/imdsguard/internal/firewall"
 )
 
@@ -114,4 +115,17 @@ func (a *Agent) startProxy(ctx context.Context) (<-chan error, error) {
 		done <- err
 	}()
 	return done, nil
+}
+
+// Client names the pod that sent a connection from src, for the filter's decision and its log:
+// a pod on the pod network by its address; anything else is taken as a hostNetwork pod, which
+// shares the node's addresses and cannot be told apart by them.
+func (a *Agent) Client(src netip.Addr) filter.Client {
+	a.mu.Lock()
+	p, ok := a.pods[src]
+	a.mu.Unlock()
+	if !ok {
+		return filter.Client{HostNetwork: true}
+	}
+	return filter.Client{Namespace: p.Namespace, Pod: p.Name, ServiceAccount: p.ServiceAccount}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/agent"
 	"github.com/imdsguard/imdsguard/internal/firewall"
+	"github.com/imdsguard/imdsguard/internal/proxy"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
@@ -18,6 +19,8 @@ import (
 )
 
 type agentOptions struct {
+	// filter is the configuration file's filter section (filter mode's request policy).
+	filter           *agent.FilterConfig
 	config           string
 	mode             string
 	clouds           []string
@@ -164,6 +167,7 @@ func (o *agentOptions) resolve(flags *pflag.FlagSet) error {
 	if fc.Listen != "" {
 		set("listen", func() { o.listen = fc.Listen })
 	}
+	o.filter = fc.Filter
 	if fc.StartupTaint != "" {
 		set("startup-taint", func() { o.startupTaint = fc.StartupTaint })
 	}
@@ -232,6 +236,15 @@ func runAgent(ctx context.Context, g *globalOptions, streams Streams, flags *pfl
 		ReleaseStartupMemory:      true,
 		SelfPodUID:                o.podUID,
 	}
+	var filterSrv *proxy.Server
+	if cfg.Mode == firewall.Filter {
+		if filterSrv, err = filterProxy(cfg, o.filter, log); err != nil {
+			return err
+		}
+		opts.Proxy, opts.Metrics = filterSrv, append(opts.Metrics, filterSrv.Stats)
+	} else if o.filter != nil {
+		log.Warn("the configuration's filter section applies to filter mode only", "mode", cfg.Mode)
+	}
 	if o.measureInterval < 0 {
 		return usageError("--measure-interval must not be negative")
 	}
@@ -261,6 +274,9 @@ func runAgent(ctx context.Context, g *globalOptions, streams Streams, flags *pfl
 	a, err := agent.New(opts, log)
 	if err != nil {
 		return usageError("%v", err)
+	}
+	if filterSrv != nil {
+		filterSrv.Clients = a // the pods the agent knows, by address
 	}
 	return a.Run(ctx)
 }

@@ -64,9 +64,10 @@ const (
 	denialLogEvery = 10 * time.Minute
 )
 
-// Serve accepts connections on the listeners until ctx ends, then closes them and waits for
-// the connections in flight.
-func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
+// Serve accepts connections on the IPv4 and IPv6 listeners (either may be nil) until ctx ends,
+// then closes them and waits for the connections in flight. It implements agent.Proxy.
+func (s *Server) Serve(ctx context.Context, ln4, ln6 net.Listener) error {
+	listeners := []net.Listener{ln4, ln6}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(listeners))
 	for _, ln := range listeners {

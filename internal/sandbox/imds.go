@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,8 +44,10 @@ type Emulator struct {
 	mu     sync.Mutex
 	tokens map[string]time.Time
 	aws    AWSOptions
-	// requests counts the HTTP requests the instance metadata addresses received.
+	// requests counts the HTTP requests the instance metadata addresses received; paths are
+	// their methods and targets.
 	requests atomic.Int64
+	paths    []string
 
 	servers []*http.Server
 	dns     []io.Closer
@@ -106,8 +109,18 @@ func (e *Emulator) Close() {
 // IMDSRequests returns how many HTTP requests reached 169.254.169.254 and fd00:ec2::254 so far.
 func (e *Emulator) IMDSRequests() int64 { return e.requests.Load() }
 
+// IMDSPaths returns the request targets that reached the metadata addresses so far, in order.
+func (e *Emulator) IMDSPaths() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.paths...)
+}
+
 func (e *Emulator) serveIMDS(w http.ResponseWriter, r *http.Request) {
 	e.requests.Add(1)
+	e.mu.Lock()
+	e.paths = append(e.paths, r.Method+" "+r.RequestURI)
+	e.mu.Unlock()
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/latest/"):
 		e.serveAWS(w, r)
@@ -242,6 +255,10 @@ func (e *Emulator) serveAWS(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		// EC2 answers with the token's TTL in this header, and aws-sdk-go-v2 needs it
+		// (feature/ec2/imds api_op_GetToken.go reads X-Aws-Ec2-Metadata-Token-Ttl-Seconds and
+		// fails the token without it).
+		w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", strconv.Itoa(ttl))
 		_, _ = io.WriteString(w, token)
 		return
 	}
@@ -261,6 +278,9 @@ func (e *Emulator) serveAWS(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "i-0sandbox0000000001")
 	case "/latest/meta-data/placement/region":
 		_, _ = io.WriteString(w, "eu-west-1")
+	case "/latest/dynamic/instance-identity/document":
+		writeJSON(w, map[string]string{"accountId": "111122223333", "region": "eu-west-1", "instanceId": "i-0sandbox0000000001",
+			"availabilityZone": "eu-west-1a", "instanceType": "m7i.large", "architecture": "x86_64"})
 	case "/latest/meta-data/iam/security-credentials":
 		_, _ = io.WriteString(w, EmulatorRole)
 	case "/latest/meta-data/iam/security-credentials/" + EmulatorRole:
