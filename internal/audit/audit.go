@@ -272,6 +272,7 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 		})
 	}
 	r.Findings = findings(r, inv)
+	locate(r.Findings, inv)
 	return r
 }
 
