@@ -141,9 +141,9 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	if err != nil {
 		return err
 	}
-	clouds := o.clouds
+	clouds, cloudEvidence := o.clouds, statedClouds(o.clouds)
 	if !o.cloudSet {
-		clouds = detectClouds(log, inv)
+		clouds, cloudEvidence = detectClouds(log, inv)
 	}
 	eps, err := selectEndpoints(clouds, o.endpoints)
 	if err != nil {
@@ -180,7 +180,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		log.Debug("instance layer source", "source", src.Name())
 	}
 	loaded := time.Now()
-	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources})
+	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Clouds: cloudEvidence})
 	evaluated := time.Now()
 	log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
 	log.Debug("evaluated", "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings), "duration", evaluated.Sub(loaded))

@@ -163,7 +163,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 	}
 	clouds := o.clouds
 	if !o.cloudSet && inv != nil {
-		clouds = detectClouds(log, inv)
+		clouds, _ = detectClouds(log, inv)
 	}
 	eps, err := selectEndpoints(clouds, o.endpoints)
 	if err != nil {
