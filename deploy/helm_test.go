@@ -212,7 +212,7 @@ func TestChartRendersAndTheAPIServerAdmitsIt(t *testing.T) {
 			cmd := parseArgs(t, c["args"].([]any))
 			for name, want := range map[string]string{
 				"mode": "auto", "cloud": "[aws]", "exempt-namespace": "[kube-system]",
-				"exempt-label": "imdsguard.io/metadata-access=allow", "exemption-label": "imdsguard.io/metadata-access", "log-format": "json",
+				"exempt-namespace-label": "imdsguard.io/metadata-access=allow", "exempt-pod-label": "imdsguard.io/metadata-access", "log-format": "json",
 			} {
 				if got := flag(t, cmd, name); got != want {
 					t.Errorf("--%s=%s, want %s", name, got, want)
@@ -305,7 +305,7 @@ func TestChartRendersAndTheAPIServerAdmitsIt(t *testing.T) {
 			cmd := parseArgs(t, c["args"].([]any))
 			for name, want := range map[string]string{
 				"mode": "networkpolicy", "policy-engine": "calico@3.32.1", "cloud": "[gcp,azure]", "exempt-namespace": "[kube-system,monitoring]",
-				"exempt-label": "team.example/metadata=allowed", "exemption-label": "", "max-concurrent-reconciles": "16",
+				"exempt-namespace-label": "team.example/metadata=allowed", "exempt-pod-label": "", "max-concurrent-reconciles": "16",
 			} {
 				if got := flag(t, cmd, name); got != want {
 					t.Errorf("--%s=%s, want %s", name, got, want)

@@ -117,6 +117,9 @@ type Report struct {
 	Warnings []string
 	Files    int
 	Docs     int
+	// Clouds are the clouds audited and why they were chosen (Options.Clouds); empty when the
+	// caller did not say.
+	Clouds []inventory.CloudEvidence
 	// Cluster names the live cluster audited; empty for manifests.
 	Cluster string
 
@@ -212,6 +215,9 @@ type Options struct {
 	InstanceSources []layer.InstanceSource
 	// Now is the time the agents' published states are judged against; zero means now.
 	Now time.Time
+	// Clouds say which clouds the endpoints were selected for, and why (inventory.InferClouds,
+	// or --cloud); reported as they are.
+	Clouds []inventory.CloudEvidence
 }
 
 // RunWith evaluates an inventory against the endpoints on every layer and derives the findings:
@@ -250,6 +256,7 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 		Problems:  append(slices.Clone(inv.Problems), model.Rejected...),
 		Gaps:      inv.Gaps,
 		Cluster:   inv.Cluster,
+		Clouds:    opts.Clouds,
 		Skipped:   inv.Skipped,
 		Warnings:  append(hostEndpointWarnings(inv, model), assessor.Warnings...),
 		Files:     inv.Files,
@@ -272,6 +279,7 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 		})
 	}
 	r.Findings = findings(r, inv)
+	locate(r.Findings, inv)
 	return r
 }
 

@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
 // major version when a field changes meaning or disappears; new fields bump the minor version.
-const SchemaVersion = "2.0"
+const SchemaVersion = "2.1"
 
 type jsonEndpoint struct {
 	Name        string   `json:"name"`
@@ -78,21 +78,23 @@ type jsonSummary struct {
 }
 
 type jsonHead struct {
-	SchemaVersion string              `json:"schemaVersion"`
-	Tool          jsonTool            `json:"tool"`
-	Complete      bool                `json:"complete"`
-	Summary       jsonSummary         `json:"summary"`
-	Endpoints     []jsonEndpoint      `json:"endpoints"`
-	Namespaces    []jsonNamespace     `json:"namespaces"`
-	Cluster       string              `json:"cluster,omitempty"`
-	PolicyEngine  jsonPolicyEngine    `json:"policyEngine"`
-	Nodes         []jsonNode          `json:"nodes"`
-	Drifts        []jsonDrift         `json:"drifts"`
-	LayerVerdicts []jsonLayerVerdict  `json:"layerVerdicts"`
-	Gaps          []inventory.Gap     `json:"gaps"`
-	Problems      []inventory.Problem `json:"problems"`
-	Skipped       []inventory.Skipped `json:"skipped"`
-	Warnings      []string            `json:"warnings"`
+	SchemaVersion string          `json:"schemaVersion"`
+	Tool          jsonTool        `json:"tool"`
+	Complete      bool            `json:"complete"`
+	Summary       jsonSummary     `json:"summary"`
+	Endpoints     []jsonEndpoint  `json:"endpoints"`
+	Namespaces    []jsonNamespace `json:"namespaces"`
+	Cluster       string          `json:"cluster,omitempty"`
+	// Clouds are the clouds audited and why (2.1).
+	Clouds        []inventory.CloudEvidence `json:"clouds,omitempty"`
+	PolicyEngine  jsonPolicyEngine          `json:"policyEngine"`
+	Nodes         []jsonNode                `json:"nodes"`
+	Drifts        []jsonDrift               `json:"drifts"`
+	LayerVerdicts []jsonLayerVerdict        `json:"layerVerdicts"`
+	Gaps          []inventory.Gap           `json:"gaps"`
+	Problems      []inventory.Problem       `json:"problems"`
+	Skipped       []inventory.Skipped       `json:"skipped"`
+	Warnings      []string                  `json:"warnings"`
 }
 
 // jsonNode is what the audit knows of a node's instance and node layers (2.0).
@@ -262,6 +264,7 @@ func (r *Report) WriteJSON(w io.Writer, version string) error {
 		Endpoints:     []jsonEndpoint{},
 		Namespaces:    []jsonNamespace{},
 		Cluster:       r.Cluster,
+		Clouds:        r.Clouds,
 		PolicyEngine:  policyEngineJSON(r.model.Enforcement),
 		Nodes:         r.nodesJSON(),
 		Drifts:        r.driftsJSON(),

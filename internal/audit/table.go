@@ -70,6 +70,9 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 	if e := r.model.Enforcement; !e.Assumed {
 		fmt.Fprintf(bw, "policy engine: %s\n", e.String())
 	}
+	if len(r.Clouds) > 0 {
+		fmt.Fprintf(bw, "clouds: %s\n", cloudsLine(r.Clouds))
+	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintln(bw, p.paint("1;31", fmt.Sprintf("INCOMPLETE: %d documents or objects could not be evaluated (see IMDS011 findings)", len(r.Problems))))
 	}

@@ -54,7 +54,7 @@ silently. Without --cloud, the clouds are detected from the nodes'
 spec.providerID.
 
 Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 on a
-usage or input error.`,
+usage or input error, 3 on a runtime failure (the report could not be written).`,
 		Example: `  imdsguard audit examples/cluster
   kubectl get ns,pods,deploy,ds,sts,netpol,sa -A -o yaml | imdsguard audit -
   imdsguard audit --live
@@ -69,7 +69,7 @@ usage or input error.`,
 	f := cmd.Flags()
 	o.source.addFlags(f)
 	o.engine.addFlag(f)
-	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to audit: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when nodes are in the input, else all")
+	addCloudFlag(cmd, &o.clouds, "audit", "the clouds named by the nodes' spec.providerID, else those the input shows (an AWS, GKE or AKS add-on, a workload identity annotation), else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO], e.g. 10.0.0.5:8080/TCP or [fd00::5]:80 (repeatable)")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json or sarif")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
@@ -79,7 +79,6 @@ usage or input error.`,
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -142,9 +141,9 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	if err != nil {
 		return err
 	}
-	clouds := o.clouds
+	clouds, cloudEvidence := o.clouds, statedClouds(o.clouds)
 	if !o.cloudSet {
-		clouds = detectClouds(log, inv)
+		clouds, cloudEvidence = detectClouds(log, inv)
 	}
 	eps, err := selectEndpoints(clouds, o.endpoints)
 	if err != nil {
@@ -181,7 +180,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		log.Debug("instance layer source", "source", src.Name())
 	}
 	loaded := time.Now()
-	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources})
+	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Clouds: cloudEvidence})
 	evaluated := time.Now()
 	log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
 	log.Debug("evaluated", "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings), "duration", evaluated.Sub(loaded))

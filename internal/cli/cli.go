@@ -14,11 +14,12 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes.
+// Exit codes, the same for every command.
 const (
-	ExitOK       = 0 // no finding at or above --fail-on
-	ExitFindings = 1 // findings at or above --fail-on
-	ExitUsage    = 2 // usage or input error
+	ExitOK       = 0 // clean: no finding at or above --fail-on, nothing refused
+	ExitFindings = 1 // findings at or above --fail-on, or a refused layer or namespace
+	ExitUsage    = 2 // usage or input error: fix the command line or the input and run again
+	ExitRuntime  = 3 // runtime failure: a listen failure, a failed write, a crashed controller or agent
 )
 
 // version is set at build time with -ldflags "-X github.com/imdsguard/imdsguard/internal/cli.version=v1.2.3".
@@ -57,6 +58,61 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
+// runtimeError marks an error as a runtime failure (exit 3): the command line and the input
+// were good, but the work could not be done.
+func runtimeError(err error) error {
+	return &exitError{code: ExitRuntime, err: err}
+}
+
+// classifyRunErrors makes every error a command's RunE returns without an exit code a runtime
+// failure (exit 3), for cmd and its subcommands. Usage and input errors are marked where they
+// are found (usageError); cobra's own errors (unknown command or flag, bad argument count)
+// never reach RunE and stay usage errors (Run).
+func classifyRunErrors(cmd *cobra.Command) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			err := run(c, args)
+			var exit *exitError
+			if err == nil || errors.As(err, &exit) {
+				return err
+			}
+			return runtimeError(err)
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		classifyRunErrors(sub)
+	}
+}
+
+// deprecatedFlag is an old spelling of a flag, kept working: the old flag is hidden from the
+// help and sets the same variable as its replacement.
+type deprecatedFlag struct {
+	old, replacement string
+}
+
+// warnDeprecated writes one warning to standard error for each deprecated spelling used on the
+// command line. pflag's own MarkDeprecated is not used: cobra prints its message through the
+// command's output stream (cobra's Command.ParseFlags calls c.Print, which writes to
+// OutOrStderr), which here is standard output, where it would corrupt a YAML or JSON stream.
+func warnDeprecated(cmd *cobra.Command, w io.Writer, flags []deprecatedFlag) {
+	for _, d := range flags {
+		if cmd.Flags().Changed(d.old) {
+			name := "--" + d.old
+			if f := cmd.Flags().Lookup(d.old); f != nil && f.Shorthand != "" {
+				name += " (-" + f.Shorthand + ")"
+			}
+			fmt.Fprintf(w, "imdsguard: warning: flag %s is deprecated and will be removed: use %s\n", name, d.replacement)
+		}
+	}
+}
+
+// hideDeprecated hides the old spellings from the help; they keep working.
+func hideDeprecated(cmd *cobra.Command, flags []deprecatedFlag) {
+	for _, d := range flags {
+		_ = cmd.Flags().MarkHidden(d.old)
+	}
+}
+
 // globalOptions are the flags every command has.
 type globalOptions struct {
 	logLevel  string
@@ -85,10 +141,21 @@ func NewCommand(streams Streams) *cobra.Command {
 		Use:   "imdsguard",
 		Short: "Keep Kubernetes pods away from the cloud instance metadata API, and prove it",
 		Long: `imdsguard finds every path from a pod to the cloud instance metadata API
-(169.254.169.254, fd00:ec2::254, Azure WireServer, ...) and what decides it, among the
-policies the cluster's engine actually enforces: NetworkPolicy, ClusterNetworkPolicy,
-AdminNetworkPolicy, Calico, Cilium, or nothing at all.
-MITRE ATT&CK T1552.005, Unsecured Credentials: Cloud Instance Metadata API.`,
+(169.254.169.254, fd00:ec2::254, Azure WireServer, ...) and what decides it, in each layer
+the traffic crosses:
+
+  cluster-policy  the policies the cluster's engine actually enforces: NetworkPolicy,
+                  AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy, the
+                  AWS VPC CNI's ClusterNetworkPolicy.networking.k8s.aws, Calico and Cilium
+                  policies, or nothing at all
+  node            the imdsguard agent's nftables or iptables rules on the node
+  instance        the instance's metadata settings (on AWS: IMDSv2 and the hop limit)
+
+audit reports the paths, generate writes the fixes, and the controller and the agent keep
+them in place. MITRE ATT&CK T1552.005, Unsecured Credentials: Cloud Instance Metadata API.
+
+Exit status, for every command: 0 clean, 1 findings or refusals, 2 usage or input error,
+3 runtime failure (a listen failure, a failed write, a crashed controller or agent).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -100,6 +167,7 @@ MITRE ATT&CK T1552.005, Unsecured Credentials: Cloud Instance Metadata API.`,
 	root.AddCommand(newAuditCommand(g, streams), newGenerateCommand(g, streams), newVersionCommand(streams))
 	root.AddCommand(newAgentCommand(g, streams))
 	root.AddCommand(newControllerCommand(g, streams))
+	classifyRunErrors(root)
 	return root
 }
 

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -36,6 +38,13 @@ type controllerOptions struct {
 	statusInterval   time.Duration
 }
 
+// controllerDeprecatedFlags are the controller's old flag spellings: two labels, one of
+// namespaces and one of pods, were named --exempt-label and --exemption-label.
+var controllerDeprecatedFlags = []deprecatedFlag{
+	{old: "exempt-label", replacement: "--exempt-namespace-label"},
+	{old: "exemption-label", replacement: "--exempt-pod-label"},
+}
+
 func newControllerCommand(g *globalOptions, streams Streams) *cobra.Command {
 	o := &controllerOptions{}
 	defaults := controller.DefaultOptions(nil)
@@ -59,29 +68,39 @@ The policy engine is detected at start from its workloads and configuration, or 
 controller at start (exit 2).
 
 The objects are exactly those of "imdsguard generate". Namespaces listed with
---exempt-namespace or labelled --exempt-label are left alone, and a managed policy
+--exempt-namespace or labelled --exempt-namespace-label are left alone, and a managed policy
 there is removed. Only objects labelled app.kubernetes.io/managed-by=imdsguard are
 ever changed (server-side apply, field manager imdsguard-controller); changes others
 make to them are reverted. A summary of protected, exempt and refused namespaces is
 kept in the ConfigMap imdsguard-status in --namespace.
 
 Serves /metrics, /healthz and /readyz; with --leader-elect (default) only the
-replica holding the Lease imdsguard-controller writes.`,
+replica holding the Lease imdsguard-controller writes. Before it starts, it checks that
+--namespace exists and that it may write the status ConfigMap and the Lease there.
+
+Exit status: 0 when stopped by SIGTERM or SIGINT, 2 on a usage or input error (a bad
+flag, a mode the policy engine would not enforce, --namespace missing or not writable),
+3 on a runtime failure (an address it cannot listen on, the controller stopping on an
+error).`,
 		Example: `  imdsguard controller --mode auto --cloud aws
   imdsguard controller --kubeconfig ~/.kube/config --mode networkpolicy --leader-elect=false`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			warnDeprecated(cmd, streams.Err, controllerDeprecatedFlags)
 			return runController(cmd.Context(), g, streams, o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.mode, "mode", string(controller.ModeAuto), "layer to keep in place: auto, clusternetworkpolicy, adminnetworkpolicy, calico, cilium or networkpolicy")
 	o.engine.addFlag(f)
-	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all")
+	addCloudFlag(cmd, &o.clouds, "deny", "")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] to deny (repeatable)")
 	f.StringSliceVar(&o.exemptNamespaces, "exempt-namespace", defaults.ExemptNamespaces, "namespaces left alone (comma-separated or repeated; --exempt-namespace= for none)")
-	f.StringVar(&o.exemptLabel, "exempt-label", controller.DefaultExemptLabel, "namespace label KEY=VALUE that exempts a namespace (empty: none)")
-	f.StringVar(&o.podExemption, "exemption-label", generate.DefaultExemptionLabel, "pod label key whose value allow leaves a pod out of the managed NetworkPolicy (empty: none)")
+	f.StringVar(&o.exemptLabel, "exempt-namespace-label", controller.DefaultExemptLabel, "namespace label KEY=VALUE that exempts a namespace (empty: none)")
+	f.StringVar(&o.exemptLabel, "exempt-label", controller.DefaultExemptLabel, "deprecated spelling of --exempt-namespace-label")
+	f.StringVar(&o.podExemption, "exempt-pod-label", generate.DefaultExemptionLabel, "pod label key whose value "+generate.ExemptionValue+" leaves a pod out of the managed NetworkPolicy (empty: none)")
+	f.StringVar(&o.podExemption, "exemption-label", generate.DefaultExemptionLabel, "deprecated spelling of --exempt-pod-label")
+	hideDeprecated(cmd, controllerDeprecatedFlags)
 	f.Int32Var(&o.priority, "priority", generate.DefaultAdminPriority, "AdminNetworkPolicy priority (0-1000, lower first)")
 	f.StringVar(&o.namespace, "namespace", envOr("POD_NAMESPACE", defaults.Namespace), "the controller's namespace: status ConfigMap and leader election Lease (default: $POD_NAMESPACE)")
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics (0 disables)")
@@ -147,6 +166,10 @@ func runController(ctx context.Context, g *globalOptions, streams Streams, o *co
 		return err
 	}
 
+	if err := controller.CheckNamespace(ctx, cfg, opts.Namespace, o.leaderElect); err != nil {
+		return usageError("%v", err)
+	}
+
 	logger := logr.FromSlogHandler(log.Handler())
 	ctrllog.SetLogger(logger)
 	log.Info("starting controller", "cluster", name, "server", cfg.Host, "mode", mode, "namespace", opts.Namespace, "leaderElection", o.leaderElect)
@@ -162,11 +185,21 @@ func runController(ctx context.Context, g *globalOptions, streams Streams, o *co
 		Log:            logger,
 	})
 	if err != nil {
+		if isListenError(err) {
+			return runtimeError(err)
+		}
 		return usageError("%v", err)
 	}
 	if err := c.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller stopped", "err", err)
-		return &exitError{code: ExitFindings, err: err}
+		return runtimeError(fmt.Errorf("controller stopped: %w", err))
 	}
 	return nil
+}
+
+// isListenError reports whether err is a failure to listen on an address (a port in use, an
+// address not on this host): a runtime failure, not a usage error.
+func isListenError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "listen"
 }

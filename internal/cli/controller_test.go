@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,5 +138,72 @@ func TestControllerCommand(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, stderr.String())
 		}
+	}
+}
+
+// TestControllerFailsFast runs `imdsguard controller` against the real API server where it
+// cannot work: it stops at once with its own message and the exit code of the cause, instead
+// of retrying leader election forever.
+func TestControllerFailsFast(t *testing.T) {
+	cp := controlPlane.Get(t)
+	kubeconfig, err := cp.Kubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := cp.Client("admin")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fail-fast-system"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		sentence string
+		args     []string
+		want     int
+		says     string
+	}{
+		{"a namespace that does not exist is named, with the way to create it", []string{"--namespace", "imdsguard-nowhere"}, ExitUsage,
+			"namespace imdsguard-nowhere does not exist, so the controller cannot write the status ConfigMap imdsguard-status there: create it (kubectl create namespace imdsguard-nowhere"},
+		{"without leader election the namespace is still checked", []string{"--namespace", "imdsguard-nowhere", "--leader-elect=false"}, ExitUsage,
+			"namespace imdsguard-nowhere does not exist"},
+		{"a probe address in use is a runtime failure", []string{"--namespace", "fail-fast-system", "--health-probe-bind-address", busy.Addr().String()}, ExitRuntime,
+			"address already in use"},
+	} {
+		t.Run(tc.sentence, func(t *testing.T) {
+			args := append([]string{"controller", "--kubeconfig", kubeconfig, "--mode", "networkpolicy", "--cloud", "aws",
+				"--metrics-bind-address", "0"}, tc.args...)
+			if !slices.Contains(args, "--health-probe-bind-address") {
+				args = append(args, "--health-probe-bind-address", "0")
+			}
+			done := make(chan struct{})
+			var code int
+			var stdout, stderr string
+			go func() {
+				defer close(done)
+				code, stdout, stderr = run(t, "", args...)
+			}()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the controller did not stop within 30s")
+			}
+			if code != tc.want {
+				t.Errorf("exit %d, want %d\n%s", code, tc.want, stderr)
+			}
+			if line := errorLine(t, stderr); !strings.Contains(line, tc.says) {
+				t.Errorf("error %q does not say %q", line, tc.says)
+			}
+			if strings.Contains(stderr, "--help") || stdout != "" {
+				t.Errorf("a failure that is not a usage error points to the usage, or output was written:\n%s%s", stdout, stderr)
+			}
+		})
+	}
+	if _, err := admin.CoordinationV1().Leases("imdsguard-nowhere").Get(ctx, "imdsguard-controller", metav1.GetOptions{}); err == nil {
+		t.Error("the check created a Lease: it must only dry-run")
 	}
 }

@@ -34,6 +34,14 @@ type generateOptions struct {
 	failOnRefusal         bool
 }
 
+// generateDeprecatedFlags are generate's old flag spellings: -o, which is the output format in
+// audit, named the output directory here, and --exemption-label is --exempt-pod-label as in the
+// controller.
+var generateDeprecatedFlags = []deprecatedFlag{
+	{old: "output", replacement: "--output-dir (-d)"},
+	{old: "exemption-label", replacement: "--exempt-pod-label"},
+}
+
 func newGenerateCommand(g *globalOptions, streams Streams) *cobra.Command {
 	o := &generateOptions{}
 	cmd := &cobra.Command{
@@ -50,9 +58,9 @@ IPv4 and IPv6, for each layer:
   calico                a Calico tier and GlobalNetworkPolicy: deny, then pass
   cilium                a CiliumClusterwideNetworkPolicy egressDeny (Cilium 1.16+)
   admission             ValidatingAdmissionPolicies rejecting hostNetwork pods
-  node                  nftables and iptables scripts and a boot snippet (files: needs -o)
+  node                  nftables and iptables scripts and a boot snippet (files: needs -d)
   ec2                   IMDSv2 required, hop limit 1: AWS CLI, launch template, Terraform,
-                        eksctl, Karpenter (AWS only; files: needs -o)
+                        eksctl, Karpenter (AWS only; files: needs -d)
 
 A policy layer of a kind the cluster's policy engine does not enforce is refused, with the
 reason: the engine is detected from the input (its workloads and configuration) or stated
@@ -67,19 +75,20 @@ NetworkPolicy only adds allowances) and names the deny-capable layers to use the
 NetworkPolicies and AdminNetworkPolicies are checked with the evaluator before they are
 written: every protected pod denied every credential endpoint, no other verdict changed.
 
-Without -o, Kubernetes objects go to standard output (a YAML stream or a JSON List, ready for
-kubectl apply -f -). With -o DIR, every layer is written to its own file, atomically, with
+Without --output-dir, Kubernetes objects go to standard output (a YAML stream or a JSON List,
+ready for kubectl apply -f -). With --output-dir (-d) DIR, every layer is written to its own file, atomically, with
 SUMMARY.txt.
 
 Exit status: 0 when everything selected was generated, 1 when a namespace or layer was refused (the
 output is complete for everything else; --fail-on-refusal=false exits 0), 2 on a usage or
-input error.`,
+input error, 3 on a runtime failure (the output could not be written).`,
 		Example: `  imdsguard generate --cloud aws --layer adminnetworkpolicy,admission | kubectl apply -f -
-  imdsguard generate --cloud aws -o fixes/ examples/cluster
+  imdsguard generate --cloud aws -d fixes/ examples/cluster
   imdsguard generate --live --layer networkpolicy | kubectl apply --server-side -f -
   kubectl get ns,pods,deploy,sts,ds,rs,job,cronjob,netpol -A -o yaml | imdsguard generate --layer networkpolicy -
-  imdsguard generate --cloud azure --layer node,cilium -o fixes/`,
+  imdsguard generate --cloud azure --layer node,cilium -d fixes/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			warnDeprecated(cmd, streams.Err, generateDeprecatedFlags)
 			o.cloudSet = cmd.Flags().Changed("cloud")
 			return runGenerate(cmd.Context(), g, streams, o, args)
 		},
@@ -87,19 +96,21 @@ input error.`,
 	f := cmd.Flags()
 	o.source.addFlags(f)
 	o.engine.addFlag(f)
-	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to deny: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner, ecs or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when the input has nodes, else all")
+	addCloudFlag(cmd, &o.clouds, "deny", "the clouds named by the nodes' spec.providerID, else those the input shows (an AWS, GKE or AKS add-on, a workload identity annotation), else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO] to deny, e.g. 10.0.0.5:8080/TCP (repeatable)")
 	f.StringSliceVar(&o.layers, "layer", nil, "layers to generate: networkpolicy, clusternetworkpolicy, adminnetworkpolicy, calico, cilium, admission, node, ec2 or all (comma-separated or repeated; default: all that apply to the selected clouds)")
 	f.StringSliceVar(&o.namespaces, "namespace", nil, "limit the networkpolicy layer to these namespaces (default: every namespace in the input)")
 	f.StringSliceVar(&o.exemptNamespaces, "exempt-namespace", slices.Clone(generate.DefaultExemptNamespaces), "namespaces the networkpolicy, clusternetworkpolicy, adminnetworkpolicy, calico and cilium layers leave alone (--exempt-namespace= for none)")
-	f.StringVar(&o.exemptionLabel, "exemption-label", generate.DefaultExemptionLabel, "pod label key whose value \""+generate.ExemptionValue+"\" exempts a pod from the networkpolicy layer (empty: no exemption)")
+	f.StringVar(&o.exemptionLabel, "exempt-pod-label", generate.DefaultExemptionLabel, "pod label key whose value \""+generate.ExemptionValue+"\" exempts a pod from the networkpolicy layer (empty: no exemption)")
+	f.StringVar(&o.exemptionLabel, "exemption-label", generate.DefaultExemptionLabel, "deprecated spelling of --exempt-pod-label")
 	f.StringSliceVar(&o.hostNetworkNamespaces, "hostnetwork-namespace", slices.Clone(generate.DefaultHostNetworkNamespaces), "namespaces the admission layer lets run hostNetwork pods (--hostnetwork-namespace= for none)")
 	f.Int32Var(&o.priority, "priority", generate.DefaultAdminPriority, "ClusterNetworkPolicy (Admin tier) and AdminNetworkPolicy priority, 0-1000 (lower numbers are evaluated first)")
 	f.StringVar(&o.format, "format", "yaml", "format of Kubernetes objects: yaml or json")
-	f.StringVarP(&o.outputDir, "output-dir", "o", "", "write every layer to its own file in this directory (created if missing) instead of standard output")
+	f.StringVarP(&o.outputDir, "output-dir", "d", "", "write every layer to its own file in this directory (created if missing) instead of standard output")
+	f.StringVarP(&o.outputDir, "output", "o", "", "deprecated spelling of --output-dir (-d)")
+	hideDeprecated(cmd, generateDeprecatedFlags)
 	f.BoolVar(&o.failOnRefusal, "fail-on-refusal", true, "exit 1 when a layer refused a namespace")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"yaml", "json"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner", "ecs"}, cobra.ShellCompDirectiveNoFileComp))
 	layers := []string{"all"}
 	for _, l := range generate.Layers {
 		layers = append(layers, string(l))
@@ -152,7 +163,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 	}
 	clouds := o.clouds
 	if !o.cloudSet && inv != nil {
-		clouds = detectClouds(log, inv)
+		clouds, _ = detectClouds(log, inv)
 	}
 	eps, err := selectEndpoints(clouds, o.endpoints)
 	if err != nil {
@@ -192,7 +203,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 	}
 
 	if o.outputDir == "" && !slices.ContainsFunc(out.Layers, func(l generate.Layer) bool { return !l.WritesFiles() }) {
-		return usageError("the %s layers write scripts and configuration files, not Kubernetes objects: give -o DIR to write them", layerNames(out.Layers))
+		return usageError("the %s layers write scripts and configuration files, not Kubernetes objects: give --output-dir DIR to write them", layerNames(out.Layers))
 	}
 	for _, r := range out.Refusals {
 		if r.Namespace == "" {
@@ -211,7 +222,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 			return err
 		}
 		if err := writeFiles(o.outputDir, files); err != nil {
-			return &exitError{code: ExitUsage, err: err}
+			return runtimeError(err)
 		}
 		for _, f := range files {
 			if _, err := fmt.Fprintf(streams.Out, "wrote %s: %s\n", filepath.Join(o.outputDir, filepath.FromSlash(f.Path)), f.Description); err != nil {
@@ -236,7 +247,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 // Kubernetes objects: they are written only to an output directory.
 func writeManifests(w io.Writer, log *slog.Logger, out *generate.Output, format generate.Format) error {
 	if files := out.FileLayers(); len(files) > 0 {
-		log.Info("not written: these layers produce scripts and configuration files; give -o DIR to write them", "layers", layerNames(files))
+		log.Info("not written: these layers produce scripts and configuration files; give --output-dir DIR to write them", "layers", layerNames(files))
 	}
 	data, err := generate.RenderManifests(out.Manifests, format, out.Summary())
 	if err != nil {

@@ -154,7 +154,7 @@ spec:
 		{"ec2 outside AWS",
 			[]string{"generate", "--cloud", "gcp", "--layer", "ec2"}, "the ec2 layer applies to AWS only"},
 		{"files without an output directory",
-			[]string{"generate", "--layer", "node,ec2", "--cloud", "aws"}, "give -o DIR"},
+			[]string{"generate", "--layer", "node,ec2", "--cloud", "aws"}, "give --output-dir DIR"},
 		{"an unknown format",
 			[]string{"generate", "--layer", "calico", "--format", "xml"}, `--format: unknown format "xml"`},
 		{"a missing path",
@@ -179,7 +179,7 @@ spec:
 
 func TestGenerateOutputDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "fixes")
-	code, stdout, stderr := run(t, "", "generate", "--cloud", "aws", "-o", dir, "--fail-on-refusal=false", exampleCluster)
+	code, stdout, stderr := run(t, "", "generate", "--cloud", "aws", "-d", dir, "--fail-on-refusal=false", exampleCluster)
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -212,7 +212,7 @@ func TestGenerateOutputDirectory(t *testing.T) {
 	}
 	// A second run rewrites the same files with the same content.
 	before := readAll(t, dir)
-	if code, _, stderr := run(t, "", "generate", "--cloud", "aws", "-o", dir, "--fail-on-refusal=false", exampleCluster); code != ExitOK {
+	if code, _, stderr := run(t, "", "generate", "--cloud", "aws", "--output-dir", dir, "--fail-on-refusal=false", exampleCluster); code != ExitOK {
 		t.Fatalf("second run: exit %d\n%s", code, stderr)
 	}
 	if after := readAll(t, dir); !maps.Equal(before, after) {
@@ -230,9 +230,9 @@ func TestGenerateOutputDirectoryIsNeverPartial(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "node"), []byte("in the way\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := run(t, "", "generate", "--cloud", "aws", "--layer", "adminnetworkpolicy,node", "-o", dir)
-	if code != ExitUsage {
-		t.Fatalf("exit %d, want %d\n%s", code, ExitUsage, stderr)
+	code, _, stderr := run(t, "", "generate", "--cloud", "aws", "--layer", "adminnetworkpolicy,node", "-d", dir)
+	if code != ExitRuntime {
+		t.Fatalf("a failed write is a runtime failure: exit %d, want %d\n%s", code, ExitRuntime, stderr)
 	}
 	if line := errorLine(t, stderr); !strings.Contains(line, "node") {
 		t.Errorf("error %q does not name the path", line)

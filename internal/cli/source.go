@@ -129,27 +129,33 @@ func (o *sourceOptions) restConfig() (*rest.Config, string, error) {
 	return cfg, name, nil
 }
 
-// detectClouds picks the clouds whose endpoints to use when --cloud was not given: those of the
-// nodes' provider IDs, or every cloud when no node names one.
-func detectClouds(log *slog.Logger, inv *inventory.Inventory) []string {
-	counts := map[endpoint.Cloud]int{}
-	for _, n := range inv.Nodes {
-		if c, ok := endpoint.CloudOfProviderID(n.ProviderID); ok {
-			counts[c]++
-		}
+// detectClouds picks the clouds whose endpoints to use when --cloud was not given, and says
+// why: the clouds of the nodes' provider IDs, else those the input shows otherwise
+// (inventory.InferClouds), else every cloud.
+func detectClouds(log *slog.Logger, inv *inventory.Inventory) ([]string, []inventory.CloudEvidence) {
+	evidence := inventory.InferClouds(inv)
+	if len(evidence) == 0 {
+		log.Info("nothing in the input names a cloud: auditing every cloud's endpoints (use --cloud to narrow)", "nodes", len(inv.Nodes))
+		return []string{string(endpoint.All)}, []inventory.CloudEvidence{{Cloud: endpoint.All, Basis: inventory.CloudsFromNothing}}
 	}
-	if len(counts) == 0 {
-		if len(inv.Nodes) > 0 {
-			log.Info("no node names a known cloud in spec.providerID: auditing every cloud's endpoints (use --cloud to narrow)", "nodes", len(inv.Nodes))
+	clouds := make([]string, len(evidence))
+	for i, e := range evidence {
+		clouds[i] = string(e.Cloud)
+		if e.Basis == inventory.CloudsFromNodes {
+			log.Info("cloud detected from node spec.providerID", "cloud", e.Cloud, "evidence", e.Evidence)
+			continue
 		}
-		return []string{string(endpoint.All)}
+		log.Info("cloud detected from the input (no node names one in spec.providerID)", "cloud", e.Cloud, "evidence", e.Evidence)
 	}
-	var clouds []string
-	for _, c := range endpoint.Clouds {
-		if counts[c] > 0 {
-			clouds = append(clouds, string(c))
-			log.Info("cloud detected from node spec.providerID", "cloud", c, "nodes", counts[c])
-		}
+	return clouds, evidence
+}
+
+// statedClouds is the evidence of clouds named with --cloud.
+func statedClouds(clouds []string) []inventory.CloudEvidence {
+	out := make([]inventory.CloudEvidence, len(clouds))
+	for i, c := range clouds {
+		cloud, _ := endpoint.ParseCloud(c) // checked before the input was read
+		out[i] = inventory.CloudEvidence{Cloud: cloud, Basis: inventory.CloudsFromFlag}
 	}
-	return clouds
+	return out
 }

@@ -102,20 +102,20 @@ func DefaultOptions(eps []endpoint.Endpoint) Options {
 	}
 }
 
-// ParseExemptLabel parses --exempt-label KEY=VALUE; empty means no label exempts a namespace.
+// ParseExemptLabel parses --exempt-namespace-label KEY=VALUE; empty means no label exempts a namespace.
 func ParseExemptLabel(s string) (key, value string, err error) {
 	if s == "" {
 		return "", "", nil
 	}
 	key, value, ok := strings.Cut(s, "=")
 	if !ok {
-		return "", "", fmt.Errorf("--exempt-label %q: want KEY=VALUE", s)
+		return "", "", fmt.Errorf("--exempt-namespace-label %q: want KEY=VALUE", s)
 	}
 	if errs := validation.IsQualifiedName(key); len(errs) > 0 {
-		return "", "", fmt.Errorf("--exempt-label %q: %s", s, strings.Join(errs, "; "))
+		return "", "", fmt.Errorf("--exempt-namespace-label %q: %s", s, strings.Join(errs, "; "))
 	}
 	if errs := validation.IsValidLabelValue(value); len(errs) > 0 {
-		return "", "", fmt.Errorf("--exempt-label %q: %s", s, strings.Join(errs, "; "))
+		return "", "", fmt.Errorf("--exempt-namespace-label %q: %s", s, strings.Join(errs, "; "))
 	}
 	return key, value, nil
 }

@@ -137,18 +137,23 @@ var catalogue = []entry{
 	{Hetzner, "hetzner-metadata", "169.254.169.254", corev1.ProtocolTCP, 80, nil, Credentials, "Hetzner Cloud metadata service: user data"},
 }
 
+// CloudNames lists every name ParseCloud accepts, in catalogue order, "all" last: the one list
+// of clouds for flags, their help and their completions.
+func CloudNames() []string {
+	names := make([]string, 0, len(selectable)+1)
+	for _, c := range selectable {
+		names = append(names, string(c))
+	}
+	return append(names, string(All))
+}
+
 // ParseCloud parses a cloud name, accepting "all".
 func ParseCloud(s string) (Cloud, error) {
 	c := Cloud(strings.ToLower(strings.TrimSpace(s)))
 	if c == All || slices.Contains(selectable, c) {
 		return c, nil
 	}
-	names := make([]string, 0, len(selectable)+1)
-	for _, c := range selectable {
-		names = append(names, string(c))
-	}
-	names = append(names, string(All))
-	return "", fmt.Errorf("unknown cloud %q (want one of %s)", s, strings.Join(names, ", "))
+	return "", fmt.Errorf("unknown cloud %q (want one of %s)", s, strings.Join(CloudNames(), ", "))
 }
 
 // Select returns the endpoints of the given clouds, one per destination (address, protocol,

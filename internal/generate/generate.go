@@ -317,7 +317,7 @@ func (o *Options) validate() error {
 	}
 	if o.ExemptionLabel != "" {
 		if errs := validation.IsQualifiedName(o.ExemptionLabel); len(errs) > 0 {
-			return fmt.Errorf("--exemption-label %q is not a label key: %s", o.ExemptionLabel, strings.Join(errs, "; "))
+			return fmt.Errorf("--exempt-pod-label %q is not a label key: %s", o.ExemptionLabel, strings.Join(errs, "; "))
 		}
 	}
 	if o.AdminPriority < 0 || o.AdminPriority > 1000 {
