@@ -120,6 +120,7 @@ type Agent struct {
 	generation int64
 	synced     time.Time
 	dropped    []string
+	filtered   []string
 	covered    bool
 	instance   *layer.InstanceMeasurement
 
@@ -489,7 +490,7 @@ func (a *Agent) afterSync(ctx context.Context, cfg firewall.Config, replaced boo
 	a.ready = true
 	tainted := a.tainted
 	a.synced = time.Now().UTC()
-	a.dropped = droppedDestinations(cfg)
+	a.dropped, a.filtered = droppedDestinations(cfg), filteredDestinations(cfg)
 	a.covered = cfg.PodsCgroup != ""
 	a.mu.Unlock()
 	if replaced || first {

@@ -36,6 +36,19 @@ func droppedDestinations(cfg firewall.Config) []string {
 	return out
 }
 
+// filteredDestinations are the destinations the configuration redirects to the filtering
+// proxy (filter mode), in droppedDestinations' form.
+func filteredDestinations(cfg firewall.Config) []string {
+	var out []string
+	for _, ep := range cfg.Redirected() {
+		if d := ep.Destination(); !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // selectors converts the agent's pod selectors to the published form.
 func selectors(in []PodSelector) []layer.PodSelector {
 	var out []layer.PodSelector
@@ -48,7 +61,7 @@ func selectors(in []PodSelector) []layer.PodSelector {
 // sameState compares two states, ignoring the sync time and the measurement's time: what
 // changes with every sync or measurement is republished on the interval, not at once.
 func sameState(a, b layer.AgentState) bool {
-	return a.Node == b.Node && a.Mode == b.Mode && slices.Equal(a.Dropped, b.Dropped) &&
+	return a.Node == b.Node && a.Mode == b.Mode && slices.Equal(a.Dropped, b.Dropped) && slices.Equal(a.Filtered, b.Filtered) &&
 		a.HostNetworkCovered == b.HostNetworkCovered && a.Generation == b.Generation &&
 		a.CiliumRouting == b.CiliumRouting && slices.Equal(a.Exempt, b.Exempt) && slices.Equal(a.AllowHostNetwork, b.AllowHostNetwork) &&
 		slices.Equal(a.AllowedHostNetworkPodUIDs, b.AllowedHostNetworkPodUIDs) && sameMeasurement(a.Instance, b.Instance)
@@ -66,6 +79,7 @@ func (a *Agent) state() (layer.AgentState, bool) {
 		Node:               a.opts.NodeName,
 		Mode:               string(a.opts.Mode),
 		Dropped:            slices.Clone(a.dropped),
+		Filtered:           slices.Clone(a.filtered),
 		HostNetworkCovered: a.covered,
 		Generation:         a.generation,
 		Synced:             a.synced,

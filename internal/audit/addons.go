@@ -30,7 +30,7 @@ var addons = []addon{
 			return hasFlag(c, "--aws-region") && (hasFlag(c, "--aws-vpc-id") || hasFlag(c, "--aws-vpc-tags"))
 		},
 		needs: "reads its region and VPC ID from IMDS",
-		fix:   "Start it with --aws-region=<region> and --aws-vpc-id=<vpc-id> (Helm values region and vpcId).",
+		fix:   "Start it with --aws-region=<region> and --aws-vpc-id=<vpc-id> (Helm values region and vpcId). The imdsguard agent's filter mode keeps its region discovery working (its proxy passes the region and the instance identity, never credentials); the VPC ID, read from network/interfaces/macs/<mac>/vpc-id, still needs --aws-vpc-id.",
 	},
 	{
 		name: "Cluster Autoscaler (AWS)", image: "cluster-autoscaler",

@@ -46,6 +46,7 @@ const maxClockSkew = time.Minute
 //   - no state, state older than MaxAgentStateAge or dated in the future: unknown;
 //   - the destination not dropped: allow;
 //   - observe: allow, saying the rules only count;
+//   - filter, the destination redirected to the agent's proxy: deny (credentials never pass);
 //   - the subject exempt in the agent's configuration: allow;
 //   - a pod on the pod network where Cilium's eBPF host routing bypasses the forward rules:
 //     allow; where Cilium's routing is unknown: unknown;
@@ -69,14 +70,15 @@ func AgentNode(s *AgentState, w Who, dest string, now time.Time) Verdict {
 	}
 	v.Source = Measured
 	exempt, why := s.exempts(w)
+	filtered := s.Mode == "filter" && slices.Contains(s.Filtered, dest)
 	switch {
-	case !slices.Contains(s.Dropped, dest):
+	case !slices.Contains(s.Dropped, dest) && !filtered:
 		v.Decision = Allow
 		v.Reason = fmt.Sprintf("the imdsguard agent on %s does not drop %s", s.Node, dest)
 	case s.Mode == "observe":
 		v.Decision = Allow
 		v.Reason = fmt.Sprintf("the imdsguard agent on %s is in observe mode: it counts traffic to %s and lets it pass", s.Node, dest)
-	case s.Mode != "enforce":
+	case s.Mode != "enforce" && s.Mode != "filter":
 		v.Decision, v.Source = Unknown, Assumed
 		v.Reason = fmt.Sprintf("the imdsguard agent on %s reports mode %q", s.Node, s.Mode)
 	case exempt:
@@ -91,9 +93,12 @@ func AgentNode(s *AgentState, w Who, dest string, now time.Time) Verdict {
 	case w.HostNetwork && !s.HostNetworkCovered:
 		v.Decision = Allow
 		v.Reason = fmt.Sprintf("the imdsguard agent on %s drops %s for pods only: it cannot match hostNetwork pods (no pods cgroup)", s.Node, dest)
+	case filtered:
+		v.Decision = Deny
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s filters %s (filter mode): its proxy never passes credentials; region and instance ID stay reachable", s.Node, dest)
 	default:
 		v.Decision = Deny
-		v.Reason = fmt.Sprintf("the imdsguard agent on %s drops %s (enforce)", s.Node, dest)
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s drops %s (%s)", s.Node, dest, s.Mode)
 	}
 	return v
 }

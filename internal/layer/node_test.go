@@ -33,7 +33,13 @@ func TestAgentNode(t *testing.T) {
 		{"no state is unknown", nil, pod, imds, Unknown, Assumed, "run the imdsguard agent"},
 		{"stale state is unknown", with(func(s *AgentState) { s.Synced = now.Add(-time.Hour) }), pod, imds, Unknown, Assumed, "not confirmed"},
 		{"state dated in the future is unknown", with(func(s *AgentState) { s.Synced = now.Add(time.Hour) }), pod, imds, Unknown, Assumed, "in the future"},
-		{"an unknown mode is unknown", with(func(s *AgentState) { s.Mode = "filter" }), pod, imds, Unknown, Assumed, "mode \"filter\""},
+		{"an unknown mode is unknown", with(func(s *AgentState) { s.Mode = "bypass" }), pod, imds, Unknown, Assumed, "mode \"bypass\""},
+		{"filter mode denies the credentials of a filtered destination", with(func(s *AgentState) { s.Mode, s.Dropped, s.Filtered = "filter", nil, []string{imds} }), pod, imds, Deny, Measured, "never passes credentials"},
+		{"filter mode drops the destinations it does not filter", with(func(s *AgentState) { s.Mode, s.Filtered = "filter", []string{"[fd00:ec2::254]:80/TCP"} }), pod, imds, Deny, Measured, "drops 169.254.169.254:80/TCP (filter)"},
+		{"filter mode lets a destination neither dropped nor filtered pass", with(func(s *AgentState) { s.Mode, s.Dropped = "filter", nil }), pod, imds, Allow, Measured, "does not drop"},
+		{"filter mode without cgroup matching lets a hostNetwork pod pass", with(func(s *AgentState) {
+			s.Mode, s.Dropped, s.Filtered, s.HostNetworkCovered = "filter", nil, []string{imds}, false
+		}), host, imds, Allow, Measured, "cannot match hostNetwork pods"},
 		{"a namespace exempt in the agent's configuration passes", with(func(s *AgentState) { s.Exempt = []PodSelector{{Namespace: "shop"}} }), pod, imds, Allow, Measured, "lets namespace shop through"},
 		{"an exemption of another service account does not apply", with(func(s *AgentState) { s.Exempt = []PodSelector{{Namespace: "shop", ServiceAccount: "batch"}} }), pod, imds, Deny, Measured, "(enforce)"},
 		{"a pod-network exemption does not exempt hostNetwork pods", with(func(s *AgentState) { s.Exempt = []PodSelector{{Namespace: "kube-system"}} }), host, imds, Deny, Measured, "(enforce)"},

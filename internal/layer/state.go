@@ -28,6 +28,9 @@ type AgentState struct {
 	// Dropped are the destinations the ruleset drops (observe: would drop), as
 	// endpoint.Endpoint.Destination renders them: "169.254.169.254:80/TCP".
 	Dropped []string `json:"dropped"`
+	// Filtered are the destinations filter mode redirects to the agent's filtering proxy, in the
+	// same form: the proxy passes harmless metadata (region, instance ID) and never credentials.
+	Filtered []string `json:"filtered,omitempty"`
 	// HostNetworkCovered is set when the output-hook rules match the pods cgroup, so hostNetwork
 	// pods are covered too.
 	HostNetworkCovered bool `json:"hostNetworkCovered"`
