@@ -169,15 +169,8 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SUBJECT\tENDPOINT\tVERDICT\tPOLICY\tNODE\tINSTANCE\tDECIDED BY")
 	for i := lo; i < hi; {
-		j := i + 1
-		folded := 0
-		if r.Subjects[i].IsTemplate() {
-			for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
-				sameVerdicts(r.Verdicts[i], r.Verdicts[j]) && sameLayers(r.layers[i], r.layers[j]) {
-				j++
-				folded++
-			}
-		}
+		j := r.foldedUntil(i, hi)
+		folded := j - i - 1
 		label := r.Subjects[i].Label()
 		if folded > 0 {
 			label += " (+" + count(folded, "pod") + ")"
@@ -190,17 +183,27 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 			if !shown(ep, x.Reachable) {
 				continue
 			}
-			by := x.DecidedBy.Reason
-			if x.DecidedBy.Layer != layer.ClusterPolicy {
-				by = string(x.DecidedBy.Layer) + " (" + string(x.DecidedBy.Source) + "): " + by
-			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, ep.Name, p.verdict(x),
-				decision(x.ClusterPolicy), decision(x.Node), decision(x.Instance), by)
+				decision(x.ClusterPolicy), decision(x.Node), decision(x.Instance), decidedBy(x))
 			label = ""
 		}
 		i = j
 	}
 	_ = tw.Flush() // tabwriter only fails when w does; WriteTable's final Flush reports that
+}
+
+// foldedUntil returns the end of subject i's row among subjects [i, hi): a workload template's
+// row folds the workload's pods that follow it and share its verdicts on every layer.
+func (r *Report) foldedUntil(i, hi int) int {
+	j := i + 1
+	if !r.Subjects[i].IsTemplate() {
+		return j
+	}
+	for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
+		sameVerdicts(r.Verdicts[i], r.Verdicts[j]) && sameLayers(r.layers[i], r.layers[j]) {
+		j++
+	}
+	return j
 }
 
 // sameLayers reports whether two rows have the same node and instance decisions and sources:

@@ -71,13 +71,13 @@ usage or input error.`,
 	o.engine.addFlag(f)
 	f.StringSliceVar(&o.clouds, "cloud", []string{"all"}, "clouds whose endpoints to audit: aws, gcp, azure, alibaba, oracle, digitalocean, openstack, hetzner or all (comma-separated or repeated); default: the clouds named by the nodes' spec.providerID when nodes are in the input, else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO], e.g. 10.0.0.5:8080/TCP or [fd00::5]:80 (repeatable)")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json or sarif")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json, sarif or html (one self-contained page)")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
 	f.StringVar(&o.explain, "explain", "", "print the full evaluation trace for NAMESPACE/NAME (or NAMESPACE/KIND/NAME) instead of the report")
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
 	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it. A failure is an incomplete audit (IMDS012), never a silent pass")
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif", "html"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
@@ -123,9 +123,9 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return usageError("--fail-on: %v", err)
 	}
 	switch o.output {
-	case "table", "json", "sarif":
+	case "table", "json", "sarif", "html":
 	default:
-		return usageError("--output %q: want table, json or sarif", o.output)
+		return usageError("--output %q: want table, json, sarif or html", o.output)
 	}
 	color := false
 	switch o.color {
@@ -206,6 +206,8 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		err = report.WriteJSON(streams.Out, Version())
 	case "sarif":
 		err = report.WriteSARIF(streams.Out, Version())
+	case "html":
+		err = report.WriteHTML(streams.Out, Version())
 	default:
 		err = report.WriteTable(streams.Out, audit.TableOptions{Color: color})
 	}
