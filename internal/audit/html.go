@@ -97,12 +97,17 @@ type htmlNamespace struct {
 // htmlRow is one subject of the table, with the pods folded into it (as the table folds a
 // workload's pods whose verdicts equal its template's).
 type htmlRow struct {
-	Namespace int    `json:"n"`
-	Label     string `json:"s"`
-	// Header is the drill-down's first line, as --explain prints it.
-	Header      string   `json:"w"`
-	Labels      int      `json:"l"`
-	Source      string   `json:"o,omitempty"`
+	Namespace int `json:"n"`
+	// Label is "Deployment/web" for a template, "Pod/web-1" for a pod.
+	Label string `json:"s"`
+	// Workload is, for a pod, its workload as "Kind/Name" (an index into Strings); -1 for a
+	// template.
+	Workload int `json:"k"`
+	// Labels is the subject's labels as --explain prints them (an index into Strings).
+	Labels int `json:"l"`
+	// Source is where the subject was read: the file (an index into Strings), the document, the
+	// line and the item, as inventory.Source holds them; empty when not read from a file.
+	Source      []int    `json:"o,omitempty"`
 	HostNetwork bool     `json:"h,omitempty"`
 	Folded      []string `json:"p,omitempty"`
 	Trace       int      `json:"t"`
@@ -115,14 +120,14 @@ type htmlRow struct {
 	Reasons []int `json:"r"`
 }
 
+// htmlFinding is a finding; its remediation, often shared, is an index into Strings.
 type htmlFinding struct {
 	ID          string   `json:"id"`
-	Title       string   `json:"title"`
 	Severity    string   `json:"severity"`
 	Namespace   string   `json:"namespace"`
 	Objects     []string `json:"objects"`
 	Message     string   `json:"message"`
-	Remediation string   `json:"remediation"`
+	Remediation int      `json:"remediation"`
 }
 
 // htmlStrings interns the strings of the embedded data.
@@ -157,8 +162,8 @@ func (r *Report) WriteHTML(w io.Writer, version string) error {
 		DeniedByPolicy:   s.DeniedBy[layer.ClusterPolicy],
 		DeniedByNode:     s.DeniedBy[layer.Node],
 		DeniedByInstance: s.DeniedBy[layer.Instance],
-		Style:    template.CSS(htmlStyle),  // #nosec G203 -- compiled in, not from the input
-		Script:   template.JS(htmlScript), // #nosec G203 -- compiled in, not from the input
+		Style:            template.CSS(htmlStyle), // #nosec G203 -- compiled in, not from the input
+		Script:           template.JS(htmlScript), // #nosec G203 -- compiled in, not from the input
 	}
 	if e := r.model.Enforcement; !e.Assumed {
 		view.Engine = e.String()
@@ -243,8 +248,14 @@ func (r *Report) htmlData() htmlData {
 			nsIndex[s.Namespace] = n
 			d.Namespaces = append(d.Namespaces, htmlNamespace{Name: s.Namespace, Control: "none"})
 		}
-		row := htmlRow{Namespace: n, Label: s.Label(), Header: explainHeader(s), Labels: strs.id(formatLabels(s.Meta.Labels)),
-			Source: s.Source.String(), HostNetwork: s.Spec.HostNetwork, Reasons: make([]int, 0, 3*len(r.Endpoints))}
+		row := htmlRow{Namespace: n, Label: s.Label(), Workload: -1, Labels: strs.id(formatLabels(s.Meta.Labels)),
+			HostNetwork: s.Spec.HostNetwork, Reasons: make([]int, 0, 3*len(r.Endpoints))}
+		if !s.IsTemplate() {
+			row.Workload = strs.id(s.Workload.Kind + "/" + s.Workload.Name)
+		}
+		if src := s.Source; src.File != "" {
+			row.Source = []int{strs.id(src.File), src.Document, src.Line, src.Item}
+		}
 		for k := i + 1; k < next; k++ {
 			row.Folded = append(row.Folded, r.Subjects[k].Pod)
 		}
@@ -281,8 +292,8 @@ func (r *Report) htmlData() htmlData {
 		for _, o := range f.Objects {
 			objects = append(objects, o.String())
 		}
-		d.Findings = append(d.Findings, htmlFinding{ID: f.Rule.ID, Title: f.Rule.Title, Severity: f.Severity.String(), Namespace: f.Namespace,
-			Objects: objects, Message: f.Message, Remediation: f.Remediation})
+		d.Findings = append(d.Findings, htmlFinding{ID: f.Rule.ID, Severity: f.Severity.String(), Namespace: f.Namespace,
+			Objects: objects, Message: f.Message, Remediation: strs.id(f.Remediation)})
 		if n, ok := nsIndex[f.Namespace]; ok && f.Severity >= Info && f.Severity <= Critical {
 			d.Namespaces[n].Findings[Critical-f.Severity]++
 		}
@@ -304,15 +315,6 @@ func (r *Report) htmlTrace(i int, strs *htmlStrings) [][]int {
 		out[j] = append(lines, strs.id("=> "+verdicts[j].String()))
 	}
 	return out
-}
-
-// explainHeader is the first line of a subject's --explain trace.
-func explainHeader(s *Subject) string {
-	what := s.Ref().String()
-	if s.IsTemplate() {
-		return what + " pod template"
-	}
-	return what + fmt.Sprintf(" (workload %s/%s)", s.Workload.Kind, s.Workload.Name)
 }
 
 // decidedBy is the table's DECIDED BY cell: the deciding layer's reason, named with its layer

@@ -114,9 +114,34 @@
     return out;
   }
 
+  // header is the trace's first line: "Deployment shop/web pod template", or
+  // "Pod shop/web-1 (workload Deployment/web)".
+  function header(row) {
+    var slash = row.s.indexOf("/");
+    var what = row.s.substring(0, slash) + " " + data.namespaces[row.n].name + "/" + row.s.substring(slash + 1);
+    if (row.k < 0) {
+      return what + " pod template";
+    }
+    return what + " (workload " + strings[row.k] + ")";
+  }
+
+  // source renders where a subject was read, as imdsguard names a place in its input:
+  // "FILE: document D (line L), item I".
+  function source(o) {
+    if (!o) {
+      return "";
+    }
+    var file = strings[o[0]];
+    if (o[1] === 0) {
+      return file;
+    }
+    var out = file + ": document " + o[1] + (o[2] > 0 ? " (line " + o[2] + ")" : "");
+    return o[3] > 0 ? out + ", item " + o[3] : out;
+  }
+
   // explain renders a row's evaluation trace as imdsguard audit --explain prints it.
   function explain(row) {
-    var lines = [row.w, "  labels: " + strings[row.l], "  hostNetwork: " + (row.h ? "true" : "false"), "  source: " + (row.o || "")];
+    var lines = [header(row), "  labels: " + strings[row.l], "  hostNetwork: " + (row.h ? "true" : "false"), "  source: " + source(row.o)];
     if (row.p) {
       lines.push("  folded into this row: " + row.p.length + (row.p.length === 1 ? " pod: " : " pods: ") + row.p.join(", "));
     }
@@ -241,7 +266,7 @@
       head.appendChild(document.createTextNode(" " + f2.id + " "));
       head.appendChild(el("span", "message", f2.message));
       li.appendChild(head);
-      li.appendChild(el("div", "fix", "fix: " + f2.remediation));
+      li.appendChild(el("div", "fix", "fix: " + strings[f2.remediation]));
       if (f2.objects.length > 0) {
         var shownObjects = f2.objects.slice(0, 20).join(", ");
         if (f2.objects.length > 20) {
