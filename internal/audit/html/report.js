@@ -301,6 +301,7 @@
       timer = null;
       state.namespace = value;
       renderAll();
+      document.getElementById("filters").setAttribute("data-namespace", value);
     }, 150);
   });
   document.getElementById("filter-verdict").addEventListener("change", function (e) {
