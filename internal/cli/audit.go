@@ -23,6 +23,8 @@ type auditOptions struct {
 	failOn    string
 	explain   string
 	color     string
+	summary   bool
+	show      string
 	engine    policyEngineFlag
 	// aws and awsEndpoint: the EC2 API as an instance layer source (aws.go).
 	aws         bool
@@ -60,6 +62,8 @@ usage or input error.`,
   imdsguard audit --live
   imdsguard audit --context prod-eks --output json > audit.json
   imdsguard audit --cloud aws --output sarif manifests/ > imdsguard.sarif
+  imdsguard audit --summary examples/cluster
+  imdsguard audit -o html examples/cluster > report.html
   imdsguard audit --explain shop/web examples/cluster`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.cloudSet = cmd.Flags().Changed("cloud")
@@ -74,12 +78,15 @@ usage or input error.`,
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json, sarif or html (one self-contained page)")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
 	f.StringVar(&o.explain, "explain", "", "print the full evaluation trace for NAMESPACE/NAME (or NAMESPACE/KIND/NAME) instead of the report")
+	f.BoolVar(&o.summary, "summary", false, "table output: one line per namespace (subjects, reachable credential exposures, findings by severity), then the findings")
+	f.StringVar(&o.show, "show", "", fmt.Sprintf("table rows: reachable (only the reachable exposures) or all; default: all when they fit a screen (%d rows), else reachable", audit.MaxScreenRows))
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
 	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it. A failure is an incomplete audit (IMDS012), never a silent pass")
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif", "html"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("cloud", cobra.FixedCompletions([]string{"all", "aws", "gcp", "azure", "alibaba", "oracle", "digitalocean", "openstack", "hetzner"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("show", cobra.FixedCompletions([]string{"reachable", "all"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -126,6 +133,14 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	case "table", "json", "sarif", "html":
 	default:
 		return usageError("--output %q: want table, json, sarif or html", o.output)
+	}
+	switch audit.Show(o.show) {
+	case audit.ShowAuto, audit.ShowReachable, audit.ShowAll:
+	default:
+		return usageError("--show %q: want reachable or all", o.show)
+	}
+	if (o.summary || o.show != "") && o.output != "table" {
+		return usageError("--summary and --show shape the table: they do not apply to --output %s", o.output)
 	}
 	color := false
 	switch o.color {
@@ -208,8 +223,12 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		err = report.WriteSARIF(streams.Out, Version())
 	case "html":
 		err = report.WriteHTML(streams.Out, Version())
-	default:
-		err = report.WriteTable(streams.Out, audit.TableOptions{Color: color})
+	case "table":
+		if o.summary {
+			err = report.WriteSummary(streams.Out, audit.TableOptions{Color: color})
+		} else {
+			err = report.WriteTable(streams.Out, audit.TableOptions{Color: color, Show: audit.Show(o.show)})
+		}
 	}
 	if err != nil {
 		return err
