@@ -134,7 +134,9 @@ func openInBrowser(t *testing.T, html []byte) *browserPage {
 		case *page.EventJavascriptDialogOpening:
 			p.record("a %s dialog opened: %q", e.Type, e.Message)
 			// The dialog blocks the page until answered; answer it outside the event loop.
-			go func() { _, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false}) }()
+			go func() {
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+			}()
 		}
 	})
 	if err != nil {
