@@ -153,6 +153,9 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return usageError("--color %q: want auto, always or never", o.color)
 	}
 	started := time.Now()
+	if streams.ErrIsTerminal {
+		o.source.progress = newProgress(streams.Err).update
+	}
 	inv, err := o.source.load(ctx, log, streams, args)
 	if err != nil {
 		return err
