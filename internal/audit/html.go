@@ -130,6 +130,19 @@ type htmlFinding struct {
 	Remediation int      `json:"remediation"`
 }
 
+// htmlCellKey is what an exposure's cell depends on: the cluster-policy verdict and the node and
+// instance layers' verdicts, which subjects on like nodes share.
+type htmlCellKey struct {
+	policy         policy.Verdict
+	node, instance *layer.Verdict
+}
+
+// htmlCell is an exposure's part of a row: its letters in htmlRow.Codes and its reasons.
+type htmlCell struct {
+	code    string
+	reasons [3]int
+}
+
 // htmlStrings interns the strings of the embedded data.
 type htmlStrings struct {
 	list  []string
@@ -239,6 +252,7 @@ func (r *Report) htmlData() htmlData {
 		d.Namespaces = append(d.Namespaces, htmlNamespace{Name: ns.Name, Control: describeControl(ns)})
 	}
 	traces := map[*policy.Verdict]int{}
+	cells := map[htmlCellKey]htmlCell{}
 	for i := 0; i < len(r.Subjects); {
 		s := &r.Subjects[i]
 		next := r.foldedUntil(i, len(r.Subjects))
@@ -272,9 +286,18 @@ func (r *Report) htmlData() htmlData {
 		}
 		var codes strings.Builder
 		for j, ep := range r.Endpoints {
-			x := r.Exposure(i, j)
-			codes.WriteString(verdictCode(x))
-			row.Reasons = append(row.Reasons, strs.id(decidedBy(x)), strs.id(x.Node.String()), strs.id(x.Instance.String()))
+			// Rendering an exposure's reasons is the costly part, and subjects share verdicts:
+			// render each distinct combination of the three layers' verdicts once.
+			p := r.layers[i][j]
+			key := htmlCellKey{r.Verdicts[i][j], p.Node, p.Instance}
+			c, ok := cells[key]
+			if !ok {
+				x := r.Exposure(i, j)
+				c = htmlCell{verdictCode(x), [3]int{strs.id(decidedBy(x)), strs.id(x.Node.String()), strs.id(x.Instance.String())}}
+				cells[key] = c
+			}
+			codes.WriteString(c.code)
+			row.Reasons = append(row.Reasons, c.reasons[:]...)
 			if ep.Role == endpoint.Credentials {
 				for k := i; k < next; k++ {
 					if r.Reachable(k, j) {
