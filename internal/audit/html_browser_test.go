@@ -164,6 +164,8 @@ func describeArgs(args []*runtime.RemoteObject) string {
 // screenshot keeps a PNG of the whole page as a test artifact.
 func (p *browserPage) screenshot(name string) {
 	p.t.Helper()
+	// Sticky headers follow the scroll position: capture from the top, as the page opens.
+	p.do(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		p.t.Fatalf("screenshot: %v", err)

@@ -201,7 +201,12 @@
     }
   }
 
+  // addSubject appends a subject's rows, one per endpoint shown; its name opens the trace below
+  // its last row.
   function addSubject(body, row, eps) {
+    var button = el("button", "subject", row.s);
+    button.type = "button";
+    button.setAttribute("aria-expanded", "false");
     var last = null;
     for (var k = 0; k < eps.length; k++) {
       var j = eps[k];
@@ -210,9 +215,6 @@
       if (k === 0) {
         cell(tr, data.namespaces[row.n].name);
         var td = el("td");
-        var button = el("button", "subject", row.s);
-        button.type = "button";
-        button.setAttribute("aria-expanded", "false");
         td.appendChild(button);
         if (row.p) {
           td.appendChild(el("span", "folded", " (+" + row.p.length + (row.p.length === 1 ? " pod)" : " pods)")));
@@ -221,9 +223,6 @@
           td.appendChild(el("span", "hostnet", " [hostNetwork]"));
         }
         tr.appendChild(td);
-        (function (button) {
-          button.addEventListener("click", function () { toggleTrace(button, row, lastRow); });
-        })(button);
       } else {
         cell(tr, "");
         cell(tr, "");
@@ -237,7 +236,7 @@
       body.appendChild(tr);
       last = tr;
     }
-    var lastRow = last;
+    button.addEventListener("click", function () { toggleTrace(button, row, last); });
   }
 
   function renderFindings() {
