@@ -29,6 +29,7 @@ bench: build ## benchmarks; figures go to docs/benchmarks.md
 	hack/bench-live.sh
 	hack/bench-agent.sh
 	hack/bench-controller.sh
+	hack/bench-html.sh
 
 lint: ## gofmt, go vet, golangci-lint
 	hack/lint.sh

@@ -22,6 +22,7 @@ eval "$(hack/kube-apiserver.sh)"
 export KUBE_APISERVER ETCD
 
 hack/node-deps.sh # nft, iptables, ip, nsenter for the network-namespace firewall tests
+hack/browser-deps.sh # Chromium for the HTML report's browser tests
 step "unit and integration tests (race detector on)"
 go test -race -count=1 ./...
 

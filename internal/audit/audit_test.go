@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -407,5 +409,80 @@ func TestExplainTrace(t *testing.T) {
 	golden(t, "explain-payments-checkout.txt", out.Bytes())
 	if found, _ := r.WriteExplain(&bytes.Buffer{}, "payments/nope"); found {
 		t.Error("explain found a subject that does not exist")
+	}
+}
+
+func TestGoldenSummary(t *testing.T) {
+	r := runExample(t, endpoint.AWS)
+	var out bytes.Buffer
+	if err := r.WriteSummary(&out, audit.TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "example-aws-summary.txt", out.Bytes())
+}
+
+// manyWorkloads is an input with one namespace whose egress is denied to everything and one
+// without any policy, with n Deployments in each.
+func manyWorkloads(t *testing.T, n int) *audit.Report {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-egress, namespace: locked}\nspec: {podSelector: {}, policyTypes: [Egress]}\n")
+	for _, ns := range []string{"locked", "open"} {
+		for i := range n {
+			fmt.Fprintf(&b, "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app-%d, namespace: %s}\nspec:\n  template:\n    metadata: {labels: {app: app-%d}}\n    spec: {containers: [{name: c, image: app}]}\n", i, ns, i)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load([]string{path}, inventory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return audit.Run(inv, endpoint.Select([]endpoint.Cloud{endpoint.AWS}))
+}
+
+// exposureRow matches a table row's endpoint and verdict.
+var exposureRow = regexp.MustCompile(`(?m)^  .*\baws-[a-z0-9-]+ +(reachable|denied) `)
+
+func TestTableShowsReachableRowsWhenLongerThanAScreen(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		workloads int
+		show      audit.Show
+		// rows are the reachable and denied exposure rows listed; hidden the footer's count.
+		reachable, denied, hidden int
+	}{
+		// Each open workload has two reachable rows (aws-imds, aws-imds-ipv6); each locked one
+		// four denied rows, its blocked keep-reachable endpoints included.
+		{"a short table lists every row", 5, audit.ShowAuto, 10, 20, 0},
+		{"a table longer than a screen lists the reachable rows", 20, audit.ShowAuto, 40, 0, 80},
+		{"--show all lists every row", 20, audit.ShowAll, 40, 80, 0},
+		{"--show reachable hides the denied rows of a short table too", 5, audit.ShowReachable, 10, 0, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := manyWorkloads(t, tc.workloads)
+			var out bytes.Buffer
+			if err := r.WriteTable(&out, audit.TableOptions{Show: tc.show}); err != nil {
+				t.Fatal(err)
+			}
+			text := out.String()
+			reachable, denied := 0, 0
+			for _, m := range exposureRow.FindAllStringSubmatch(text, -1) {
+				if m[1] == "reachable" {
+					reachable++
+				} else {
+					denied++
+				}
+			}
+			if reachable != tc.reachable || denied != tc.denied {
+				t.Errorf("%d reachable and %d denied rows listed, want %d and %d:\n%s", reachable, denied, tc.reachable, tc.denied, text)
+			}
+			footer := fmt.Sprintf("%d denied rows hidden; --show all lists them\n", tc.hidden)
+			if got := strings.HasSuffix(text, footer); got != (tc.hidden > 0) {
+				t.Errorf("footer %q present: %t, want %t:\n%s", footer, got, tc.hidden > 0, text)
+			}
+		})
 	}
 }

@@ -17,7 +17,27 @@ import (
 type TableOptions struct {
 	// Color adds ANSI colours (only for a terminal).
 	Color bool
+	// Show says which exposure rows the table lists; ShowAuto when empty.
+	Show Show
 }
+
+// Show selects the exposure rows of the table.
+type Show string
+
+// The row selections.
+const (
+	// ShowAuto lists every row when there are at most MaxScreenRows, else only the reachable
+	// ones.
+	ShowAuto Show = ""
+	// ShowReachable lists only the reachable rows.
+	ShowReachable Show = "reachable"
+	// ShowAll lists every row.
+	ShowAll Show = "all"
+)
+
+// MaxScreenRows is how many exposure rows fit on a screen: a longer table lists only the
+// reachable rows unless told to list all (ShowAuto).
+const MaxScreenRows = 60
 
 type palette struct{ on bool }
 
@@ -57,16 +77,113 @@ func decision(v layer.Verdict) string {
 // WriteTable writes the report for humans: per namespace, what governs egress, each pod's and
 // workload's verdicts for the credential-bearing endpoints (and blocked keep-reachable ones),
 // then the namespace's findings.
+//
+// With ShowReachable, or ShowAuto and more than MaxScreenRows rows, only the reachable rows are
+// listed, and the last line says how many denied rows were left out.
 func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 	bw := bufio.NewWriter(w)
 	p := palette{opts.Color}
 	s := r.summary()
-	source := count(s.Files, "file") + ", " + count(s.Documents, "document")
-	if r.Cluster != "" {
-		source = "cluster " + r.Cluster + ", " + count(s.Documents, "object")
+	r.writeHead(bw, p, s)
+	reachableOnly := opts.Show == ShowReachable || (opts.Show == ShowAuto && r.exposureRows(false) > MaxScreenRows)
+	hidden := 0
+
+	byNS := map[string][]Finding{}
+	for _, f := range r.Findings {
+		byNS[f.Namespace] = append(byNS[f.Namespace], f)
 	}
-	fmt.Fprintf(bw, "imdsguard audit: %s; %s, %s, %s; %s\n", source,
-		count(s.Namespaces, "namespace"), count(s.Pods, "pod"), count(s.Workloads, "workload"), count(s.Endpoints, "endpoint"))
+	if fs := byNS[""]; len(fs) > 0 {
+		fmt.Fprintf(bw, "\n%s\n", p.paint("1", "CLUSTER"))
+		writeFindings(bw, p, fs)
+	}
+	next := 0
+	for _, ns := range r.Namespaces {
+		lo := next
+		for next < len(r.Subjects) && r.Subjects[next].Namespace == ns.Name {
+			next++
+		}
+		if lo == next && len(byNS[ns.Name]) == 0 {
+			continue
+		}
+		fmt.Fprintf(bw, "\n%s %s  egress control: %s\n", p.paint("1", "NAMESPACE"), p.paint("1", ns.Name), describeControl(ns))
+		hidden += r.writeExposureRows(bw, p, lo, next, reachableOnly)
+		writeFindings(bw, p, byNS[ns.Name])
+	}
+	fmt.Fprintf(bw, "\n%s: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
+		count(len(r.Findings), "finding"), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
+	if hidden > 0 {
+		fmt.Fprintf(bw, "%s hidden; --show all lists them\n", count(hidden, "denied row"))
+	}
+	return bw.Flush()
+}
+
+// WriteSummary writes the short report: the table's opening lines, one line per namespace
+// (subjects, reachable exposures to credential endpoints, findings by severity), then the
+// findings with their fixes.
+func (r *Report) WriteSummary(w io.Writer, opts TableOptions) error {
+	bw := bufio.NewWriter(w)
+	p := palette{opts.Color}
+	s := r.summary()
+	r.writeHead(bw, p, s)
+	type line struct {
+		subjects, reachable int
+		findings            [Critical + 1]int
+	}
+	lines := map[string]*line{}
+	for _, ns := range r.Namespaces {
+		lines[ns.Name] = &line{}
+	}
+	for i := range r.Subjects {
+		l := lines[r.Subjects[i].Namespace]
+		if l == nil {
+			continue
+		}
+		l.subjects++
+		for j, ep := range r.Endpoints {
+			if ep.Role == endpoint.Credentials && r.Reachable(i, j) {
+				l.reachable++
+			}
+		}
+	}
+	byNS := map[string][]Finding{}
+	for _, f := range r.Findings {
+		if l := lines[f.Namespace]; l != nil && f.Severity >= Info && f.Severity <= Critical {
+			l.findings[f.Severity]++
+		}
+		byNS[f.Namespace] = append(byNS[f.Namespace], f)
+	}
+	fmt.Fprintln(bw)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tSUBJECTS\tREACHABLE\tCRITICAL\tHIGH\tMEDIUM\tLOW\tINFO")
+	for _, ns := range r.Namespaces {
+		l := lines[ns.Name]
+		if l.subjects == 0 && l.findings == [Critical + 1]int{} {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", ns.Name, l.subjects, l.reachable,
+			l.findings[Critical], l.findings[High], l.findings[Medium], l.findings[Low], l.findings[Info])
+	}
+	_ = tw.Flush() // tabwriter only fails when bw does; the final Flush reports that
+	fmt.Fprintln(bw, "(REACHABLE: exposures of the namespace's pods and workload templates to credential endpoints that no layer denies)")
+	if fs := byNS[""]; len(fs) > 0 {
+		fmt.Fprintf(bw, "\n%s\n", p.paint("1", "CLUSTER"))
+		writeFindings(bw, p, fs)
+	}
+	for _, ns := range r.Namespaces {
+		if fs := byNS[ns.Name]; len(fs) > 0 {
+			fmt.Fprintf(bw, "\n%s %s\n", p.paint("1", "NAMESPACE"), p.paint("1", ns.Name))
+			writeFindings(bw, p, fs)
+		}
+	}
+	fmt.Fprintf(bw, "\n%s: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
+		count(len(r.Findings), "finding"), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
+	return bw.Flush()
+}
+
+// writeHead writes the opening lines of the table and the summary: what was audited, the policy
+// engine, what is incomplete, the warnings and the kinds skipped.
+func (r *Report) writeHead(bw *bufio.Writer, p palette, s jsonSummary) {
+	fmt.Fprintf(bw, "imdsguard audit: %s\n", r.describeInput(s))
 	if e := r.model.Enforcement; !e.Assumed {
 		fmt.Fprintf(bw, "policy engine: %s\n", e.String())
 	}
@@ -98,31 +215,6 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 		}
 		fmt.Fprintf(bw, "skipped %d documents of kinds not evaluated: %s\n", len(r.Skipped), strings.Join(parts, ", "))
 	}
-
-	byNS := map[string][]Finding{}
-	for _, f := range r.Findings {
-		byNS[f.Namespace] = append(byNS[f.Namespace], f)
-	}
-	if fs := byNS[""]; len(fs) > 0 {
-		fmt.Fprintf(bw, "\n%s\n", p.paint("1", "CLUSTER"))
-		writeFindings(bw, p, fs)
-	}
-	next := 0
-	for _, ns := range r.Namespaces {
-		lo := next
-		for next < len(r.Subjects) && r.Subjects[next].Namespace == ns.Name {
-			next++
-		}
-		if lo == next && len(byNS[ns.Name]) == 0 {
-			continue
-		}
-		fmt.Fprintf(bw, "\n%s %s  egress control: %s\n", p.paint("1", "NAMESPACE"), p.paint("1", ns.Name), describeControl(ns))
-		r.writeExposureRows(bw, p, lo, next)
-		writeFindings(bw, p, byNS[ns.Name])
-	}
-	fmt.Fprintf(bw, "\n%s: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
-		count(len(r.Findings), "finding"), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
-	return bw.Flush()
 }
 
 func describeControl(ns NamespaceSummary) string {
@@ -163,24 +255,33 @@ func shown(ep endpoint.Endpoint, reachable bool) bool {
 	return ep.Role == endpoint.Credentials || !reachable
 }
 
-// writeExposureRows writes subjects [lo, hi). Pods whose verdicts equal their workload
-// template's are folded into the template's row.
-func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
-	if lo == hi {
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SUBJECT\tENDPOINT\tVERDICT\tPOLICY\tNODE\tINSTANCE\tDECIDED BY")
-	for i := lo; i < hi; {
-		j := i + 1
-		folded := 0
-		if r.Subjects[i].IsTemplate() {
-			for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
-				sameVerdicts(r.Verdicts[i], r.Verdicts[j]) && sameLayers(r.layers[i], r.layers[j]) {
-				j++
-				folded++
+// exposureRows counts the rows the table lists for every subject, or only the reachable ones.
+func (r *Report) exposureRows(reachableOnly bool) int {
+	n := 0
+	for i := 0; i < len(r.Subjects); i = r.foldedUntil(i, len(r.Subjects)) {
+		for j, ep := range r.Endpoints {
+			reachable := r.Reachable(i, j)
+			if shown(ep, reachable) && (reachable || !reachableOnly) {
+				n++
 			}
 		}
+	}
+	return n
+}
+
+// writeExposureRows writes subjects [lo, hi), or only their reachable rows, and returns how many
+// rows it left out. Pods whose verdicts equal their workload template's are folded into the
+// template's row.
+func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int, reachableOnly bool) int {
+	if lo == hi {
+		return 0
+	}
+	hidden := 0
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for i := lo; i < hi; {
+		j := r.foldedUntil(i, hi)
+		folded := j - i - 1
 		label := r.Subjects[i].Label()
 		if folded > 0 {
 			label += " (+" + count(folded, "pod") + ")"
@@ -193,17 +294,36 @@ func (r *Report) writeExposureRows(w io.Writer, p palette, lo, hi int) {
 			if !shown(ep, x.Reachable) {
 				continue
 			}
-			by := x.DecidedBy.Reason
-			if x.DecidedBy.Layer != layer.ClusterPolicy {
-				by = string(x.DecidedBy.Layer) + " (" + string(x.DecidedBy.Source) + "): " + by
+			if reachableOnly && !x.Reachable {
+				hidden++
+				continue
+			}
+			if !header {
+				fmt.Fprintln(tw, "  SUBJECT\tENDPOINT\tVERDICT\tPOLICY\tNODE\tINSTANCE\tDECIDED BY")
+				header = true
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, ep.Name, p.verdict(x),
-				decision(x.ClusterPolicy), decision(x.Node), decision(x.Instance), by)
+				decision(x.ClusterPolicy), decision(x.Node), decision(x.Instance), decidedBy(x))
 			label = ""
 		}
 		i = j
 	}
 	_ = tw.Flush() // tabwriter only fails when w does; WriteTable's final Flush reports that
+	return hidden
+}
+
+// foldedUntil returns the end of subject i's row among subjects [i, hi): a workload template's
+// row folds the workload's pods that follow it and share its verdicts on every layer.
+func (r *Report) foldedUntil(i, hi int) int {
+	j := i + 1
+	if !r.Subjects[i].IsTemplate() {
+		return j
+	}
+	for j < hi && r.Subjects[j].Workload == r.Subjects[i].Workload && !r.Subjects[j].IsTemplate() &&
+		sameVerdicts(r.Verdicts[i], r.Verdicts[j]) && sameLayers(r.layers[i], r.layers[j]) {
+		j++
+	}
+	return j
 }
 
 // sameLayers reports whether two rows have the same node and instance decisions and sources:

@@ -23,6 +23,8 @@ type auditOptions struct {
 	failOn    string
 	explain   string
 	color     string
+	summary   bool
+	show      string
 	engine    policyEngineFlag
 	// aws and awsEndpoint: the EC2 API as an instance layer source (aws.go).
 	aws         bool
@@ -60,6 +62,8 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
   imdsguard audit --live
   imdsguard audit --context prod-eks --output json > audit.json
   imdsguard audit --cloud aws --output sarif manifests/ > imdsguard.sarif
+  imdsguard audit --summary examples/cluster
+  imdsguard audit -o html examples/cluster > report.html
   imdsguard audit --explain shop/web examples/cluster`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.cloudSet = cmd.Flags().Changed("cloud")
@@ -71,14 +75,17 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
 	o.engine.addFlag(f)
 	addCloudFlag(cmd, &o.clouds, "audit", "the clouds named by the nodes' spec.providerID, else those the input shows (an AWS, GKE or AKS add-on, a workload identity annotation), else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO], e.g. 10.0.0.5:8080/TCP or [fd00::5]:80 (repeatable)")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json or sarif")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json, sarif or html (one self-contained page)")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
 	f.StringVar(&o.explain, "explain", "", "print the full evaluation trace for NAMESPACE/NAME (or NAMESPACE/KIND/NAME) instead of the report")
+	f.BoolVar(&o.summary, "summary", false, "table output: one line per namespace (subjects, reachable credential exposures, findings by severity), then the findings")
+	f.StringVar(&o.show, "show", "", fmt.Sprintf("table rows: reachable (only the reachable exposures) or all; default: all when they fit a screen (%d rows), else reachable", audit.MaxScreenRows))
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
 	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it. A failure is an incomplete audit (IMDS012), never a silent pass")
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif", "html"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("show", cobra.FixedCompletions([]string{"reachable", "all"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -122,9 +129,17 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return usageError("--fail-on: %v", err)
 	}
 	switch o.output {
-	case "table", "json", "sarif":
+	case "table", "json", "sarif", "html":
 	default:
-		return usageError("--output %q: want table, json or sarif", o.output)
+		return usageError("--output %q: want table, json, sarif or html", o.output)
+	}
+	switch audit.Show(o.show) {
+	case audit.ShowAuto, audit.ShowReachable, audit.ShowAll:
+	default:
+		return usageError("--show %q: want reachable or all", o.show)
+	}
+	if (o.summary || o.show != "") && o.output != "table" {
+		return usageError("--summary and --show shape the table: they do not apply to --output %s", o.output)
 	}
 	color := false
 	switch o.color {
@@ -137,6 +152,9 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return usageError("--color %q: want auto, always or never", o.color)
 	}
 	started := time.Now()
+	if streams.ErrIsTerminal {
+		o.source.progress = newProgress(streams.Err).update
+	}
 	inv, err := o.source.load(ctx, log, streams, args)
 	if err != nil {
 		return err
@@ -205,8 +223,14 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		err = report.WriteJSON(streams.Out, Version())
 	case "sarif":
 		err = report.WriteSARIF(streams.Out, Version())
-	default:
-		err = report.WriteTable(streams.Out, audit.TableOptions{Color: color})
+	case "html":
+		err = report.WriteHTML(streams.Out, Version())
+	case "table":
+		if o.summary {
+			err = report.WriteSummary(streams.Out, audit.TableOptions{Color: color})
+		} else {
+			err = report.WriteTable(streams.Out, audit.TableOptions{Color: color, Show: audit.Show(o.show)})
+		}
 	}
 	if err != nil {
 		return err

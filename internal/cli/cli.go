@@ -42,6 +42,8 @@ type Streams struct {
 	Out, Err io.Writer
 	// OutIsTerminal enables colour in human output when --color=auto.
 	OutIsTerminal bool
+	// ErrIsTerminal enables progress lines on Err.
+	ErrIsTerminal bool
 }
 
 // exitError carries an exit code out of a command.

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -355,5 +357,35 @@ spec: {nodeName: layers-agent, hostNetwork: true, containers: [{name: c, image: 
 	}
 	if seen != len(want) {
 		t.Errorf("%d exposures of the layers pods to aws-imds, want %d:\n%s", seen, len(want), stderr)
+	}
+}
+
+// TestLiveAuditProgress: on a terminal, a live audit says on standard error how many objects of
+// each resource it listed; the report on standard output stays clean, and nothing is said when
+// standard error is not a terminal.
+func TestLiveAuditProgress(t *testing.T) {
+	_, kubeconfig := liveCluster(t)
+	for _, terminal := range []bool{true, false} {
+		var out, errOut bytes.Buffer
+		code := Run(context.Background(), []string{"audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "-o", "json", "--fail-on", "none", "--page-size", "2"},
+			Streams{In: strings.NewReader(""), Out: &out, Err: &errOut, ErrIsTerminal: terminal})
+		if code != 0 {
+			t.Fatalf("live audit: exit %d\n%s", code, errOut.String())
+		}
+		decodeAudit(t, out.String())
+		if strings.ContainsAny(out.String(), "\r\x1b") || regexp.MustCompile(`listed \d+ [a-z.]+\n`).MatchString(out.String()) {
+			t.Errorf("progress in the JSON report:\n%s", out.String())
+		}
+		namespaces := regexp.MustCompile(`listed (\d+) namespaces\n`).FindStringSubmatch(errOut.String())
+		switch {
+		case terminal && namespaces == nil:
+			t.Errorf("no progress line for namespaces on a terminal:\n%q", errOut.String())
+		case terminal && namespaces[1] == "0":
+			t.Errorf("progress says no namespace was listed:\n%q", errOut.String())
+		case terminal && !strings.Contains(errOut.String(), "\r\x1b[Klisting namespaces: 2 so far"):
+			t.Errorf("no in-place line while namespaces are listed page by page:\n%q", errOut.String())
+		case !terminal && (namespaces != nil || strings.ContainsAny(errOut.String(), "\r\x1b")):
+			t.Errorf("progress on standard error that is not a terminal:\n%q", errOut.String())
+		}
 	}
 }

@@ -28,6 +28,8 @@ type sourceOptions struct {
 	requestTimeout time.Duration
 	timeout        time.Duration
 	pageSize       int64
+	// progress, when set, hears how many objects of each resource a live read has listed.
+	progress func(resource string, listed int, done bool)
 }
 
 // addFlags registers the input flags on a command.
@@ -85,7 +87,7 @@ func (o *sourceOptions) loadCluster(ctx context.Context, log *slog.Logger) (*inv
 	defer cancel()
 	started := time.Now()
 	log.Debug("reading live cluster", "cluster", name, "server", cfg.Host)
-	inv, err := inventory.LoadCluster(ctx, cfg, inventory.ClusterOptions{Name: name, PageSize: o.pageSize})
+	inv, err := inventory.LoadCluster(ctx, cfg, inventory.ClusterOptions{Name: name, PageSize: o.pageSize, Progress: o.progress})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			return nil, usageError("reading cluster %s took longer than --timeout %s: %v", name, o.timeout, err)

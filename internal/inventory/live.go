@@ -50,6 +50,10 @@ type ClusterOptions struct {
 	PageSize int64
 	// Name names the cluster in reports (the kubeconfig context, or the server URL).
 	Name string
+	// Progress, when set, is told how many objects of a resource have been listed: after each
+	// page, and once more with done set when the resource is read. It is called from several
+	// goroutines at once.
+	Progress func(resource string, listed int, done bool)
 }
 
 // The policy groups imdsguard reads besides the built-in ones.
@@ -238,8 +242,14 @@ func LoadCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*I
 			p.PageSize = opts.PageSize
 			l.err = p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
 				l.objs = append(l.objs, obj)
+				if opts.Progress != nil && int64(len(l.objs))%opts.PageSize == 0 {
+					opts.Progress(l.resource, len(l.objs), false)
+				}
 				return nil
 			})
+			if opts.Progress != nil && l.err == nil {
+				opts.Progress(l.resource, len(l.objs), true)
+			}
 		})
 	}
 	wg.Wait()
