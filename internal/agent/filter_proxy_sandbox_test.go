@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"cloud.google.com/go/compute/metadata"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
+	"github.com/imdsguard/imdsguard/internal/filter/corpus"
 	"github.com/imdsguard/imdsguard/internal/sandbox"
 )
 
@@ -100,4 +103,81 @@ func TestFilterProxyWithRealClients(t *testing.T) {
 			t.Errorf("the metadata service saw %q", p)
 		}
 	}
+}
+
+// harmlessTargets are what the metadata service may ever receive through the filter: the
+// resources the filter mode's design allows, per cloud (docs/agent.md), written out here
+// independently of the policy data.
+var harmlessTargets = map[string]bool{
+	"PUT /latest/api/token": true, "GET /latest/meta-data/placement/region": true,
+	"GET /latest/meta-data/placement/availability-zone": true, "GET /latest/meta-data/placement/availability-zone-id": true,
+	"GET /latest/meta-data/instance-id": true, "GET /latest/meta-data/instance-type": true, "GET /latest/meta-data/ami-id": true,
+	"GET /latest/dynamic/instance-identity/document": true,
+	"GET /": true, "GET /computeMetadata/v1/project/project-id": true, "GET /computeMetadata/v1/project/numeric-project-id": true,
+	"GET /computeMetadata/v1/instance/zone": true, "GET /computeMetadata/v1/instance/id": true,
+	"GET /computeMetadata/v1/instance/hostname": true, "GET /computeMetadata/v1/instance/name": true,
+	"GET /computeMetadata/v1/instance/attributes/cluster-name": true, "GET /computeMetadata/v1/instance/attributes/cluster-location": true,
+	"GET /metadata/instance/compute/location": true, "GET /metadata/instance/compute/zone": true,
+	"GET /metadata/instance/compute/vmId": true, "GET /metadata/instance/compute/azEnvironment": true, "GET /metadata/versions": true,
+}
+
+// TestBypassCorpusThroughTheRedirect sends every variant of the filter's bypass corpus from a
+// pod, through the real redirect and the real proxy, to the address it names, and checks what
+// reached the metadata service: only harmless resources, each in its canonical form, with a
+// query only where the cloud needs one.
+func TestBypassCorpusThroughTheRedirect(t *testing.T) {
+	t.Parallel()
+	s := sandbox.New(t)
+	pod := s.AddPod(t, sandbox.VPCCNI)
+	launchFilterAgentWith(t, s, filepath.Join(t.TempDir(), "state.json"), filterAgentEnv+"_REAL_PROXY=1")
+	entries, err := corpus.Load(filepath.Join("..", "filter", "testdata", "corpus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Sixteen at a time; each connection's write side is closed after the variant, so a proxy
+	// waiting for the rest of a head sees the end at once.
+	var sent atomic.Int64
+	work := make(chan corpus.Entry)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for e := range work {
+				dctx, cancel := context.WithTimeout(ctx, time.Second)
+				c, err := pod.NS.DialContext(dctx, "tcp", e.Dst.String())
+				cancel()
+				if err != nil {
+					continue // a destination the redirect does not serve is refused or dropped: nothing reaches the service
+				}
+				_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+				_, _ = c.Write(e.Raw)
+				_ = c.(*net.TCPConn).CloseWrite()
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+				sent.Add(1)
+			}
+		})
+	}
+	for _, e := range entries {
+		work <- e
+	}
+	close(work)
+	wg.Wait()
+	if len(entries) < 300 || sent.Load() < 300 {
+		t.Fatalf("%d corpus entries, %d sent: want at least 300 of each", len(entries), sent.Load())
+	}
+	reached := s.IMDS.IMDSPaths()
+	if len(reached) == 0 {
+		t.Fatal("nothing reached the metadata service: the allowed variants did not pass")
+	}
+	for _, p := range reached {
+		target, query, _ := strings.Cut(p, "?")
+		if !harmlessTargets[target] {
+			t.Errorf("the metadata service received %q", p)
+		}
+		if query != "" && !strings.HasPrefix(target, "GET /computeMetadata/") && !strings.HasPrefix(target, "GET /metadata/instance/compute/") {
+			t.Errorf("a query reached the metadata service where none is needed: %q", p)
+		}
+	}
+	t.Logf("%d corpus variants sent from a pod, %d requests reached the metadata service, all harmless", sent.Load(), len(reached))
 }

@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/filter/corpus"
 )
 
-// corpusEntry is one request variant of testdata/corpus/*.txt (the format is described at
-// the top of each file).
+// corpusEntry is one request variant of testdata/corpus/*.txt (package corpus reads them).
 type corpusEntry struct {
 	Group, Name string
 	Dst         netip.AddrPort
@@ -27,125 +26,15 @@ type corpusEntry struct {
 // loadCorpus reads every corpus file.
 func loadCorpus(t testing.TB) []corpusEntry {
 	t.Helper()
-	files, err := filepath.Glob("testdata/corpus/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("corpus files: %v (found %d)", err, len(files))
+	entries, err := corpus.Load("testdata/corpus")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var all []corpusEntry
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries, err := parseCorpus(strings.TrimSuffix(filepath.Base(f), ".txt"), string(data))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		all = append(all, entries...)
+	out := make([]corpusEntry, len(entries))
+	for i, e := range entries {
+		out[i] = corpusEntry{Group: e.Group, Name: e.Name, Dst: e.Dst, Cloud: Cloud(e.Cloud), Expect: e.Expect, Raw: e.Raw}
 	}
-	return all
-}
-
-// parseCorpus parses one corpus file.
-func parseCorpus(group, text string) ([]corpusEntry, error) {
-	var entries []corpusEntry
-	var cur *corpusEntry
-	var body []string
-	flush := func(raw bool) error {
-		if cur == nil {
-			return nil
-		}
-		for len(body) > 0 && body[len(body)-1] == "" {
-			body = body[:len(body)-1]
-		}
-		var b strings.Builder
-		for i, line := range body {
-			s, err := unescape(line)
-			if err != nil {
-				return fmt.Errorf("%s: %w", cur.Name, err)
-			}
-			if i > 0 && !raw {
-				b.WriteString("\r\n")
-			}
-			b.WriteString(s)
-		}
-		if !raw {
-			b.WriteString("\r\n\r\n")
-		}
-		cur.Raw = []byte(b.String())
-		entries = append(entries, *cur)
-		return nil
-	}
-	raw := false
-	for _, line := range strings.Split(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, "=== "); ok {
-			if err := flush(raw); err != nil {
-				return nil, err
-			}
-			fields := strings.Fields(rest)
-			cur = &corpusEntry{Group: group, Name: fields[0], Dst: netip.MustParseAddrPort("169.254.169.254:80")}
-			body, raw = nil, false
-			for _, opt := range fields[1:] {
-				k, v, _ := strings.Cut(opt, "=")
-				switch k {
-				case "dst":
-					cur.Dst = netip.MustParseAddrPort(v)
-				case "cloud":
-					cur.Cloud = Cloud(v)
-				case "expect":
-					cur.Expect = v
-				case "raw":
-					raw = true
-				default:
-					return nil, fmt.Errorf("%s: unknown option %q", cur.Name, opt)
-				}
-			}
-			continue
-		}
-		if cur == nil {
-			continue // the file's comments
-		}
-		body = append(body, line)
-	}
-	return entries, flush(raw)
-}
-
-// unescape turns \r, \n, \t, \\ and \xHH into their bytes.
-func unescape(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+1 == len(s) {
-			return "", errors.New("trailing backslash")
-		}
-		i++
-		switch s[i] {
-		case 'r':
-			b.WriteByte('\r')
-		case 'n':
-			b.WriteByte('\n')
-		case 't':
-			b.WriteByte('\t')
-		case '\\':
-			b.WriteByte('\\')
-		case 'x':
-			if i+2 >= len(s) {
-				return "", errors.New("short \\x escape")
-			}
-			n, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			if err != nil {
-				return "", fmt.Errorf("bad \\x escape: %w", err)
-			}
-			b.WriteByte(byte(n))
-			i += 2
-		default:
-			return "", fmt.Errorf("unknown escape \\%c", s[i])
-		}
-	}
-	return b.String(), nil
+	return out
 }
 
 // TestCorpus runs every corpus variant through ReadRequest and Decide, as the proxy does (each
