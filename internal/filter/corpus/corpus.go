@@ -155,4 +155,3 @@ func unescape(s string) (string, error) {
 	}
 	return b.String(), nil
 }
-
