@@ -28,6 +28,7 @@ bench: build ## benchmarks; figures go to docs/benchmarks.md
 	hack/bench-engines.sh
 	hack/bench-live.sh
 	hack/bench-agent.sh
+	hack/bench-filter.sh
 	hack/bench-controller.sh
 	hack/bench-html.sh
 
