@@ -66,9 +66,11 @@ func serveProxy(upstream string) error {
 		Policy:      filter.DefaultPolicy(),
 		OriginalDst: func(*net.TCPConn) (netip.AddrPort, error) { return imdsAddr, nil },
 		Allowed:     func(dst netip.AddrPort) bool { return dst == imdsAddr },
-		Dial:        func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, upstream) },
-		Log:         slog.New(slog.DiscardHandler),
-		Stats:       &proxy.Stats{},
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, upstream)
+		},
+		Log:   slog.New(slog.DiscardHandler),
+		Stats: &proxy.Stats{},
 	}
 	fmt.Println(ln.Addr().String())
 	return srv.Serve(context.Background(), ln, nil)
