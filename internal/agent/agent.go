@@ -34,6 +34,9 @@ type Options struct {
 	Endpoints []endpoint.Endpoint
 	// Mode is enforce, observe or filter.
 	Mode firewall.Mode
+	// FilterObserve says the filter proxy passes what it would deny (its observe setting): the
+	// published state says so, and the audit counts no protection from it.
+	FilterObserve bool
 	// Metrics are written after the agent's own on /metrics (the filter proxy's counters).
 	Metrics []io.WriterTo
 	// Proxy serves filter mode's redirected connections; filter mode refuses to start

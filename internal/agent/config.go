@@ -49,6 +49,9 @@ type FilterConfig struct {
 	DenyIdentityDocument bool `json:"denyIdentityDocument,omitempty"`
 	// Additions allow more paths of one cloud to a namespace's pods (or one service account's).
 	Additions []FilterAddition `json:"additions,omitempty"`
+	// Observe passes on the canonical requests the policy would deny, and logs them: filter
+	// mode's roll-out, which protects nothing.
+	Observe bool `json:"observe,omitempty"`
 }
 
 // FilterAddition is one entry of FilterConfig.Additions.

@@ -61,7 +61,7 @@ func selectors(in []PodSelector) []layer.PodSelector {
 // sameState compares two states, ignoring the sync time and the measurement's time: what
 // changes with every sync or measurement is republished on the interval, not at once.
 func sameState(a, b layer.AgentState) bool {
-	return a.Node == b.Node && a.Mode == b.Mode && slices.Equal(a.Dropped, b.Dropped) && slices.Equal(a.Filtered, b.Filtered) &&
+	return a.Node == b.Node && a.Mode == b.Mode && slices.Equal(a.Dropped, b.Dropped) && slices.Equal(a.Filtered, b.Filtered) && a.FilterObserve == b.FilterObserve &&
 		a.HostNetworkCovered == b.HostNetworkCovered && a.Generation == b.Generation &&
 		a.CiliumRouting == b.CiliumRouting && slices.Equal(a.Exempt, b.Exempt) && slices.Equal(a.AllowHostNetwork, b.AllowHostNetwork) &&
 		slices.Equal(a.AllowedHostNetworkPodUIDs, b.AllowedHostNetworkPodUIDs) && sameMeasurement(a.Instance, b.Instance)
@@ -80,6 +80,7 @@ func (a *Agent) state() (layer.AgentState, bool) {
 		Mode:               string(a.opts.Mode),
 		Dropped:            slices.Clone(a.dropped),
 		Filtered:           slices.Clone(a.filtered),
+		FilterObserve:      a.opts.FilterObserve && len(a.filtered) > 0,
 		HostNetworkCovered: a.covered,
 		Generation:         a.generation,
 		Synced:             a.synced,

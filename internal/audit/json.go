@@ -126,6 +126,8 @@ type jsonAgent struct {
 	HostNetworkCovered        bool                       `json:"hostNetworkCovered"`
 	Generation                int64                      `json:"generation"`
 	Synced                    time.Time                  `json:"synced"`
+	Filtered                  []string                   `json:"filtered,omitempty"`
+	FilterObserve             bool                       `json:"filterObserve,omitempty"`
 	CiliumRouting             string                     `json:"ciliumRouting,omitempty"`
 	Exempt                    []layer.PodSelector        `json:"exempt,omitempty"`
 	AllowHostNetwork          []layer.PodSelector        `json:"allowHostNetwork,omitempty"`
@@ -169,7 +171,7 @@ func (r *Report) nodesJSON() []jsonNode {
 		}
 		if a := n.Agent; a != nil {
 			j.Agent = &jsonAgent{Mode: a.Mode, Dropped: nonNil(a.Dropped), HostNetworkCovered: a.HostNetworkCovered, Generation: a.Generation,
-				Synced: a.Synced, CiliumRouting: a.CiliumRouting, Exempt: a.Exempt, AllowHostNetwork: a.AllowHostNetwork,
+				Synced: a.Synced, Filtered: a.Filtered, FilterObserve: a.FilterObserve, CiliumRouting: a.CiliumRouting, Exempt: a.Exempt, AllowHostNetwork: a.AllowHostNetwork,
 				AllowedHostNetworkPodUIDs: a.AllowedHostNetworkPodUIDs, Instance: a.Instance}
 		}
 		out = append(out, j)

@@ -241,7 +241,7 @@ func runAgent(ctx context.Context, g *globalOptions, streams Streams, flags *pfl
 		if filterSrv, err = filterProxy(cfg, o.filter, log); err != nil {
 			return err
 		}
-		opts.Proxy, opts.Metrics = filterSrv, append(opts.Metrics, filterSrv.Stats)
+		opts.Proxy, opts.Metrics, opts.FilterObserve = filterSrv, append(opts.Metrics, filterSrv.Stats), filterSrv.Observe
 	} else if o.filter != nil {
 		log.Warn("the configuration's filter section applies to filter mode only", "mode", cfg.Mode)
 	}

@@ -24,5 +24,6 @@ func filterProxy(cfg firewall.Config, fc *agent.FilterConfig, log *slog.Logger) 
 	if err != nil {
 		return nil, usageError("agent configuration, filter: %v", err)
 	}
+	srv.Observe = fc != nil && fc.Observe
 	return srv, nil
 }

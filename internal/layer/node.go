@@ -78,6 +78,9 @@ func AgentNode(s *AgentState, w Who, dest string, now time.Time) Verdict {
 	case s.Mode == "observe":
 		v.Decision = Allow
 		v.Reason = fmt.Sprintf("the imdsguard agent on %s is in observe mode: it counts traffic to %s and lets it pass", s.Node, dest)
+	case filtered && s.FilterObserve:
+		v.Decision = Allow
+		v.Reason = fmt.Sprintf("the imdsguard agent on %s filters %s in observe: its proxy logs what it would deny and passes it", s.Node, dest)
 	case s.Mode != "enforce" && s.Mode != "filter":
 		v.Decision, v.Source = Unknown, Assumed
 		v.Reason = fmt.Sprintf("the imdsguard agent on %s reports mode %q", s.Node, s.Mode)

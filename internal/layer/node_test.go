@@ -35,6 +35,9 @@ func TestAgentNode(t *testing.T) {
 		{"state dated in the future is unknown", with(func(s *AgentState) { s.Synced = now.Add(time.Hour) }), pod, imds, Unknown, Assumed, "in the future"},
 		{"an unknown mode is unknown", with(func(s *AgentState) { s.Mode = "bypass" }), pod, imds, Unknown, Assumed, "mode \"bypass\""},
 		{"filter mode denies the credentials of a filtered destination", with(func(s *AgentState) { s.Mode, s.Dropped, s.Filtered = "filter", nil, []string{imds} }), pod, imds, Deny, Measured, "never passes credentials"},
+		{"filter mode in observe lets credentials pass", with(func(s *AgentState) {
+			s.Mode, s.Dropped, s.Filtered, s.FilterObserve = "filter", nil, []string{imds}, true
+		}), pod, imds, Allow, Measured, "logs what it would deny"},
 		{"filter mode drops the destinations it does not filter", with(func(s *AgentState) { s.Mode, s.Filtered = "filter", []string{"[fd00:ec2::254]:80/TCP"} }), pod, imds, Deny, Measured, "drops 169.254.169.254:80/TCP (filter)"},
 		{"filter mode lets a destination neither dropped nor filtered pass", with(func(s *AgentState) { s.Mode, s.Dropped = "filter", nil }), pod, imds, Allow, Measured, "does not drop"},
 		{"filter mode without cgroup matching lets a hostNetwork pod pass", with(func(s *AgentState) {

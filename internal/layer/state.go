@@ -31,6 +31,8 @@ type AgentState struct {
 	// Filtered are the destinations filter mode redirects to the agent's filtering proxy, in the
 	// same form: the proxy passes harmless metadata (region, instance ID) and never credentials.
 	Filtered []string `json:"filtered,omitempty"`
+	// FilterObserve is set when the filter proxy only observes: it passes what it would deny.
+	FilterObserve bool `json:"filterObserve,omitempty"`
 	// HostNetworkCovered is set when the output-hook rules match the pods cgroup, so hostNetwork
 	// pods are covered too.
 	HostNetworkCovered bool `json:"hostNetworkCovered"`

@@ -45,6 +45,10 @@ type Server struct {
 	// redirected metadata addresses, nothing else.
 	Allowed func(dst netip.AddrPort) bool
 	Log     *slog.Logger
+	// Observe passes on, as they came, the canonical requests the policy would deny, and logs
+	// them: filter mode's roll-out. Requests that do not parse, or whose cloud is unknown, are
+	// refused all the same: what a metadata service would make of them is not known.
+	Observe bool
 	// HeadTimeout bounds reading the request head (slow clients); UpstreamTimeout the whole
 	// exchange with the metadata service.
 	HeadTimeout, UpstreamTimeout time.Duration
@@ -153,7 +157,15 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	d := s.Policy.Decide(dst, client, req)
-	if !d.Allow || d.Forward == nil {
+	decision := "allowed"
+	switch {
+	case d.Allow && d.Forward != nil:
+	case s.Observe && d.Class != filter.ClassInvalid:
+		// Observe: the request is canonical and its cloud known; it is logged as it would be
+		// denied and passed on as it came.
+		s.logDenial(client, d, "metadata request would be denied (observe)")
+		d.Forward, decision = asSent(req), "observed"
+	default:
 		s.deny(c, client, d)
 		return
 	}
@@ -172,7 +184,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	// Counted before the client sees the answer, so what it does next finds it counted.
-	s.Stats.count(d.Cloud, d.Class, "allowed")
+	s.Stats.count(d.Cloud, d.Class, decision)
 	s.Stats.observe(time.Since(start))
 	_, _ = c.Write(answer) // a client that left needs no answer
 }
@@ -251,14 +263,27 @@ func (s *Server) deny(c net.Conn, client filter.Client, d filter.Decision) {
 	}
 	s.Stats.count(d.Cloud, d.Class, "denied") // before the client sees the answer
 	writeStatus(c, status, "denied by the imdsguard metadata filter")
+	d.Status = status
+	s.logDenial(client, d, "metadata request denied")
+}
+
+// logDenial logs a denial once per pod and path class in denialLogEvery.
+func (s *Server) logDenial(client filter.Client, d filter.Decision, msg string) {
 	key := client.Namespace + "/" + client.Pod + "/" + d.Class
 	now := time.Now()
 	if last, ok := s.logged.Load(key); ok && now.Sub(last.(time.Time)) < denialLogEvery {
 		return
 	}
 	s.logged.Store(key, now)
-	s.log().Info("metadata request denied", "namespace", client.Namespace, "pod", client.Pod, "serviceAccount", client.ServiceAccount,
-		"hostNetwork", client.HostNetwork, "cloud", d.Cloud, "class", d.Class, "status", status, "reason", d.Reason)
+	s.log().Info(msg, "namespace", client.Namespace, "pod", client.Pod, "serviceAccount", client.ServiceAccount,
+		"hostNetwork", client.HostNetwork, "cloud", d.Cloud, "class", d.Class, "status", d.Status, "reason", d.Reason)
+}
+
+// asSent is the request as the client sent it, for observe mode: its method, target and
+// headers (ReadRequest has already refused anything not canonical and any forwarding header).
+func asSent(req *filter.Request) *filter.Forward {
+	path, query, _ := strings.Cut(req.Target, "?")
+	return &filter.Forward{Method: req.Method, Path: path, RawQuery: query, Header: req.Header}
 }
 
 func (s *Server) log() *slog.Logger {

@@ -103,6 +103,12 @@ func viaProxy(addr string) *http.Client {
 // start runs the proxy in front of a recording upstream and returns the proxy's address.
 func start(t *testing.T) (string, *upstream, *proxy.Stats) {
 	t.Helper()
+	return startWith(t, func(*proxy.Server) {})
+}
+
+// startWith is start with the proxy adjusted by tune before it serves.
+func startWith(t *testing.T, tune func(*proxy.Server)) (string, *upstream, *proxy.Stats) {
+	t.Helper()
 	up := &upstream{}
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
@@ -124,6 +130,7 @@ func start(t *testing.T) (string, *upstream, *proxy.Stats) {
 		},
 		Stats: stats,
 	}
+	tune(p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx, ln, nil) }()
@@ -216,5 +223,36 @@ func TestRawBypassesNeverReachTheUpstream(t *testing.T) {
 	}
 	if seen := up.paths(); len(seen) > 0 {
 		t.Errorf("the upstream saw %q", seen)
+	}
+}
+
+// TestObservePassesWhatItWouldDeny: in observe mode a canonical request the policy denies is
+// passed on and counted as observed, while a request that does not parse is still refused.
+func TestObservePassesWhatItWouldDeny(t *testing.T) {
+	addr, up, stats := startWith(t, func(p *proxy.Server) { p.Observe = true })
+	client := imds.New(imds.Options{HTTPClient: viaProxy(addr), ClientEnableState: imds.ClientEnabled})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.GetMetadata(ctx, &imds.GetMetadataInput{Path: "iam/security-credentials/"}); err != nil {
+		t.Fatalf("observe mode refused a canonical credentials request: %v", err)
+	}
+	if stats.Requests("aws", "aws:credentials", "observed") != 1 {
+		t.Errorf("the credentials request was not counted as observed")
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /latest/meta-data/%69am/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answer, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 400") {
+		t.Errorf("a non-canonical request in observe mode answered %q, want 400", answer)
+	}
+	for _, p := range up.paths() {
+		if strings.Contains(p, "%69am") {
+			t.Errorf("the upstream saw %q", p)
+		}
 	}
 }
