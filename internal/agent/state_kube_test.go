@@ -231,9 +231,12 @@ func TestNodeRestrictionPolicyKeepsTheAgentToItsNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mergePatch(t, ctx, unrestricted, nodeB, `{"metadata":{"labels":{"example.com/rbac-check":"yes"}}}`); err != nil {
-		t.Errorf("RBAC alone does not allow patching node-b (%v): the test proves nothing about the policy", err)
-	}
+	// The API server's authorizer learns of the new binding through its informer: wait for it.
+	var rbacErr error
+	eventually(t, "RBAC to allow the other service account to patch node-b", 30*time.Second, func() bool {
+		rbacErr = mergePatch(t, ctx, unrestricted, nodeB, `{"metadata":{"labels":{"example.com/rbac-check":"yes"}}}`)
+		return rbacErr == nil
+	})
 	// But only the agent writes the state: another identity may not forge it, on any node, and
 	// may remove it.
 	forged := `{"metadata":{"annotations":{"imdsguard.io/agent-state":"{\"version\":1,\"mode\":\"enforce\"}"}}}`
