@@ -120,7 +120,9 @@ func LoadExceptions(path string) (*Exceptions, error) {
 // field, a date not in YYYY-MM-DD form and an ID that names no rule are errors, each naming the
 // file, the entry and the field.
 func ParseExceptions(file string, data []byte) (*Exceptions, error) {
-	top := func(field string, err error) error { return &ExceptionsError{File: file, Index: -1, Field: field, Err: err} }
+	top := func(field string, err error) error {
+		return &ExceptionsError{File: file, Index: -1, Field: field, Err: err}
+	}
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, top("", fmt.Errorf("not YAML: %w", err))

@@ -87,7 +87,7 @@ func (r *Report) WriteSARIF(w io.Writer, version string) error {
 		res.WithPartialFingerprints(map[string]string{"imdsguard/v1": f.Fingerprint()})
 		if a := f.Accepted; a != nil {
 			// SARIF 2.1.0 §3.35: an external suppression is one kept outside the analysed
-			// files (the --exceptions file); justification (§3.35.5) is the reason.
+			// files (the --exceptions file); its justification is the reason.
 			res.AddSuppression(sarif.NewSuppression().WithKind("external").WithStatus("accepted").
 				WithJustification(a.Reason + " (expires " + a.Expires.Format(dateLayout) + ")"))
 		}
