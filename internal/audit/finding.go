@@ -117,4 +117,15 @@ type Finding struct {
 	Endpoints   []string
 	Message     string
 	Remediation string
+	// Accepted is set when an exception accepts the finding (ApplyExceptions).
+	Accepted *Acceptance
+	// Baseline is the finding's state against a baseline report (ApplyBaseline); empty
+	// without one.
+	Baseline BaselineState
+}
+
+// Counts reports whether the finding counts toward --fail-on: it does unless an exception
+// accepts it or the baseline already holds it, at the same or a higher severity.
+func (f Finding) Counts() bool {
+	return f.Accepted == nil && f.Baseline != BaselineUnchanged
 }

@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
 // major version when a field changes meaning or disappears; new fields bump the minor version.
-const SchemaVersion = "2.1"
+const SchemaVersion = "2.2"
 
 type jsonEndpoint struct {
 	Name        string   `json:"name"`
@@ -59,6 +59,16 @@ type jsonFinding struct {
 	Endpoints   []string              `json:"endpoints,omitempty"`
 	Message     string                `json:"message"`
 	Remediation string                `json:"remediation"`
+	// Accepted is the exception that accepts the finding (2.2).
+	Accepted *jsonAcceptance `json:"accepted,omitempty"`
+	// Baseline is the state against the baseline report (2.2).
+	Baseline BaselineState `json:"baseline,omitempty"`
+}
+
+// jsonAcceptance is an accepted finding's exception (2.2).
+type jsonAcceptance struct {
+	Reason  string `json:"reason"`
+	Expires string `json:"expires"`
 }
 
 type jsonSummary struct {
@@ -328,8 +338,12 @@ func (r *Report) writeFindings(w *bufio.Writer) error {
 		if i == 0 {
 			sep = "\n    "
 		}
-		data, err := json.Marshal(jsonFinding{ID: f.Rule.ID, Title: f.Rule.Title, Severity: f.Severity, MITRE: nonNil(f.Rule.MITRE),
-			Namespace: f.Namespace, Objects: nonNil(f.Objects), Endpoints: f.Endpoints, Message: f.Message, Remediation: f.Remediation})
+		jf := jsonFinding{ID: f.Rule.ID, Title: f.Rule.Title, Severity: f.Severity, MITRE: nonNil(f.Rule.MITRE),
+			Namespace: f.Namespace, Objects: nonNil(f.Objects), Endpoints: f.Endpoints, Message: f.Message, Remediation: f.Remediation, Baseline: f.Baseline}
+		if a := f.Accepted; a != nil {
+			jf.Accepted = &jsonAcceptance{Reason: a.Reason, Expires: a.Expires.Format(dateLayout)}
+		}
+		data, err := json.Marshal(jf)
 		if err != nil {
 			return fmt.Errorf("encode finding: %w", err)
 		}

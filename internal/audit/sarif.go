@@ -7,12 +7,28 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
 )
 
 // securitySeverity maps severities to the numeric scale GitHub code scanning reads from the
 // "security-severity" rule property.
 var securitySeverity = map[Severity]string{Critical: "9.5", High: "8.0", Medium: "5.5", Low: "3.0", Info: "1.0"}
+
+// sarifBaselineState maps a baseline state to SARIF 2.1.0 §3.27.24 baselineState: a finding
+// worse than in the baseline is "updated" (present in both, changed); without a baseline the
+// property is left out.
+func sarifBaselineState(s BaselineState) string {
+	switch s {
+	case BaselineNew:
+		return "new"
+	case BaselineUnchanged:
+		return "unchanged"
+	case BaselineWorse:
+		return "updated"
+	}
+	return ""
+}
 
 func sarifLevel(s Severity) string {
 	switch s {
@@ -68,7 +84,16 @@ func (r *Report) WriteSARIF(w io.Writer, version string) error {
 			loc.AddLogicalLocation(sarif.NewLogicalLocation().WithKind("object").WithName(o.Name).WithFullyQualifiedName(fqn))
 			res.AddLocation(loc)
 		}
-		res.WithPartialFingerprints(map[string]string{"imdsguard/v1": fingerprint(f)})
+		res.WithPartialFingerprints(map[string]string{"imdsguard/v1": f.Fingerprint()})
+		if a := f.Accepted; a != nil {
+			// SARIF 2.1.0 §3.35: an external suppression is one kept outside the analysed
+			// files (the --exceptions file); its justification is the reason.
+			res.AddSuppression(sarif.NewSuppression().WithKind("external").WithStatus("accepted").
+				WithJustification(a.Reason + " (expires " + a.Expires.Format(dateLayout) + ")"))
+		}
+		if state := sarifBaselineState(f.Baseline); state != "" {
+			res.WithBaselineState(state)
+		}
 	}
 	log.AddRun(run)
 	if err := log.PrettyWrite(w); err != nil {
@@ -77,13 +102,16 @@ func (r *Report) WriteSARIF(w io.Writer, version string) error {
 	return nil
 }
 
-// fingerprint identifies a finding across runs: rule, objects and endpoints, not the message.
-func fingerprint(f Finding) string {
-	parts := []string{f.Rule.ID}
-	for _, o := range f.Objects {
+// Fingerprint identifies a finding across runs: its rule ID, the objects it names (kind,
+// namespace and name, in the finding's order) and its endpoints (sorted), not its message,
+// severity or source positions, which may change while the problem stays the same. Baselines
+// compare findings by it, and SARIF carries it as the partial fingerprint "imdsguard/v1".
+func Fingerprint(id string, objects []inventory.ObjectRef, endpoints []string) string {
+	parts := []string{id}
+	for _, o := range objects {
 		parts = append(parts, o.Kind+"/"+o.Namespace+"/"+o.Name)
 	}
-	eps := slices.Clone(f.Endpoints)
+	eps := slices.Clone(endpoints)
 	slices.Sort(eps)
 	return strings.Join(append(parts, eps...), "|")
 }

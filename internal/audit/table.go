@@ -111,6 +111,7 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 	}
 	fmt.Fprintf(bw, "\n%s: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
 		count(len(r.Findings), "finding"), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
+	r.writeNotCounted(bw)
 	if hidden > 0 {
 		fmt.Fprintf(bw, "%s hidden; --show all lists them\n", count(hidden, "denied row"))
 	}
@@ -177,6 +178,7 @@ func (r *Report) WriteSummary(w io.Writer, opts TableOptions) error {
 	}
 	fmt.Fprintf(bw, "\n%s: %d critical, %d high, %d medium, %d low, %d info; %d of %d exposures reachable\n",
 		count(len(r.Findings), "finding"), s.Findings["critical"], s.Findings["high"], s.Findings["medium"], s.Findings["low"], s.Findings["info"], s.Reachable, s.Exposures)
+	r.writeNotCounted(bw)
 	return bw.Flush()
 }
 
@@ -346,6 +348,37 @@ func sameVerdicts(a, b []policy.Verdict) bool {
 	return true
 }
 
+// marker says why a finding does not count toward --fail-on, or that it is worse than in the
+// baseline; it is empty for other findings.
+func marker(f Finding) string {
+	switch {
+	case f.Accepted != nil:
+		return fmt.Sprintf("[accepted until %s: %s] ", f.Accepted.Expires.Format(dateLayout), f.Accepted.Reason)
+	case f.Baseline == BaselineUnchanged:
+		return "[in baseline] "
+	case f.Baseline == BaselineWorse:
+		return "[worse than baseline] "
+	}
+	return ""
+}
+
+// writeNotCounted writes the footer line that counts the findings accepted by an exception or
+// unchanged since the baseline, when there are any.
+func (r *Report) writeNotCounted(w io.Writer) {
+	accepted, unchanged := 0, 0
+	for _, f := range r.Findings {
+		switch {
+		case f.Accepted != nil:
+			accepted++
+		case f.Baseline == BaselineUnchanged:
+			unchanged++
+		}
+	}
+	if accepted+unchanged > 0 {
+		fmt.Fprintf(w, "not counted toward --fail-on: %d accepted by exceptions, %d unchanged since the baseline\n", accepted, unchanged)
+	}
+}
+
 func writeFindings(w io.Writer, p palette, fs []Finding) {
 	if len(fs) == 0 {
 		return
@@ -353,7 +386,7 @@ func writeFindings(w io.Writer, p palette, fs []Finding) {
 	fmt.Fprintln(w, "  findings:")
 	last := ""
 	for _, f := range fs {
-		fmt.Fprintf(w, "  %s %s %s\n", p.severity(f.Severity), f.Rule.ID, f.Message)
+		fmt.Fprintf(w, "  %s %s %s%s\n", p.severity(f.Severity), f.Rule.ID, marker(f), f.Message)
 		if f.Remediation == last {
 			fmt.Fprintln(w, "      fix: as above")
 			continue

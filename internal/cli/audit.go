@@ -29,6 +29,10 @@ type auditOptions struct {
 	// aws and awsEndpoint: the EC2 API as an instance layer source (aws.go).
 	aws         bool
 	awsEndpoint string
+	// exceptions and baseline: accepted findings and a previous report (audit.Exceptions,
+	// audit.Baseline).
+	exceptions string
+	baseline   string
 }
 
 func newAuditCommand(g *globalOptions, streams Streams) *cobra.Command {
@@ -64,7 +68,8 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
   imdsguard audit --cloud aws --output sarif manifests/ > imdsguard.sarif
   imdsguard audit --summary examples/cluster
   imdsguard audit -o html examples/cluster > report.html
-  imdsguard audit --explain shop/web examples/cluster`,
+  imdsguard audit --explain shop/web examples/cluster
+  imdsguard audit --exceptions imdsguard-exceptions.yaml --baseline main.json manifests/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.cloudSet = cmd.Flags().Changed("cloud")
 			return runAudit(cmd.Context(), g, streams, o, args)
@@ -83,6 +88,8 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
 	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it. A failure is an incomplete audit (IMDS012), never a silent pass")
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
+	f.StringVar(&o.exceptions, "exceptions", "", "YAML file of accepted findings (apiVersion imdsguard.io/v1, kind Exceptions), each by rule ID and object, with a reason and an expiry date: accepted findings stay in the report but do not count toward --fail-on (docs/audit.md#exceptions-and-baselines)")
+	f.StringVar(&o.baseline, "baseline", "", "a previous JSON report (-o json): only findings new or of higher severity than in it count toward --fail-on")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif", "html"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("show", cobra.FixedCompletions([]string{"reachable", "all"}, cobra.ShellCompDirectiveNoFileComp))
@@ -151,6 +158,18 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	default:
 		return usageError("--color %q: want auto, always or never", o.color)
 	}
+	var exceptions *audit.Exceptions
+	if o.exceptions != "" {
+		if exceptions, err = audit.LoadExceptions(o.exceptions); err != nil {
+			return usageError("--exceptions: %v", err)
+		}
+	}
+	var baseline *audit.Baseline
+	if o.baseline != "" {
+		if baseline, err = audit.LoadBaseline(o.baseline); err != nil {
+			return usageError("--baseline: %v", err)
+		}
+	}
 	started := time.Now()
 	if streams.ErrIsTerminal {
 		o.source.progress = newProgress(streams.Err).update
@@ -199,6 +218,8 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	}
 	loaded := time.Now()
 	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Clouds: cloudEvidence})
+	report.ApplyExceptions(exceptions, time.Now())
+	report.ApplyBaseline(baseline)
 	evaluated := time.Now()
 	log.Debug("loaded", "cluster", inv.Cluster, "files", inv.Files, "documents", inv.Documents, "pods", len(inv.Pods), "workloads", len(inv.Workloads), "duration", loaded.Sub(started))
 	log.Debug("evaluated", "subjects", len(report.Subjects), "endpoints", len(eps), "findings", len(report.Findings), "duration", evaluated.Sub(loaded))
@@ -240,7 +261,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	}
 	worst := 0
 	for _, f := range report.Findings {
-		if f.Severity >= failOn {
+		if f.Severity >= failOn && f.Counts() {
 			worst++
 		}
 	}

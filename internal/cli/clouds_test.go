@@ -105,8 +105,8 @@ func TestAuditReportsTheClouds(t *testing.T) {
 			if err := json.Compact(&compact, report.Clouds); err != nil {
 				t.Fatal(err)
 			}
-			if report.SchemaVersion != "2.1" || compact.String() != tc.clouds {
-				t.Errorf("schemaVersion %s, clouds %s; want 2.1 and %s", report.SchemaVersion, compact.String(), tc.clouds)
+			if report.SchemaVersion != "2.2" || compact.String() != tc.clouds {
+				t.Errorf("schemaVersion %s, clouds %s; want 2.2 and %s", report.SchemaVersion, compact.String(), tc.clouds)
 			}
 			var got, want []string
 			for _, e := range report.Endpoints {
