@@ -105,6 +105,3 @@ func TestReleaseKrewManifest(t *testing.T) {
 		}
 	}
 }
-
-// os_ReadFile is os.ReadFile, named apart from the loop's os variable.
-var os_ReadFile = os.ReadFile
