@@ -6,7 +6,7 @@ BIN     ?= bin/imdsguard
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/imdsguard/imdsguard/internal/cli.version=$(VERSION)
 
-.PHONY: all build test unit bench lint fuzz demo clean
+.PHONY: all build test unit bench lint fuzz demo release clean
 
 all: build
 
@@ -37,6 +37,9 @@ lint: ## gofmt, go vet, golangci-lint
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	hack/fuzz.sh
+
+release: ## archives for linux/darwin amd64/arm64, SHA256SUMS and the krew manifest in _output/release (URL_BASE=...)
+	VERSION=$(VERSION) hack/release.sh
 
 clean:
 	rm -rf bin _output

@@ -218,6 +218,10 @@ type Options struct {
 	// Clouds say which clouds the endpoints were selected for, and why (inventory.InferClouds,
 	// or --cloud); reported as they are.
 	Clouds []inventory.CloudEvidence
+	// Namespace, when set, restricts the report to the pods, workloads and findings of one
+	// namespace, plus the cluster-wide findings. Everything else in the inventory (other
+	// namespaces' add-ons, cluster-scoped policies, nodes) still informs the verdicts.
+	Namespace string
 }
 
 // RunWith evaluates an inventory against the endpoints on every layer and derives the findings:
@@ -232,6 +236,9 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 	}
 	model := policy.CompileFor(inv, enf)
 	subjects := Subjects(inv)
+	if opts.Namespace != "" {
+		subjects = slices.DeleteFunc(subjects, func(s Subject) bool { return s.Namespace != opts.Namespace })
+	}
 	ps := make([]policy.Subject, len(subjects))
 	for i := range subjects {
 		ps[i] = subjects[i].PolicySubject()
@@ -270,6 +277,9 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 		}
 	}
 	for _, name := range inv.NamespaceNames() {
+		if opts.Namespace != "" && name != opts.Namespace {
+			continue
+		}
 		r.Namespaces = append(r.Namespaces, NamespaceSummary{
 			Name:        name,
 			Synthesized: inv.Namespaces[name].Synthesized,
@@ -279,6 +289,9 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 		})
 	}
 	r.Findings = findings(r, inv)
+	if opts.Namespace != "" {
+		r.Findings = slices.DeleteFunc(r.Findings, func(f Finding) bool { return f.Namespace != "" && f.Namespace != opts.Namespace })
+	}
 	locate(r.Findings, inv)
 	return r
 }

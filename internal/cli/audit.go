@@ -16,6 +16,7 @@ import (
 
 type auditOptions struct {
 	source    sourceOptions
+	scope     scopeOptions
 	clouds    []string
 	cloudSet  bool
 	endpoints []string
@@ -77,10 +78,11 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
 	}
 	f := cmd.Flags()
 	o.source.addFlags(f)
+	o.scope.addFlags(f)
 	o.engine.addFlag(f)
 	addCloudFlag(cmd, &o.clouds, "audit", "the clouds named by the nodes' spec.providerID, else those the input shows (an AWS, GKE or AKS add-on, a workload identity annotation), else all")
 	f.StringArrayVar(&o.endpoints, "endpoint", nil, "extra credential-bearing endpoint ADDR[:PORT][/PROTO], e.g. 10.0.0.5:8080/TCP or [fd00::5]:80 (repeatable)")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json, sarif or html (one self-contained page)")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table, json, sarif, html (one self-contained page) or junit (JUnit XML for CI test reports)")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: info, low, medium, high, critical or none")
 	f.StringVar(&o.explain, "explain", "", "print the full evaluation trace for NAMESPACE/NAME (or NAMESPACE/KIND/NAME) instead of the report")
 	f.BoolVar(&o.summary, "summary", false, "table output: one line per namespace (subjects, reachable credential exposures, findings by severity), then the findings")
@@ -90,7 +92,7 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
 	f.StringVar(&o.exceptions, "exceptions", "", "YAML file of accepted findings (apiVersion imdsguard.io/v1, kind Exceptions), each by rule ID and object, with a reason and an expiry date: accepted findings stay in the report but do not count toward --fail-on (docs/audit.md#exceptions-and-baselines)")
 	f.StringVar(&o.baseline, "baseline", "", "a previous JSON report (-o json): only findings new or of higher severity than in it count toward --fail-on")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif", "html"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif", "html", "junit"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "low", "medium", "high", "critical", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("show", cobra.FixedCompletions([]string{"reachable", "all"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
@@ -136,10 +138,14 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return usageError("--fail-on: %v", err)
 	}
 	switch o.output {
-	case "table", "json", "sarif", "html":
+	case "table", "json", "sarif", "html", "junit":
 	default:
-		return usageError("--output %q: want table, json, sarif or html", o.output)
+		return usageError("--output %q: want table, json, sarif, html or junit", o.output)
 	}
+	if err := o.scope.check(); err != nil {
+		return err
+	}
+	o.source.defaultLive = g.invocation.Plugin
 	switch audit.Show(o.show) {
 	case audit.ShowAuto, audit.ShowReachable, audit.ShowAll:
 	default:
@@ -216,8 +222,11 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	for _, src := range instanceSources {
 		log.Debug("instance layer source", "source", src.Name())
 	}
+	if inv, err = o.scope.apply(inv); err != nil {
+		return err
+	}
 	loaded := time.Now()
-	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Clouds: cloudEvidence})
+	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Clouds: cloudEvidence, Namespace: o.scope.namespace})
 	report.ApplyExceptions(exceptions, time.Now())
 	report.ApplyBaseline(baseline)
 	evaluated := time.Now()
@@ -246,6 +255,8 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		err = report.WriteSARIF(streams.Out, Version())
 	case "html":
 		err = report.WriteHTML(streams.Out, Version())
+	case "junit":
+		err = report.WriteJUnit(streams.Out, failOn)
 	case "table":
 		if o.summary {
 			err = report.WriteSummary(streams.Out, audit.TableOptions{Color: color})

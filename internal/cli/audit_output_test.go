@@ -21,7 +21,7 @@ func TestAuditOutputFlags(t *testing.T) {
 		{"show all lists them", []string{"--show", "all", "--fail-on", "none"}, ExitOK, "  Deployment/cart-worker   aws-imds               denied", ""},
 		{"unknown show", []string{"--show", "denied"}, ExitUsage, "", `--show "denied": want reachable or all`},
 		{"summary shapes the table only", []string{"--summary", "-o", "json"}, ExitUsage, "", "--summary and --show shape the table: they do not apply to --output json"},
-		{"unknown output", []string{"-o", "pdf"}, ExitUsage, "", `--output "pdf": want table, json, sarif or html`},
+		{"unknown output", []string{"-o", "pdf"}, ExitUsage, "", `--output "pdf": want table, json, sarif, html or junit`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"audit", "--cloud", "aws"}, tc.args...)

@@ -119,6 +119,8 @@ func hideDeprecated(cmd *cobra.Command, flags []deprecatedFlag) {
 type globalOptions struct {
 	logLevel  string
 	logFormat string
+	// invocation says whether the binary runs as kubectl's plugin.
+	invocation Invocation
 }
 
 func (g *globalOptions) logger(w io.Writer) (*slog.Logger, error) {
@@ -138,7 +140,12 @@ func (g *globalOptions) logger(w io.Writer) (*slog.Logger, error) {
 
 // NewCommand builds the root command.
 func NewCommand(streams Streams) *cobra.Command {
-	g := &globalOptions{}
+	return newCommand(streams, Invocation{})
+}
+
+// newCommand builds the root command as invoked: as imdsguard, or as kubectl's plugin.
+func newCommand(streams Streams, invocation Invocation) *cobra.Command {
+	g := &globalOptions{invocation: invocation}
 	root := &cobra.Command{
 		Use:   "imdsguard",
 		Short: "Keep Kubernetes pods away from the cloud instance metadata API, and prove it",
@@ -170,12 +177,18 @@ Exit status, for every command: 0 clean, 1 findings or refusals, 2 usage or inpu
 	root.AddCommand(newAgentCommand(g, streams))
 	root.AddCommand(newControllerCommand(g, streams))
 	classifyRunErrors(root)
+	invocation.applyTo(root)
 	return root
 }
 
-// Run runs the command line and returns the process exit code.
+// Run runs the command line as imdsguard and returns the process exit code.
 func Run(ctx context.Context, args []string, streams Streams) int {
-	cmd := NewCommand(streams)
+	return RunAs(ctx, Invocation{}, args, streams)
+}
+
+// RunAs runs the command line as invoked (InvocationOf) and returns the process exit code.
+func RunAs(ctx context.Context, invocation Invocation, args []string, streams Streams) int {
+	cmd := newCommand(streams, invocation)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
@@ -189,7 +202,7 @@ func Run(ctx context.Context, args []string, streams Streams) int {
 		return exit.code
 	}
 	// Every other error is cobra's own (unknown command or flag, bad argument count): usage.
-	fmt.Fprintf(streams.Err, "imdsguard: %v\nRun 'imdsguard --help' for usage.\n", err)
+	fmt.Fprintf(streams.Err, "imdsguard: %v\nRun '%s --help' for usage.\n", err, invocation.DisplayName())
 	return ExitUsage
 }
 

@@ -71,7 +71,7 @@ func TestUsageAndInputErrors(t *testing.T) {
 		{"a missing path among good ones stops the audit", []string{"audit", pod, "/nonexistent/more"},
 			"/nonexistent/more: no such file or directory"},
 		{"an unknown --output is named with the valid formats", []string{"audit", "--output", "xml", pod},
-			`--output "xml": want table, json, sarif or html`},
+			`--output "xml": want table, json, sarif, html or junit`},
 		{"an unknown --cloud is named with the valid clouds", []string{"audit", "--cloud", "aws,mars", pod},
 			`--cloud: unknown cloud "mars" (want one of aws, gcp, azure`},
 		{"a malformed --endpoint is named", []string{"audit", "--endpoint", "not-an-address", pod},

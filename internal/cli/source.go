@@ -28,6 +28,9 @@ type sourceOptions struct {
 	requestTimeout time.Duration
 	timeout        time.Duration
 	pageSize       int64
+	// defaultLive reads the live cluster when no manifest is given: kubectl's plugin audits
+	// kubectl's current context, as every kubectl command does.
+	defaultLive bool
 	// progress, when set, hears how many objects of each resource a live read has listed.
 	progress func(resource string, listed int, done bool)
 }
@@ -51,7 +54,7 @@ func (o *sourceOptions) isLive() bool { return o.live || o.kubeconfig != "" || o
 // live cluster. Errors are usage or input errors (exit 2).
 func (o *sourceOptions) load(ctx context.Context, log *slog.Logger, streams Streams, args []string) (*inventory.Inventory, error) {
 	paths := append(slices.Clone(o.files), args...)
-	if o.isLive() {
+	if o.isLive() || (o.defaultLive && len(paths) == 0) {
 		if len(paths) > 0 {
 			return nil, usageError("give either manifests (%s) or a live cluster (--live, --kubeconfig, --context), not both", strings.Join(paths, ", "))
 		}
