@@ -251,8 +251,10 @@ func (s *Server) upstream() http.RoundTripper {
 }
 
 // passedResponseHeaders are the upstream headers clients rely on: the content type, the token
-// TTL the AWS SDKs read, the flavour header Google's client checks, and the server name; never
-// Location (redirects are not the client's business here) nor cookies.
+// TTL the AWS SDKs read (aws-sdk-go-v2 feature/ec2/imds api_op_GetToken.go), the flavour header
+// Google's client checks to detect GCE (cloud.google.com/go/compute/metadata metadata.go:
+// res.Header.Get("Metadata-Flavor") == "Google"), and the server name; never Location
+// (redirects are not the client's business here) nor cookies.
 var passedResponseHeaders = []string{"Content-Type", "X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "Metadata-Flavor", "Server", "Etag", "Last-Modified"}
 
 // deny answers a denial and logs it once per pod and path class in denialLogEvery.
