@@ -1,0 +1,213 @@
+package terraform
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/imdsguard/imdsguard/internal/iac"
+)
+
+// Problem is something in the configuration the reader could not use: a file that does not
+// parse, a cycle between locals, a reference to a resource the module does not declare, a
+// value of the wrong type. The rest of the configuration is still read.
+type Problem struct {
+	At      iac.Position
+	Message string
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s:%d: %s", p.At.File, p.At.Line, p.Message)
+}
+
+// resource is one `resource "TYPE" "NAME"` block.
+type resource struct {
+	Type, Name string
+	Body       *hclsyntax.Body
+	At         iac.Position
+}
+
+func (r *resource) address() string { return r.Type + "." + r.Name }
+
+// module is one Terraform module: the blocks of all its *.tf files, with the source of each
+// file kept to quote expressions as written.
+type module struct {
+	sources   map[string][]byte // file name → content
+	resources []*resource
+	byAddress map[string]*resource
+	modules   []*resource // module "NAME" blocks, Type "module"
+	locals    map[string]*hclsyntax.Attribute
+	variables map[string]*hclsyntax.Body
+	eval      *evaluator
+	problems  []Problem
+}
+
+// Load reads every *.tf file of dir as one Terraform module and returns the node groups,
+// instances and launch settings it declares. Files that do not parse are reported as
+// problems; the error is only for a directory that cannot be read.
+func Load(dir string) ([]iac.NodeGroup, []Problem, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.tf"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("terraform: list %s: %w", dir, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil, fmt.Errorf("terraform: %w", err)
+	}
+	sort.Strings(paths)
+	files := make(map[string][]byte, len(paths))
+	for _, p := range paths {
+		b, err := os.ReadFile(p) //nolint:gosec // the user names the directory to audit
+		if err != nil {
+			return nil, nil, fmt.Errorf("terraform: read %s: %w", p, err)
+		}
+		files[p] = b
+	}
+	groups, problems := parseModule(files)
+	return groups, problems, nil
+}
+
+// parseModule reads a module from file contents keyed by file name. It never fails: what it
+// cannot read becomes a Problem.
+func parseModule(files map[string][]byte) ([]iac.NodeGroup, []Problem) {
+	m := &module{
+		sources:   files,
+		byAddress: map[string]*resource{},
+		locals:    map[string]*hclsyntax.Attribute{},
+		variables: map[string]*hclsyntax.Body{},
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		m.addFile(name, files[name])
+	}
+	m.eval = newEvaluator(m)
+	groups := m.nodeGroups()
+	sort.SliceStable(m.problems, func(i, j int) bool {
+		a, b := m.problems[i].At, m.problems[j].At
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
+	return groups, m.problems
+}
+
+func (m *module) addFile(name string, src []byte) {
+	file, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	m.addDiagnostics(diags)
+	if file == nil || diags.HasErrors() {
+		return // a partial parse would be read as something the file does not say
+	}
+	body, ok := file.Body.(*hclsyntax.Body)
+	if !ok {
+		return
+	}
+	for _, block := range body.Blocks {
+		switch block.Type {
+		case "resource":
+			if len(block.Labels) != 2 {
+				continue
+			}
+			r := &resource{Type: block.Labels[0], Name: block.Labels[1], Body: block.Body, At: position(block.DefRange())}
+			if prev, dup := m.byAddress[r.address()]; dup {
+				m.problem(r.At, fmt.Sprintf("%s is declared again (first at %s:%d)", r.address(), prev.At.File, prev.At.Line))
+				continue
+			}
+			m.resources = append(m.resources, r)
+			m.byAddress[r.address()] = r
+		case "module":
+			if len(block.Labels) != 1 {
+				continue
+			}
+			m.modules = append(m.modules, &resource{Type: "module", Name: block.Labels[0], Body: block.Body, At: position(block.DefRange())})
+		case "locals":
+			for name, attr := range block.Body.Attributes {
+				if prev, dup := m.locals[name]; dup {
+					m.problem(position(attr.NameRange), fmt.Sprintf("local.%s is declared again (first at %s:%d)", name, prev.NameRange.Filename, prev.NameRange.Start.Line))
+					continue
+				}
+				m.locals[name] = attr
+			}
+		case "variable":
+			if len(block.Labels) == 1 {
+				m.variables[block.Labels[0]] = block.Body
+			}
+		}
+	}
+}
+
+func (m *module) addDiagnostics(diags hcl.Diagnostics) {
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		at := iac.Position{}
+		if d.Subject != nil {
+			at = position(*d.Subject)
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		m.problem(at, msg)
+	}
+}
+
+func (m *module) problem(at iac.Position, msg string) {
+	m.problems = append(m.problems, Problem{At: at, Message: msg})
+}
+
+// source returns the expression as written.
+func (m *module) source(expr hclsyntax.Expression) string {
+	r := expr.Range()
+	src := m.sources[r.Filename]
+	if r.Start.Byte < 0 || r.End.Byte > len(src) || r.Start.Byte > r.End.Byte {
+		return ""
+	}
+	return strings.TrimSpace(string(src[r.Start.Byte:r.End.Byte]))
+}
+
+func position(r hcl.Range) iac.Position {
+	return iac.Position{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column}
+}
+
+// nodeGroups turns the module's resources into node groups. Launch templates and launch
+// configurations that no node group or autoscaling group uses are returned on their own, so
+// that their settings are still audited.
+func (m *module) nodeGroups() []iac.NodeGroup {
+	var groups []iac.NodeGroup
+	used := map[string]bool{}
+	for _, r := range m.resources {
+		switch r.Type {
+		case "aws_eks_node_group":
+			groups = append(groups, m.eksNodeGroup(r, used))
+		case "aws_autoscaling_group":
+			groups = append(groups, m.autoscalingGroup(r, used))
+		case "aws_instance":
+			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, true)})
+		}
+	}
+	for _, mod := range m.modules {
+		groups = append(groups, m.eksModule(mod)...)
+	}
+	for _, r := range m.resources {
+		if used[r.address()] {
+			continue
+		}
+		switch r.Type {
+		case "aws_launch_template":
+			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, true)})
+		case "aws_launch_configuration":
+			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, false)})
+		}
+	}
+	return groups
+}

@@ -1,0 +1,4 @@
+resource "aws_instance" "y" {
+  metadata_options {
+    http_tokens = = "optional"
+  }

@@ -1,0 +1,5 @@
+resource "aws_instance" "x" {
+  metadata_options {
+    http_tokens = "required"
+  }
+}
