@@ -4,6 +4,8 @@
 // groups to the cluster's nodes as an instance source of the audit (layer.InstanceSource).
 package iac
 
+import "fmt"
+
 // Position is where a value was read: file and 1-based line (column when known).
 type Position struct {
 	File   string `json:"file"`
@@ -22,6 +24,12 @@ type Value[T any] struct {
 	At    Position
 	// Expr is the expression as written when it is not a literal ("var.hop_limit").
 	Expr string
+	// Attr names the attribute as the code spells it
+	// ("LaunchTemplateData.MetadataOptions.HttpTokens", "disableIMDSv1").
+	Attr string
+	// Default is set when a tool's documented default supplied the value rather than the
+	// code: it names the default and its source.
+	Default string
 }
 
 // MetadataOptions are the EC2 instance metadata options a resource states.
@@ -30,6 +38,11 @@ type MetadataOptions struct {
 	HTTPTokens       Value[string] // "optional" | "required"
 	HopLimit         Value[int]    // 1–64
 	HTTPProtocolIPv6 Value[string] // "enabled" | "disabled"
+	// Resource names the resource that states the options ("AWS::EC2::LaunchTemplate NodeLT")
+	// and At is where it or its metadata options block is: the origin of an option the
+	// resource leaves out.
+	Resource string
+	At       Position
 }
 
 // NodeGroup is a group of instances the code launches, with the keys that join it to nodes.
@@ -50,3 +63,21 @@ type NodeGroup struct {
 	// documented defaults, not the code.
 	Defaulted bool
 }
+
+// String renders the position as file:line (file:line:column when the column is known).
+func (p Position) String() string {
+	if p.Column > 0 {
+		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
+
+// Problem is input a reader could not use, with its position: an unparsable file, a
+// reference to nothing, a value outside the documented ones. The reader goes on; the values
+// concerned stay unknown.
+type Problem struct {
+	At      Position `json:"at"`
+	Message string   `json:"message"`
+}
+
+func (p Problem) String() string { return p.At.String() + ": " + p.Message }

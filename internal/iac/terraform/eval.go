@@ -123,9 +123,11 @@ func (e *evaluator) value(expr hclsyntax.Expression) (cty.Value, bool) {
 func (m *module) stringValue(body *hclsyntax.Body, name string, unset iac.Position) iac.Value[string] {
 	attr, ok := body.Attributes[name]
 	if !ok {
-		return iac.Value[string]{At: unset}
+		return iac.Value[string]{At: unset, Attr: name}
 	}
-	return m.stringExpr(attr.Expr, attr.Name)
+	v := m.stringExpr(attr.Expr, attr.Name)
+	v.Attr = name // names the value in the instance layer's origins (iac.Resolve)
+	return v
 }
 
 func (m *module) stringExpr(expr hclsyntax.Expression, name string) iac.Value[string] {
@@ -153,9 +155,11 @@ func (m *module) stringExpr(expr hclsyntax.Expression, name string) iac.Value[st
 func (m *module) intValue(body *hclsyntax.Body, name string, unset iac.Position) iac.Value[int] {
 	attr, ok := body.Attributes[name]
 	if !ok {
-		return iac.Value[int]{At: unset}
+		return iac.Value[int]{At: unset, Attr: name}
 	}
-	return m.intExpr(attr.Expr, attr.Name)
+	v := m.intExpr(attr.Expr, attr.Name)
+	v.Attr = name // names the value in the instance layer's origins (iac.Resolve)
+	return v
 }
 
 func (m *module) intExpr(expr hclsyntax.Expression, name string) iac.Value[int] {
