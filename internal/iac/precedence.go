@@ -169,44 +169,34 @@ func (r resolver) ec2DefaultApplies(amiSets bool) bool {
 }
 
 func (r resolver) tokens() layer.Setting[string] {
-	const option = "HttpTokens"
-	if s, ok := stated(r, r.o.HTTPTokens, option); ok {
-		return s
-	}
-	out := r.leavesOut(option)
-	switch {
-	case r.acct.Tokens != "":
-		return layer.Setting[string]{Value: r.acct.Tokens, Known: true, Source: layer.Configured,
-			Origin: fmt.Sprintf("%s: account default HttpTokens %s (--aws-account-defaults; %s)", out, r.acct.Tokens, PrecedenceDoc)}
-	case r.acct.Given && r.ami == AMISupportV2:
-		return layer.Setting[string]{Value: "required", Known: true, Source: layer.Configured,
-			Origin: fmt.Sprintf("%s: the AMI's imds-support v2.0 sets HttpTokens required (%s)", out, AMIIMDSSupportDoc)}
-	case r.ec2DefaultApplies(true):
-		return layer.Setting[string]{Value: "optional", Known: true, Source: layer.Default,
-			Origin: fmt.Sprintf("%s, and neither the account default nor the AMI sets it: EC2's default HttpTokens optional (%s)", out, EC2DefaultsDoc)}
-	}
-	return layer.Setting[string]{Source: layer.Configured,
-		Origin: out + ": inherited from the account default or the AMI; settle with --aws-account-defaults"}
+	return inherited(r, r.o.HTTPTokens, "HttpTokens", r.acct.Tokens, r.acct.Tokens != "", "required", "optional")
 }
 
 func (r resolver) hopLimit() layer.Setting[int] {
-	const option = "HttpPutResponseHopLimit"
-	if s, ok := stated(r, r.o.HopLimit, option); ok {
+	return inherited(r, r.o.HopLimit, "HttpPutResponseHopLimit", r.acct.HopLimit, r.acct.HopLimit != 0, 2, 1)
+}
+
+// inherited resolves an option the account default and the AMI can both set (HttpTokens,
+// HttpPutResponseHopLimit): the code's value, else the account default (acct, when acctSet),
+// else the AMI's imds-support v2.0 value (amiV2) once the account defaults are stated, else
+// EC2's default (ec2) when the AMI is known to set nothing; otherwise it stays unknown.
+func inherited[T comparable](r resolver, v Value[T], option string, acct T, acctSet bool, amiV2, ec2 T) layer.Setting[T] {
+	if s, ok := stated(r, v, option); ok {
 		return s
 	}
 	out := r.leavesOut(option)
 	switch {
-	case r.acct.HopLimit != 0:
-		return layer.Setting[int]{Value: r.acct.HopLimit, Known: true, Source: layer.Configured,
-			Origin: fmt.Sprintf("%s: account default HttpPutResponseHopLimit %d (--aws-account-defaults; %s)", out, r.acct.HopLimit, PrecedenceDoc)}
+	case acctSet:
+		return layer.Setting[T]{Value: acct, Known: true, Source: layer.Configured,
+			Origin: fmt.Sprintf("%s: account default %s %v (--aws-account-defaults; %s)", out, option, acct, PrecedenceDoc)}
 	case r.acct.Given && r.ami == AMISupportV2:
-		return layer.Setting[int]{Value: 2, Known: true, Source: layer.Configured,
-			Origin: fmt.Sprintf("%s: the AMI's imds-support v2.0 sets HttpPutResponseHopLimit 2 (%s)", out, AMIIMDSSupportDoc)}
+		return layer.Setting[T]{Value: amiV2, Known: true, Source: layer.Configured,
+			Origin: fmt.Sprintf("%s: the AMI's imds-support v2.0 sets %s %v (%s)", out, option, amiV2, AMIIMDSSupportDoc)}
 	case r.ec2DefaultApplies(true):
-		return layer.Setting[int]{Value: 1, Known: true, Source: layer.Default,
-			Origin: fmt.Sprintf("%s, and neither the account default nor the AMI sets it: EC2's default HttpPutResponseHopLimit 1 (%s)", out, EC2DefaultsDoc)}
+		return layer.Setting[T]{Value: ec2, Known: true, Source: layer.Default,
+			Origin: fmt.Sprintf("%s, and neither the account default nor the AMI sets it: EC2's default %s %v (%s)", out, option, ec2, EC2DefaultsDoc)}
 	}
-	return layer.Setting[int]{Source: layer.Configured,
+	return layer.Setting[T]{Source: layer.Configured,
 		Origin: out + ": inherited from the account default or the AMI; settle with --aws-account-defaults"}
 }
 
