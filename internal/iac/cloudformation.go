@@ -55,6 +55,8 @@ func IsCloudFormation(root *yaml.Node) bool {
 // takes the default, Expr naming the parameter. A Nodegroup without LaunchTemplate runs from
 // the template EKS creates itself, which layer.EKSNodeGroup knows: it is not returned.
 //
+// A document that is not a template (IsCloudFormation) is a Problem.
+//
 // The error is for a file that is not YAML or JSON at all; everything else is a Problem.
 func ReadCloudFormation(file string, data []byte) ([]NodeGroup, []Problem, error) {
 	root, err := parseYAML(file, data)
@@ -63,6 +65,9 @@ func ReadCloudFormation(file string, data []byte) ([]NodeGroup, []Problem, error
 	}
 	if root == nil {
 		return nil, nil, nil
+	}
+	if !IsCloudFormation(root) {
+		return nil, []Problem{{At: at(file, root), Message: "not a CloudFormation template: no Resources mapping of typed resources (Type: AWS::...)"}}, nil
 	}
 	t := cfnTemplate{file: file, resources: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}, params: map[string]*yaml.Node{}}
 	keys, values := pairs(field(root, "Parameters"))

@@ -53,6 +53,9 @@ func ReadEksctl(file string, data []byte) ([]NodeGroup, []Problem, error) {
 	if root == nil {
 		return nil, nil, nil
 	}
+	if !IsEksctl(root) {
+		return nil, []Problem{{At: at(file, root), Message: "not an eksctl ClusterConfig: want apiVersion eksctl.io/* and kind ClusterConfig"}}, nil
+	}
 	r := eksctlReader{file: file}
 	var groups []NodeGroup
 	for _, list := range []string{"nodeGroups", "managedNodeGroups"} {

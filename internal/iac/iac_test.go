@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/layer"
 )
 
@@ -354,66 +353,6 @@ func TestReadEksctlProblems(t *testing.T) {
 	}
 	if len(groups) != 1 || groups[0].Options.HopLimit.Known {
 		t.Errorf("groups = %+v, want one with an unknown hop limit", groups)
-	}
-}
-
-func TestLoadAndJoin(t *testing.T) {
-	groups, problems, err := Load([]string{filepath.Join("testdata", "infra")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(problems) != 0 {
-		t.Errorf("problems: %v", problems)
-	}
-	// 6 from nodes.yaml, 2 from nodes.json, 5 from cluster.yml; deployment.yaml and README.txt skipped.
-	if len(groups) != 13 {
-		t.Errorf("got %d groups, want 13", len(groups))
-	}
-	src := Source{Groups: groups, Account: AccountDefaults{Given: true, Endpoint: "enabled"}, AMI: AMISupportNone}
-	node := func(labels map[string]string) *inventory.Node { return &inventory.Node{Name: "n", Labels: labels} }
-	tests := []struct {
-		name     string
-		labels   map[string]string
-		resource string // "" when no group joins
-	}{
-		{"EKS node group name", map[string]string{layer.EKSNodeGroupLabel: "workers"}, "AWS::EKS::Nodegroup Workers"},
-		{"eksctl node group name", map[string]string{EksctlNodeGroupLabel: "ng-locked"}, "eksctl nodeGroups[2] ng-locked"},
-		{"launch template ID and version", map[string]string{layer.EKSLaunchTemplateLabel: "lt-0abc123", EKSLaunchTemplateVersionLabel: "4"}, "eksctl managedNodeGroups[1] mng-custom"},
-		{"launch template ID without version", map[string]string{layer.EKSLaunchTemplateLabel: "lt-0abc123"}, "eksctl managedNodeGroups[1] mng-custom"},
-		{"launch template ID of another version", map[string]string{layer.EKSLaunchTemplateLabel: "lt-0abc123", EKSLaunchTemplateVersionLabel: "5"}, ""},
-		{"no label", map[string]string{"kubernetes.io/os": "linux"}, ""},
-		{"unknown node group", map[string]string{layer.EKSNodeGroupLabel: "other"}, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, ok := src.Group(node(tt.labels))
-			if ok != (tt.resource != "") || g.Resource != tt.resource {
-				t.Fatalf("joined %q (%v), want %q", g.Resource, ok, tt.resource)
-			}
-			if _, ok2 := src.AWSOptions(node(tt.labels)); ok2 != ok {
-				t.Errorf("AWSOptions found = %v, want %v", ok2, ok)
-			}
-		})
-	}
-	o, _ := src.AWSOptions(node(map[string]string{EksctlNodeGroupLabel: "ng-locked"}))
-	if !o.Tokens.Known || o.Tokens.Value != "required" || o.HopLimit.Value != 1 || !o.Endpoint.Value {
-		t.Errorf("ng-locked = %+v, want required, 1, endpoint enabled by the account default", o)
-	}
-}
-
-func TestLoadProblems(t *testing.T) {
-	groups, problems, err := Load([]string{filepath.Join("testdata", "bad", "unparsable.yaml"), filepath.Join("testdata", "infra", "nodes.json")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(problems) != 1 || problems[0].At.File != filepath.Join("testdata", "bad", "unparsable.yaml") || problems[0].At.Line == 0 {
-		t.Errorf("problems = %v, want one for unparsable.yaml with a line", problems)
-	}
-	if len(groups) != 2 {
-		t.Errorf("the rest is read: got %d groups, want 2", len(groups))
-	}
-	if _, _, err := Load([]string{filepath.Join("testdata", "absent")}); err == nil {
-		t.Error("a path that does not exist must be an error")
 	}
 }
 

@@ -1,12 +1,6 @@
 package iac
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/layer"
@@ -77,91 +71,4 @@ func (s Source) Group(n *inventory.Node) (NodeGroup, bool) {
 		}
 	}
 	return NodeGroup{}, false
-}
-
-// Load reads the node groups of the CloudFormation templates and eksctl ClusterConfigs among
-// paths (files, or directories walked for them): .yaml, .yml and .json files, recognised by
-// their content (IsCloudFormation, IsEksctl); other files and other YAML or JSON are skipped.
-// A file that does not parse, or is larger than MaxFileSize, is a Problem and the rest is
-// read. The error is for a path that cannot be read at all.
-func Load(paths []string) ([]NodeGroup, []Problem, error) {
-	var groups []NodeGroup
-	var problems []Problem
-	read := func(path string) error {
-		g, p, err := loadFile(path)
-		groups = append(groups, g...)
-		problems = append(problems, p...)
-		return err
-	}
-	for _, root := range paths {
-		info, err := os.Stat(root)
-		if err != nil {
-			return nil, nil, fmt.Errorf("load infrastructure code: %w", err)
-		}
-		if !info.IsDir() {
-			if err := read(root); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() || !isIaCFile(path) {
-				return nil
-			}
-			return read(path)
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("load infrastructure code under %s: %w", root, err)
-		}
-	}
-	return groups, problems, nil
-}
-
-func isIaCFile(path string) bool {
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".yaml", ".yml", ".json":
-		return true
-	}
-	return false
-}
-
-// loadFile reads one file given by path; one that is not .yaml/.yml/.json is skipped.
-func loadFile(path string) ([]NodeGroup, []Problem, error) {
-	if !isIaCFile(path) {
-		return nil, nil, nil
-	}
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	if info.Size() > MaxFileSize {
-		return nil, []Problem{{At: Position{File: path}, Message: fmt.Sprintf("%d bytes, larger than %d: not read", info.Size(), MaxFileSize)}}, nil
-	}
-	data, err := os.ReadFile(path) // #nosec G304 -- the user names the files to audit.
-	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	root, err := parseYAML(path, data)
-	var perr *ParseError
-	if errors.As(err, &perr) {
-		return nil, []Problem{{At: perr.At, Message: "not YAML or JSON: " + perr.Err.Error()}}, nil
-	}
-	switch {
-	case IsCloudFormation(root):
-		g, p, err := ReadCloudFormation(path, data)
-		if err != nil {
-			return nil, []Problem{{At: Position{File: path}, Message: err.Error()}}, nil
-		}
-		return g, p, nil
-	case IsEksctl(root):
-		g, p, err := ReadEksctl(path, data)
-		if err != nil {
-			return nil, []Problem{{At: Position{File: path}, Message: err.Error()}}, nil
-		}
-		return g, p, nil
-	}
-	return nil, nil, nil
 }

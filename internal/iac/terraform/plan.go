@@ -39,7 +39,7 @@ type planResource struct {
 // resources of planned_values.root_module and its child modules. Positions are the JSON file
 // and the line of the resource's address; the node group's Resource is the address. Values
 // the plan leaves unknown stay unknown.
-func LoadPlan(path string) ([]iac.NodeGroup, []Problem, error) {
+func LoadPlan(path string) ([]iac.NodeGroup, []iac.Problem, error) {
 	data, err := os.ReadFile(path) //nolint:gosec // the user names the plan to audit
 	if err != nil {
 		return nil, nil, fmt.Errorf("terraform plan: %w", err)
@@ -51,7 +51,7 @@ func LoadPlan(path string) ([]iac.NodeGroup, []Problem, error) {
 	return groups, problems, nil
 }
 
-func parsePlan(path string, data []byte) ([]iac.NodeGroup, []Problem, error) {
+func parsePlan(path string, data []byte) ([]iac.NodeGroup, []iac.Problem, error) {
 	var plan planFile
 	if err := json.Unmarshal(data, &plan); err != nil {
 		return nil, nil, fmt.Errorf("not a terraform show -json document: %w", err)
@@ -114,7 +114,7 @@ func parsePlan(path string, data []byte) ([]iac.NodeGroup, []Problem, error) {
 type planReader struct {
 	path     string
 	data     []byte
-	problems []Problem
+	problems []iac.Problem
 }
 
 // position finds the line of a resource's address in the plan file. planned_values comes
@@ -219,7 +219,7 @@ func (p *planReader) planInt(block map[string]any, key string, at iac.Position) 
 	}
 	f, ok := raw.(float64)
 	if !ok || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
-		p.problems = append(p.problems, Problem{At: at, Message: fmt.Sprintf("%s: want a whole number, got %v", key, raw)})
+		p.problems = append(p.problems, iac.Problem{At: at, Message: fmt.Sprintf("%s: want a whole number, got %v", key, raw)})
 		return iac.Value[int]{Set: true, At: at, Expr: fmt.Sprint(raw)}
 	}
 	if f == 0 {

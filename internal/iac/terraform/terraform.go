@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -12,18 +13,6 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/iac"
 )
-
-// Problem is something in the configuration the reader could not use: a file that does not
-// parse, a cycle between locals, a reference to a resource the module does not declare, a
-// value of the wrong type. The rest of the configuration is still read.
-type Problem struct {
-	At      iac.Position
-	Message string
-}
-
-func (p Problem) String() string {
-	return fmt.Sprintf("%s:%d: %s", p.At.File, p.At.Line, p.Message)
-}
 
 // resource is one `resource "TYPE" "NAME"` block.
 type resource struct {
@@ -44,36 +33,53 @@ type module struct {
 	locals    map[string]*hclsyntax.Attribute
 	variables map[string]*hclsyntax.Body
 	eval      *evaluator
-	problems  []Problem
+	problems  []iac.Problem
 }
 
 // Load reads every *.tf file of dir as one Terraform module and returns the node groups,
 // instances and launch settings it declares. Files that do not parse are reported as
 // problems; the error is only for a directory that cannot be read.
-func Load(dir string) ([]iac.NodeGroup, []Problem, error) {
+func Load(dir string) ([]iac.NodeGroup, []iac.Problem, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil, fmt.Errorf("terraform: %w", err)
+	}
 	paths, err := filepath.Glob(filepath.Join(dir, "*.tf"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("terraform: list %s: %w", dir, err)
 	}
-	if _, err := os.Stat(dir); err != nil {
-		return nil, nil, fmt.Errorf("terraform: %w", err)
-	}
+	return LoadFiles(paths)
+}
+
+// LoadFiles reads the given *.tf files as one module (the files of one directory). A file
+// larger than iac.MaxFileSize is a problem and is not read; the error is for a file that
+// cannot be read at all.
+func LoadFiles(paths []string) ([]iac.NodeGroup, []iac.Problem, error) {
+	paths = slices.Clone(paths)
 	sort.Strings(paths)
 	files := make(map[string][]byte, len(paths))
+	var tooLarge []iac.Problem
 	for _, p := range paths {
-		b, err := os.ReadFile(p) //nolint:gosec // the user names the directory to audit
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("terraform: %w", err)
+		}
+		if info.Size() > iac.MaxFileSize {
+			tooLarge = append(tooLarge, iac.Problem{At: iac.Position{File: p}, Message: fmt.Sprintf("%d bytes, larger than %d: not read", info.Size(), iac.MaxFileSize)})
+			continue
+		}
+		b, err := os.ReadFile(p) //nolint:gosec // the user names the files to audit
 		if err != nil {
 			return nil, nil, fmt.Errorf("terraform: read %s: %w", p, err)
 		}
 		files[p] = b
 	}
 	groups, problems := parseModule(files)
-	return groups, problems, nil
+	return groups, append(tooLarge, problems...), nil
 }
 
 // parseModule reads a module from file contents keyed by file name. It never fails: what it
 // cannot read becomes a Problem.
-func parseModule(files map[string][]byte) ([]iac.NodeGroup, []Problem) {
+func parseModule(files map[string][]byte) ([]iac.NodeGroup, []iac.Problem) {
 	m := &module{
 		sources:   files,
 		byAddress: map[string]*resource{},
@@ -162,7 +168,7 @@ func (m *module) addDiagnostics(diags hcl.Diagnostics) {
 }
 
 func (m *module) problem(at iac.Position, msg string) {
-	m.problems = append(m.problems, Problem{At: at, Message: msg})
+	m.problems = append(m.problems, iac.Problem{At: at, Message: msg})
 }
 
 // source returns the expression as written.

@@ -45,7 +45,7 @@ func byResource(t *testing.T, groups []iac.NodeGroup) map[string]iac.NodeGroup {
 	return out
 }
 
-func load(t *testing.T, dir string) (map[string]iac.NodeGroup, []Problem) {
+func load(t *testing.T, dir string) (map[string]iac.NodeGroup, []iac.Problem) {
 	t.Helper()
 	groups, problems, err := Load(dir)
 	if err != nil {
