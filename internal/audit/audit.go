@@ -11,6 +11,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
 	"github.com/imdsguard/imdsguard/internal/engine"
+	"github.com/imdsguard/imdsguard/internal/iac"
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/layer"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -109,6 +110,9 @@ type Report struct {
 	Nodes []layer.NodeAssessment
 	// Drifts are disagreements between the sources of the instance layer.
 	Drifts []layer.Drift
+	// Infrastructure are the groups of the infrastructure code (Options.Infrastructure), joined
+	// to the nodes; nil when the audit was given none.
+	Infrastructure []CodeGroup
 
 	Problems []inventory.Problem
 	// Gaps are cluster resources that could not be read.
@@ -222,6 +226,10 @@ type Options struct {
 	// namespace, plus the cluster-wide findings. Everything else in the inventory (other
 	// namespaces' add-ons, cluster-scoped policies, nodes) still informs the verdicts.
 	Namespace string
+	// Infrastructure is the infrastructure code's node groups (internal/iac): an instance
+	// source after InstanceSources, and the groups the code findings (IMDS017–IMDS021) and
+	// Report.Infrastructure describe.
+	Infrastructure *iac.Source
 }
 
 // RunWith evaluates an inventory against the endpoints on every layer and derives the findings:
@@ -247,7 +255,11 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 	for _, d := range engine.Detect(inv).Engines {
 		plugins = append(plugins, string(d.Name))
 	}
-	sources := layer.Sources(inv, now, opts.InstanceSources...)
+	given := slices.Clone(opts.InstanceSources)
+	if opts.Infrastructure != nil {
+		given = append(given, *opts.Infrastructure)
+	}
+	sources := layer.Sources(inv, now, given...)
 	assessor := layer.NewAssessor(inv.Nodes, eps, sources, layer.PodNetwork(plugins), now)
 	rows := make([][]layer.Pair, len(subjects))
 	for i := range subjects {
@@ -287,6 +299,9 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 			Isolated:    isolated[name],
 			remedy:      defaultRemedy(eps, name, isolated[name], &model.Enforcement),
 		})
+	}
+	if opts.Infrastructure != nil {
+		r.Infrastructure = codeGroups(r, opts.Infrastructure, func(s *Subject) []*inventory.Node { return assessor.Placed(s.Spec) })
 	}
 	r.Findings = findings(r, inv)
 	if opts.Namespace != "" {

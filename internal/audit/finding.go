@@ -102,10 +102,22 @@ var (
 		"The instance's HttpTokens is optional: IMDSv1 answers without a token, whatever the hop limit. Even where pods are denied, host processes and hostNetwork pods keep IMDSv1, the path a server-side request forgery uses.", []Technique{T1552005}}
 	RuleDrift = Rule{"IMDS016", "Instance settings differ between sources", Medium,
 		"Two sources disagree on a node's instance metadata options (an EC2NodeClass says hop limit 1, the agent measured 2): the stronger source is used, measured over configured over default, but the object that should decide no longer does.", []Technique{T1552005}}
+
+	RuleCodeIMDSv1 = Rule{"IMDS017", "Infrastructure code leaves IMDSv1 on", Medium,
+		"The launch template, instance or node group in the infrastructure code resolves to HttpTokens optional (set so, or inherited by EC2's precedence): every instance launched from it answers IMDSv1 requests, which need no token.", []Technique{T1552005}}
+	RuleHopLimit = Rule{"IMDS018", "Hop limit above what the pods need", Medium,
+		"The infrastructure code sets a PUT response hop limit of 2 or more with tokens required: IMDSv2 tokens reach pods on the pod network, and no pod on those nodes reads instance metadata. A hop limit of 1 keeps tokens on the node's own network.", []Technique{T1552005}}
+	RuleEndpointUnneeded = Rule{"IMDS019", "Metadata endpoint enabled that no pod needs", Info,
+		"The infrastructure code leaves the instance metadata endpoint enabled and no pod on its nodes reads instance metadata. Where nothing on the host reads it either, disabling it removes the service altogether.", []Technique{T1552005}}
+	RuleTemplateVersion = Rule{"IMDS020", "Launch template version may not be the code's", Medium,
+		"The node group launches from the template's default version or a pinned version, while the code states its newest version ($Latest): the metadata options in force may be an older version's, which the code no longer shows.", []Technique{T1552005}}
+	RuleCodeUnknown = Rule{"IMDS021", "Instance setting cannot be known from the code", Low,
+		"An instance metadata option is a variable without a default, a data source or an intrinsic function, or left out and inherited from account or AMI settings the input does not state. The instance layer of its nodes is unknown, never counted as a protection.", []Technique{T1552005}}
 )
 
 // Rules lists every rule, in ID order.
-var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable, RuleNotEnforced, RuleSingleLayer, RuleIMDSv1, RuleDrift}
+var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable, RuleNotEnforced, RuleSingleLayer, RuleIMDSv1, RuleDrift,
+	RuleCodeIMDSv1, RuleHopLimit, RuleEndpointUnneeded, RuleTemplateVersion, RuleCodeUnknown}
 
 // Finding is one problem found, with the objects concerned, why, and the concrete fix.
 type Finding struct {

@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the JSON report contract (docs/json-schema.md). It changes
 // major version when a field changes meaning or disappears; new fields bump the minor version.
-const SchemaVersion = "2.2"
+const SchemaVersion = "2.3"
 
 type jsonEndpoint struct {
 	Name        string   `json:"name"`
@@ -96,15 +96,17 @@ type jsonHead struct {
 	Namespaces    []jsonNamespace `json:"namespaces"`
 	Cluster       string          `json:"cluster,omitempty"`
 	// Clouds are the clouds audited and why (2.1).
-	Clouds        []inventory.CloudEvidence `json:"clouds,omitempty"`
-	PolicyEngine  jsonPolicyEngine          `json:"policyEngine"`
-	Nodes         []jsonNode                `json:"nodes"`
-	Drifts        []jsonDrift               `json:"drifts"`
-	LayerVerdicts []jsonLayerVerdict        `json:"layerVerdicts"`
-	Gaps          []inventory.Gap           `json:"gaps"`
-	Problems      []inventory.Problem       `json:"problems"`
-	Skipped       []inventory.Skipped       `json:"skipped"`
-	Warnings      []string                  `json:"warnings"`
+	Clouds       []inventory.CloudEvidence `json:"clouds,omitempty"`
+	PolicyEngine jsonPolicyEngine          `json:"policyEngine"`
+	Nodes        []jsonNode                `json:"nodes"`
+	Drifts       []jsonDrift               `json:"drifts"`
+	// Infrastructure are the groups of the infrastructure code given, joined to the nodes (2.3).
+	Infrastructure []jsonCodeGroup     `json:"infrastructure,omitempty"`
+	LayerVerdicts  []jsonLayerVerdict  `json:"layerVerdicts"`
+	Gaps           []inventory.Gap     `json:"gaps"`
+	Problems       []inventory.Problem `json:"problems"`
+	Skipped        []inventory.Skipped `json:"skipped"`
+	Warnings       []string            `json:"warnings"`
 }
 
 // jsonNode is what the audit knows of a node's instance and node layers (2.0).
@@ -269,22 +271,23 @@ func (r *Report) summary() jsonSummary {
 func (r *Report) WriteJSON(w io.Writer, version string) error {
 	index, verdicts := r.layerVerdicts()
 	head := jsonHead{
-		SchemaVersion: SchemaVersion,
-		Tool:          jsonTool{Name: "imdsguard", Version: version},
-		Complete:      r.Complete(),
-		Summary:       r.summary(),
-		Endpoints:     []jsonEndpoint{},
-		Namespaces:    []jsonNamespace{},
-		Cluster:       r.Cluster,
-		Clouds:        r.Clouds,
-		PolicyEngine:  policyEngineJSON(r.model.Enforcement),
-		Nodes:         r.nodesJSON(),
-		Drifts:        r.driftsJSON(),
-		LayerVerdicts: verdicts,
-		Gaps:          nonNil(r.Gaps),
-		Problems:      nonNil(r.Problems),
-		Skipped:       nonNil(r.Skipped),
-		Warnings:      nonNil(r.Warnings),
+		SchemaVersion:  SchemaVersion,
+		Tool:           jsonTool{Name: "imdsguard", Version: version},
+		Complete:       r.Complete(),
+		Summary:        r.summary(),
+		Endpoints:      []jsonEndpoint{},
+		Namespaces:     []jsonNamespace{},
+		Cluster:        r.Cluster,
+		Clouds:         r.Clouds,
+		PolicyEngine:   policyEngineJSON(r.model.Enforcement),
+		Nodes:          r.nodesJSON(),
+		Drifts:         r.driftsJSON(),
+		Infrastructure: r.infrastructureJSON(),
+		LayerVerdicts:  verdicts,
+		Gaps:           nonNil(r.Gaps),
+		Problems:       nonNil(r.Problems),
+		Skipped:        nonNil(r.Skipped),
+		Warnings:       nonNil(r.Warnings),
 	}
 	for _, ep := range r.Endpoints {
 		clouds := make([]string, len(ep.Clouds))

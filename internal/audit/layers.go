@@ -116,9 +116,20 @@ func instanceFindings(r *Report) []Finding {
 		nodes  []inventory.ObjectRef
 	}
 	var groups []*group
+	// A node whose HttpTokens the infrastructure code decides is reported with the code's
+	// resource and position (IMDS017).
+	byCode := map[string]string{}
+	for _, g := range r.Infrastructure {
+		for _, n := range g.Nodes {
+			byCode[n] = g.Resolved.Tokens.Origin
+		}
+	}
 	for _, n := range r.Nodes {
 		t := n.Options.Tokens
 		if !n.AWS || !t.Known || t.Value != "optional" || (n.Options.Endpoint.Known && !n.Options.Endpoint.Value) {
+			continue
+		}
+		if origin, ok := byCode[n.Node.Name]; ok && origin == t.Origin {
 			continue
 		}
 		origin := string(t.Source) + ": " + t.Origin

@@ -9,6 +9,8 @@ import (
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/ec2api"
 	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/iac"
+	"github.com/imdsguard/imdsguard/internal/iac/scan"
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/layer"
 	"github.com/spf13/cobra"
@@ -34,6 +36,10 @@ type auditOptions struct {
 	// audit.Baseline).
 	exceptions string
 	baseline   string
+	// accountDefaults and amiSupport settle what infrastructure code leaves to EC2's
+	// precedence (iac.Resolve).
+	accountDefaults string
+	amiSupport      string
 }
 
 func newAuditCommand(g *globalOptions, streams Streams) *cobra.Command {
@@ -90,6 +96,8 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
 	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it. A failure is an incomplete audit (IMDS012), never a silent pass")
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
+	f.StringVar(&o.accountDefaults, "aws-account-defaults", "", "the EC2 account-level instance metadata defaults of the region, for options the infrastructure code leaves out: tokens=required|optional,hop-limit=N,endpoint=enabled|disabled, each key optional, any value no-preference (aws ec2 get-instance-metadata-defaults shows them); without it such options are unknown")
+	f.StringVar(&o.amiSupport, "aws-ami-imds-support", "", "the imds-support of the AMIs the infrastructure code launches, for options it and the account defaults leave out: v2.0 (tokens required, hop limit 2) or none; without it they stay unknown")
 	f.StringVar(&o.exceptions, "exceptions", "", "YAML file of accepted findings (apiVersion imdsguard.io/v1, kind Exceptions), each by rule ID and object, with a reason and an expiry date: accepted findings stay in the report but do not count toward --fail-on (docs/audit.md#exceptions-and-baselines)")
 	f.StringVar(&o.baseline, "baseline", "", "a previous JSON report (-o json): only findings new or of higher severity than in it count toward --fail-on")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "sarif", "html", "junit"}, cobra.ShellCompDirectiveNoFileComp))
@@ -176,6 +184,14 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 			return usageError("--baseline: %v", err)
 		}
 	}
+	account, err := iac.ParseAccountDefaults(o.accountDefaults)
+	if err != nil {
+		return usageError("--aws-account-defaults: %v", err)
+	}
+	ami, err := iac.ParseAMISupport(o.amiSupport)
+	if err != nil {
+		return usageError("--aws-ami-imds-support: %v", err)
+	}
 	started := time.Now()
 	if streams.ErrIsTerminal {
 		o.source.progress = newProgress(streams.Err).update
@@ -192,12 +208,26 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	if err != nil {
 		return err
 	}
+	var infrastructure *iac.Source
+	if len(o.source.code) > 0 {
+		code, err := scan.Read(o.source.code)
+		if err != nil {
+			return usageError("%v", err)
+		}
+		for _, p := range code.Problems {
+			inv.Problems = append(inv.Problems, inventory.Problem{Source: inventory.Source{File: p.At.File, Line: p.At.Line}, Message: p.Message})
+		}
+		infrastructure = &iac.Source{Groups: code.Groups, Account: account, AMI: ami}
+		log.Debug("read infrastructure code", "files", code.Files, "groups", len(code.Groups), "problems", len(code.Problems))
+	} else if o.accountDefaults != "" || o.amiSupport != "" {
+		return usageError("--aws-account-defaults and --aws-ami-imds-support settle what infrastructure code leaves out: give Terraform, CloudFormation or eksctl files or directories too")
+	}
 	for _, p := range inv.Problems {
 		log.Error("input problem", "at", p.Source.String(), "field", p.Field, "error", p.Message)
 	}
 	// Manifests without pods are a mistake; a live cluster may simply be empty, or unreadable,
 	// which its gaps report.
-	if inv.Cluster == "" && len(inv.Pods)+len(inv.Workloads) == 0 {
+	if inv.Cluster == "" && infrastructure == nil && len(inv.Pods)+len(inv.Workloads) == 0 {
 		if len(inv.Problems) > 0 {
 			return usageError("nothing could be evaluated: %s and no pod or workload was loaded (first: %s)", plural(len(inv.Problems), "input problem"), inv.Problems[0].Error())
 		}
@@ -226,7 +256,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return err
 	}
 	loaded := time.Now()
-	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Clouds: cloudEvidence, Namespace: o.scope.namespace})
+	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Infrastructure: infrastructure, Clouds: cloudEvidence, Namespace: o.scope.namespace})
 	report.ApplyExceptions(exceptions, time.Now())
 	report.ApplyBaseline(baseline)
 	evaluated := time.Now()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/endpoint"
+	"github.com/imdsguard/imdsguard/internal/iac/scan"
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -33,6 +34,9 @@ type sourceOptions struct {
 	defaultLive bool
 	// progress, when set, hears how many objects of each resource a live read has listed.
 	progress func(resource string, listed int, done bool)
+	// code is the infrastructure code (Terraform, CloudFormation, eksctl) load found among
+	// the paths, apart from the manifests (scan.Split); read it with scan.Read.
+	code []scan.Input
 }
 
 // addFlags registers the input flags on a command.
@@ -51,12 +55,21 @@ func (o *sourceOptions) addFlags(f *pflag.FlagSet) {
 func (o *sourceOptions) isLive() bool { return o.live || o.kubeconfig != "" || o.context != "" }
 
 // load reads the inventory from manifests (paths: positional arguments and --filename) or the
-// live cluster. Errors are usage or input errors (exit 2).
+// live cluster. Infrastructure code among the paths is set aside in o.code. Errors are usage or
+// input errors (exit 2).
 func (o *sourceOptions) load(ctx context.Context, log *slog.Logger, streams Streams, args []string) (*inventory.Inventory, error) {
 	paths := append(slices.Clone(o.files), args...)
-	if o.isLive() || (o.defaultLive && len(paths) == 0) {
-		if len(paths) > 0 {
-			return nil, usageError("give either manifests (%s) or a live cluster (--live, --kubeconfig, --context), not both", strings.Join(paths, ", "))
+	var manifests []string
+	if len(paths) > 0 {
+		var err error
+		if manifests, o.code, err = scan.Split(paths); err != nil {
+			return nil, usageError("%v", err)
+		}
+	}
+	if o.isLive() || (o.defaultLive && len(manifests) == 0) {
+		// Infrastructure code joins a live cluster's nodes as it joins manifests'.
+		if len(manifests) > 0 {
+			return nil, usageError("give either manifests (%s) or a live cluster (--live, --kubeconfig, --context), not both", strings.Join(manifests, ", "))
 		}
 		return o.loadCluster(ctx, log)
 	}
@@ -67,7 +80,10 @@ func (o *sourceOptions) load(ctx context.Context, log *slog.Logger, streams Stre
 	if len(paths) == 0 {
 		return nil, usageError("no input: give manifest files or directories, - for standard input, or --live for the current cluster")
 	}
-	inv, err := inventory.Load(paths, inventory.Options{MaxFileBytes: limit.Value(), Stdin: streams.In})
+	if len(manifests) == 0 {
+		return inventory.Empty(), nil // infrastructure code alone
+	}
+	inv, err := inventory.Load(manifests, inventory.Options{MaxFileBytes: limit.Value(), Stdin: streams.In})
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

@@ -2,6 +2,7 @@ package iac
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,11 @@ const (
 	CloudFormationLaunchConfigurationDoc = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-autoscaling-launchconfiguration-metadataoptions.html"
 	// CloudFormationNodegroupDoc: AWS::EKS::Nodegroup NodegroupName and LaunchTemplate
 	// {Id | Name, Version}.
+	// CloudFormationDefaultVersionDoc: "The default version of a launch template cannot be
+	// specified in AWS CloudFormation" (AWS::EC2::LaunchTemplate, Fn::GetAtt DefaultVersionNumber);
+	// a stack update adds a version and leaves the default at 1
+	// (https://github.com/aws-cloudformation/cloudformation-coverage-roadmap/issues/1518).
+	CloudFormationDefaultVersionDoc = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-launchtemplate.html#aws-resource-ec2-launchtemplate-return-values"
 	CloudFormationNodegroupDoc = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-eks-nodegroup-launchtemplatespecification.html"
 )
 
@@ -69,7 +75,7 @@ func ReadCloudFormation(file string, data []byte) ([]NodeGroup, []Problem, error
 	if !IsCloudFormation(root) {
 		return nil, []Problem{{At: at(file, root), Message: "not a CloudFormation template: no Resources mapping of typed resources (Type: AWS::...)"}}, nil
 	}
-	t := cfnTemplate{file: file, resources: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}, params: map[string]*yaml.Node{}}
+	t := cfnTemplate{file: file, resources: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}, params: map[string]*yaml.Node{}, used: map[string]bool{}}
 	keys, values := pairs(field(root, "Parameters"))
 	for i, k := range keys {
 		t.params[k.Value] = values[i]
@@ -103,6 +109,12 @@ func ReadCloudFormation(file string, data []byte) ([]NodeGroup, []Problem, error
 			}
 		}
 	}
+	// A launch template a Nodegroup uses is reported through the Nodegroup, as the Terraform
+	// reader does; one no Nodegroup uses is a group of its own.
+	groups = slices.DeleteFunc(groups, func(g NodeGroup) bool {
+		name, isTemplate := strings.CutPrefix(g.Resource, cfnLaunchTemplate+" ")
+		return isTemplate && t.used[name]
+	})
 	return groups, t.problems, nil
 }
 
@@ -112,6 +124,8 @@ type cfnTemplate struct {
 	keys      map[string]*yaml.Node // the resources' keys, for their positions
 	params    map[string]*yaml.Node
 	problems  []Problem
+	// used names the launch templates a Nodegroup uses.
+	used map[string]bool
 }
 
 func (t *cfnTemplate) problem(n *yaml.Node, format string, args ...any) {
@@ -267,14 +281,7 @@ func (t *cfnTemplate) nodegroup(resource string, key, props *yaml.Node) (NodeGro
 		g.LaunchTemplateVersion = v
 	}
 	unknown := func(n *yaml.Node, why string) NodeGroup {
-		p := at(t.file, n)
-		attr := "LaunchTemplate"
-		g.Options = MetadataOptions{Resource: resource, At: p,
-			HTTPEndpoint:     Value[string]{Set: true, At: p, Expr: why, Attr: attr},
-			HTTPTokens:       Value[string]{Set: true, At: p, Expr: why, Attr: attr},
-			HopLimit:         Value[int]{Set: true, At: p, Expr: why, Attr: attr},
-			HTTPProtocolIPv6: Value[string]{Set: true, At: p, Expr: why, Attr: attr},
-		}
+		g.Options = unknownCFNOptions(resource, at(t.file, n), why)
 		return g
 	}
 	for _, prop := range []string{"Id", "Name"} {
@@ -295,8 +302,8 @@ func (t *cfnTemplate) nodegroup(resource string, key, props *yaml.Node) (NodeGro
 				t.problem(n, "%s LaunchTemplate.%s: !Ref %s is a %s, not an %s", resource, prop, ref, typ, cfnLaunchTemplate)
 				return unknown(n, fmt.Sprintf("LaunchTemplate.%s !Ref %s, not a launch template", prop, ref)), true
 			}
-			g.Options = t.launchTemplateOptions(ref)
-			return g, true
+			t.used[ref] = true
+			return t.templateVersion(g, lt, ref), true
 		}
 		if literal, ok := scalar(n); ok {
 			if prop == "Id" {
@@ -304,8 +311,8 @@ func (t *cfnTemplate) nodegroup(resource string, key, props *yaml.Node) (NodeGro
 				return unknown(n, fmt.Sprintf("LaunchTemplate.Id %s: a launch template outside this template", literal)), true
 			}
 			if name, found := t.launchTemplateNamed(literal); found {
-				g.Options = t.launchTemplateOptions(name)
-				return g, true
+				t.used[name] = true
+				return t.templateVersion(g, lt, name), true
 			}
 			return unknown(n, fmt.Sprintf("LaunchTemplate.Name %s: a launch template outside this template", literal)), true
 		}
@@ -313,6 +320,83 @@ func (t *cfnTemplate) nodegroup(resource string, key, props *yaml.Node) (NodeGro
 	}
 	t.problem(lt, "%s LaunchTemplate: neither Id nor Name", resource)
 	return unknown(lt, "LaunchTemplate without Id or Name"), true
+}
+
+// templateVersion sets the options of a Nodegroup that launches from launch template name of
+// this template. The template states its newest version: a Version of !GetAtt
+// NAME.LatestVersionNumber runs it. A Version left out, or !GetAtt NAME.DefaultVersionNumber,
+// runs the default version, which CloudFormation never moves from version 1
+// (CloudFormationDefaultVersionDoc); a literal number pins a version. Either way the options in
+// force may be an older version's: unknown, with VersionInDoubt set and Newest the template's.
+func (t *cfnTemplate) templateVersion(g NodeGroup, lt *yaml.Node, name string) NodeGroup {
+	newest := t.launchTemplateOptions(name)
+	v := field(lt, "Version")
+	target, attr, isGetAtt := getAttTarget(v)
+	if isGetAtt && target == name && attr == "LatestVersionNumber" {
+		g.Options = newest
+		return g
+	}
+	why := "LaunchTemplate.Version is " + t.expr(v)
+	switch {
+	case v == nil:
+		why = "LaunchTemplate.Version left out: EKS launches the default version, which CloudFormation leaves at version 1"
+	case isGetAtt && target == name && attr == "DefaultVersionNumber":
+		why = "LaunchTemplate.Version is the default version, which CloudFormation leaves at version 1"
+	default:
+		if literal, ok := scalar(v); ok {
+			why = "LaunchTemplate.Version pins version " + literal
+		}
+	}
+	pos := at(t.file, lt)
+	if v != nil {
+		pos = at(t.file, v)
+	}
+	g.Options = unknownCFNOptions(g.Resource, pos, why+" of "+cfnLaunchTemplate+" "+name)
+	g.VersionInDoubt = fmt.Sprintf("%s: %s, while the template states its newest version (Version: !GetAtt %s.LatestVersionNumber runs it; %s)", pos, why, name, CloudFormationDefaultVersionDoc)
+	g.Newest = &newest
+	return g
+}
+
+// unknownCFNOptions are options set to something not known statically, for why, at pos.
+func unknownCFNOptions(resource string, pos Position, why string) MetadataOptions {
+	const attr = "LaunchTemplate"
+	return MetadataOptions{Resource: resource, At: pos,
+		HTTPEndpoint:     Value[string]{Set: true, At: pos, Expr: why, Attr: attr},
+		HTTPTokens:       Value[string]{Set: true, At: pos, Expr: why, Attr: attr},
+		HopLimit:         Value[int]{Set: true, At: pos, Expr: why, Attr: attr},
+		HTTPProtocolIPv6: Value[string]{Set: true, At: pos, Expr: why, Attr: attr},
+	}
+}
+
+// getAttTarget reads !GetAtt NAME.ATTR, !GetAtt [NAME, ATTR] and {"Fn::GetAtt": [NAME, ATTR]}.
+func getAttTarget(n *yaml.Node) (name, attr string, ok bool) {
+	n = deref(n)
+	if n == nil {
+		return "", "", false
+	}
+	var arg *yaml.Node
+	switch {
+	case n.Tag == "!GetAtt":
+		arg = n
+	default:
+		keys, values := pairs(n)
+		if len(keys) != 1 || keys[0].Value != "Fn::GetAtt" {
+			return "", "", false
+		}
+		arg = deref(values[0])
+	}
+	switch arg.Kind {
+	case yaml.ScalarNode:
+		name, attr, ok = strings.Cut(arg.Value, ".")
+		return name, attr, ok
+	case yaml.SequenceNode:
+		if len(arg.Content) == 2 {
+			name, ok1 := scalar(arg.Content[0])
+			attr, ok2 := scalar(arg.Content[1])
+			return name, attr, ok1 && ok2
+		}
+	}
+	return "", "", false
 }
 
 // launchTemplateNamed finds the launch template resource whose literal LaunchTemplateName is

@@ -58,6 +58,12 @@ type NodeGroup struct {
 	LaunchTemplateID, LaunchTemplateVersion string
 	// Options are the metadata options of the launch template or launch parameters in force.
 	Options MetadataOptions
+	// VersionInDoubt says why the launch template version the group runs may not be the one
+	// the code states (the template's default version where the template does not follow
+	// its newest, a pinned version number); Newest are then the options the code states for
+	// the newest version. Options are unknown in that case.
+	VersionInDoubt string
+	Newest         *MetadataOptions
 	// Defaulted is set when the tool itself supplies the options (eksctl's disableIMDSv1 and
 	// disablePodIMDS, the terraform-aws-modules/eks module's defaults): their source is then
 	// documented defaults, not the code.

@@ -105,6 +105,15 @@ const (
 	AMISupportV2      AMISupport = "v2.0"
 )
 
+// ParseAMISupport parses the value of --aws-ami-imds-support: "" (unknown), "none" or "v2.0".
+func ParseAMISupport(s string) (AMISupport, error) {
+	switch a := AMISupport(strings.TrimSpace(s)); a {
+	case AMISupportUnknown, AMISupportNone, AMISupportV2:
+		return a, nil
+	}
+	return "", fmt.Errorf("%q: want v2.0 (the AMI sets tokens required and hop limit 2) or none", s)
+}
+
 // Resolve applies EC2's precedence (PrecedenceDoc) to the options a resource states, option
 // by option:
 //

@@ -1,6 +1,7 @@
 package iac
 
 import (
+	"slices"
 
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/layer"
@@ -44,31 +45,31 @@ func (s Source) AWSOptions(n *inventory.Node) (layer.AWSMetadataOptions, bool) {
 
 // Group returns the node group node n joins (AWSOptions), and false when none does.
 func (s Source) Group(n *inventory.Node) (NodeGroup, bool) {
+	i := s.GroupIndex(n)
+	if i < 0 {
+		return NodeGroup{}, false
+	}
+	return s.Groups[i], true
+}
+
+// GroupIndex returns the index in Groups of the node group node n joins (AWSOptions), and -1
+// when none does.
+func (s Source) GroupIndex(n *inventory.Node) int {
 	if name := n.Labels[layer.EKSNodeGroupLabel]; name != "" {
-		for _, g := range s.Groups {
-			if g.EKSNodeGroup == name {
-				return g, true
-			}
+		if i := slices.IndexFunc(s.Groups, func(g NodeGroup) bool { return g.EKSNodeGroup == name }); i >= 0 {
+			return i
 		}
 	}
 	if name := n.Labels[EksctlNodeGroupLabel]; name != "" {
-		for _, g := range s.Groups {
-			if g.EksctlNodeGroup == name {
-				return g, true
-			}
+		if i := slices.IndexFunc(s.Groups, func(g NodeGroup) bool { return g.EksctlNodeGroup == name }); i >= 0 {
+			return i
 		}
 	}
 	if id := n.Labels[layer.EKSLaunchTemplateLabel]; id != "" {
 		version := n.Labels[EKSLaunchTemplateVersionLabel]
-		for _, g := range s.Groups {
-			if g.LaunchTemplateID != id {
-				continue
-			}
-			if version != "" && g.LaunchTemplateVersion != "" && version != g.LaunchTemplateVersion {
-				continue
-			}
-			return g, true
-		}
+		return slices.IndexFunc(s.Groups, func(g NodeGroup) bool {
+			return g.LaunchTemplateID == id && (version == "" || g.LaunchTemplateVersion == "" || version == g.LaunchTemplateVersion)
+		})
 	}
-	return NodeGroup{}, false
+	return -1
 }

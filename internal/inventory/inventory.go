@@ -36,6 +36,9 @@ func (s Source) String() string {
 		return ""
 	}
 	if s.Document == 0 {
+		if s.Line > 0 {
+			return fmt.Sprintf("%s:%d", s.File, s.Line) // a position in a file that is not a manifest (infrastructure code)
+		}
 		return s.File
 	}
 	at := ""

@@ -40,6 +40,14 @@ type Options struct {
 // read whatever their name.
 var manifestExtensions = []string{".yaml", ".yml", ".json"}
 
+// Empty returns an inventory that holds nothing: the cluster side of an audit given
+// infrastructure code alone.
+func Empty() *Inventory {
+	b := newBuilder()
+	b.finish()
+	return b.inv
+}
+
 // Load reads manifests from files, directories (recursively, *.yaml, *.yml, *.json) and "-"
 // (standard input). A path that does not exist is an error: nothing is loaded. Everything else
 // that goes wrong is recorded as a Problem and the rest is loaded.

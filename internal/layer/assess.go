@@ -28,6 +28,9 @@ type Assessor struct {
 	// perNode holds node k's pairs per endpoint, for the pod network [0] and hostNetwork [1].
 	perNode [][2][]Pair
 	memo    map[placementKey][]Pair
+	// placed memoizes placedIndex by scheduling key; position is each node's index in nodes.
+	placed   map[string][]int
+	position map[*inventory.Node]int
 	// none is the row of a subject with no candidate node.
 	none []Pair
 	// states are the nodes' agent states, by node index; exemptions is set when some state
@@ -70,7 +73,7 @@ func NewAssessor(nodes []*inventory.Node, eps []endpoint.Endpoint, sources []Ins
 	// order the input lists the nodes in (files, or the API server's).
 	nodes = slices.Clone(nodes)
 	slices.SortFunc(nodes, func(a, b *inventory.Node) int { return strings.Compare(a.Name, b.Name) })
-	a := &Assessor{nodes: nodes, eps: eps, perNode: make([][2][]Pair, len(nodes)), memo: map[placementKey][]Pair{},
+	a := &Assessor{nodes: nodes, eps: eps, perNode: make([][2][]Pair, len(nodes)), memo: map[placementKey][]Pair{}, placed: map[string][]int{},
 		states: make([]*AgentState, len(nodes)), now: now}
 	for k, n := range nodes {
 		opts, drifts, found := MergeAWS(n, sources)
@@ -191,24 +194,7 @@ func (a *Assessor) Row(w Who, spec *corev1.PodSpec) []Pair {
 	if spec.HostNetwork {
 		h = 1
 	}
-	var idx []int
-	if spec.NodeName != "" {
-		for k, n := range a.nodes {
-			if n.Name == spec.NodeName {
-				idx = append(idx, k)
-				break
-			}
-		}
-	} else {
-		cands := Candidates(spec, a.nodes)
-		pos := make(map[*inventory.Node]int, len(a.nodes))
-		for k, n := range a.nodes {
-			pos[n] = k
-		}
-		for _, n := range cands {
-			idx = append(idx, pos[n])
-		}
-	}
+	idx := a.placedIndex(key.scheduling, spec)
 	rows := a.perNode
 	if key.exempt != "" {
 		rows = a.exemptRows(w, idx)
@@ -227,6 +213,45 @@ func (a *Assessor) Row(w Who, spec *corev1.PodSpec) []Pair {
 	}
 	a.memo[key] = row
 	return row
+}
+
+// Placed returns the nodes a pod with spec runs on (spec.nodeName) or, for a pod not yet
+// scheduled and a workload's template, may be scheduled on (Candidates), in name order.
+func (a *Assessor) Placed(spec *corev1.PodSpec) []*inventory.Node {
+	idx := a.placedIndex(schedulingKey(spec), spec)
+	out := make([]*inventory.Node, len(idx))
+	for i, k := range idx {
+		out[i] = a.nodes[k]
+	}
+	return out
+}
+
+// placedIndex returns the indices in a.nodes of the nodes Placed names, once per scheduling key.
+func (a *Assessor) placedIndex(key string, spec *corev1.PodSpec) []int {
+	if idx, ok := a.placed[key]; ok {
+		return idx
+	}
+	var idx []int
+	if spec.NodeName != "" {
+		for k, n := range a.nodes {
+			if n.Name == spec.NodeName {
+				idx = append(idx, k)
+				break
+			}
+		}
+	} else {
+		if a.position == nil {
+			a.position = make(map[*inventory.Node]int, len(a.nodes))
+			for k, n := range a.nodes {
+				a.position[n] = k
+			}
+		}
+		for _, n := range Candidates(spec, a.nodes) {
+			idx = append(idx, a.position[n])
+		}
+	}
+	a.placed[key] = idx
+	return idx
 }
 
 // exemptAnywhere reports whether some node's agent exempts the subject.

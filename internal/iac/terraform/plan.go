@@ -192,6 +192,11 @@ func (p *planReader) resolve(g *iac.NodeGroup, spec map[string]any, idKey, nameK
 	latest, ok := target.Values["latest_version"].(float64)
 	if !ok || version == "" || version != strconv.FormatFloat(latest, 'f', -1, 64) {
 		g.Options = unknownOptions(at, fmt.Sprintf("version %q of %s; the plan describes its latest_version only", firstNonEmpty(version, "known after apply"), target.Address), true)
+		if ok && version != "" {
+			g.VersionInDoubt = fmt.Sprintf("%s: runs version %s of %s, whose latest_version in the plan is %s", at, version, target.Address, strconv.FormatFloat(latest, 'f', -1, 64))
+			newest := p.options(target.Values, p.position(target.Address), true)
+			g.Newest = &newest
+		}
 		return
 	}
 	g.Options = p.options(target.Values, p.position(target.Address), true)

@@ -1,6 +1,7 @@
 package terraform
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
@@ -184,13 +185,21 @@ func (m *module) launchTemplateReference(g *iac.NodeGroup, body *hclsyntax.Body,
 				return
 			}
 		}
-		g.Options = unknownOptions(versionAt, fmt.Sprintf("the default version of %s, which may be older than the configuration: update_default_version is not true", target.address()), true)
+		why := fmt.Sprintf("the default version of %s, which may be older than the configuration: update_default_version is not true", target.address())
+		g.Options = unknownOptions(versionAt, why, true)
+		g.VersionInDoubt = fmt.Sprintf("%s: runs the default version of %s (version %s), which EC2 does not move to the newest version unless the template sets update_default_version = true",
+			versionAt, target.address(), cmp.Or(versionExpr, "left out"))
+		newest := m.metadataOptions(target, true)
+		g.Newest = &newest
 		return
 	case "":
 		g.Options = unknownOptions(versionAt, versionExpr, true)
 		return
 	default:
 		g.Options = unknownOptions(versionAt, fmt.Sprintf("version %s of %s; the configuration describes its newest version only", version, target.address()), true)
+		g.VersionInDoubt = fmt.Sprintf("%s: pinned to version %s of %s, while the configuration states its newest version", versionAt, version, target.address())
+		newest := m.metadataOptions(target, true)
+		g.Newest = &newest
 	}
 }
 
