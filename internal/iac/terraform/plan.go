@@ -108,7 +108,7 @@ func parsePlan(path string, data []byte) ([]iac.NodeGroup, []iac.Problem, error)
 			groups = append(groups, g)
 		}
 	}
-	return groups, p.problems, nil
+	return nameOptions(groups), p.problems, nil
 }
 
 type planReader struct {
@@ -145,6 +145,7 @@ func (p *planReader) options(values map[string]any, at iac.Position, withIPv6 bo
 		return unsetOptions(at)
 	}
 	opts := iac.MetadataOptions{
+		At:               at,
 		HTTPEndpoint:     planString(block, "http_endpoint", at),
 		HTTPTokens:       planString(block, "http_tokens", at),
 		HopLimit:         p.planInt(block, "http_put_response_hop_limit", at),
@@ -200,37 +201,38 @@ func (p *planReader) resolve(g *iac.NodeGroup, spec map[string]any, idKey, nameK
 		return
 	}
 	g.Options = p.options(target.Values, p.position(target.Address), true)
+	g.Options.Resource = target.Address
 }
 
 func planString(block map[string]any, key string, at iac.Position) iac.Value[string] {
 	raw, present := block[key]
 	if !present {
-		return iac.Value[string]{Set: true, At: at, Expr: key + " (known after apply)"}
+		return iac.Value[string]{Set: true, At: at, Expr: key + " (known after apply)", Attr: key}
 	}
 	s, ok := raw.(string)
 	if !ok || s == "" {
-		return iac.Value[string]{At: at}
+		return iac.Value[string]{At: at, Attr: key}
 	}
-	return iac.Value[string]{Value: s, Set: true, Known: true, At: at}
+	return iac.Value[string]{Value: s, Set: true, Known: true, At: at, Attr: key}
 }
 
 func (p *planReader) planInt(block map[string]any, key string, at iac.Position) iac.Value[int] {
 	raw, present := block[key]
 	if !present {
-		return iac.Value[int]{Set: true, At: at, Expr: key + " (known after apply)"}
+		return iac.Value[int]{Set: true, At: at, Expr: key + " (known after apply)", Attr: key}
 	}
 	if raw == nil {
-		return iac.Value[int]{At: at}
+		return iac.Value[int]{At: at, Attr: key}
 	}
 	f, ok := raw.(float64)
 	if !ok || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
 		p.problems = append(p.problems, iac.Problem{At: at, Message: fmt.Sprintf("%s: want a whole number, got %v", key, raw)})
-		return iac.Value[int]{Set: true, At: at, Expr: fmt.Sprint(raw)}
+		return iac.Value[int]{Set: true, At: at, Expr: fmt.Sprint(raw), Attr: key}
 	}
 	if f == 0 {
-		return iac.Value[int]{At: at} // the provider's zero value: not set
+		return iac.Value[int]{At: at, Attr: key} // the provider's zero value: not set
 	}
-	return iac.Value[int]{Value: int(f), Set: true, Known: true, At: at}
+	return iac.Value[int]{Value: int(f), Set: true, Known: true, At: at, Attr: key}
 }
 
 // firstObject returns the first element of a nested block list (the JSON shape of a block).
@@ -245,6 +247,7 @@ func firstObject(raw any) map[string]any {
 
 func unsetOptions(at iac.Position) iac.MetadataOptions {
 	return iac.MetadataOptions{
+		At:               at,
 		HTTPEndpoint:     iac.Value[string]{At: at},
 		HTTPTokens:       iac.Value[string]{At: at},
 		HopLimit:         iac.Value[int]{At: at},

@@ -17,6 +17,13 @@ import (
 // http_protocol_ipv6 (withIPv6). A missing block or attribute is not Set: EC2's precedence
 // decides. A `dynamic "metadata_options"` block is set but unknown.
 func (m *module) metadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions {
+	opts := m.readMetadataOptions(r, withIPv6)
+	opts.Resource = r.address()
+	return opts
+}
+
+// readMetadataOptions reads the options of metadataOptions, without naming the resource.
+func (m *module) readMetadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions {
 	for _, block := range r.Body.Blocks {
 		if block.Type == "dynamic" && len(block.Labels) == 1 && block.Labels[0] == "metadata_options" {
 			return unknownOptions(position(block.DefRange()), `dynamic "metadata_options"`, withIPv6)
@@ -28,6 +35,7 @@ func (m *module) metadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions
 	}
 	at := position(block.DefRange())
 	opts := iac.MetadataOptions{
+		At:               at,
 		HTTPEndpoint:     m.stringValue(block.Body, "http_endpoint", at),
 		HTTPTokens:       m.stringValue(block.Body, "http_tokens", at),
 		HopLimit:         m.intValue(block.Body, "http_put_response_hop_limit", at),
@@ -42,6 +50,7 @@ func (m *module) metadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions
 // unknownOptions are options that are set somewhere the reader cannot see.
 func unknownOptions(at iac.Position, expr string, withIPv6 bool) iac.MetadataOptions {
 	opts := iac.MetadataOptions{
+		At:               at,
 		HTTPEndpoint:     iac.Value[string]{Set: true, At: at, Expr: expr},
 		HTTPTokens:       iac.Value[string]{Set: true, At: at, Expr: expr},
 		HopLimit:         iac.Value[int]{Set: true, At: at, Expr: expr},

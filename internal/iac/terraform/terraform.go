@@ -95,7 +95,7 @@ func parseModule(files map[string][]byte) ([]iac.NodeGroup, []iac.Problem) {
 		m.addFile(name, files[name])
 	}
 	m.eval = newEvaluator(m)
-	groups := m.nodeGroups()
+	groups := nameOptions(m.nodeGroups())
 	sort.SliceStable(m.problems, func(i, j int) bool {
 		a, b := m.problems[i].At, m.problems[j].At
 		if a.File != b.File {
@@ -213,6 +213,22 @@ func (m *module) nodeGroups() []iac.NodeGroup {
 			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, true)})
 		case "aws_launch_configuration":
 			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, false)})
+		}
+	}
+	return groups
+}
+
+// nameOptions names the resource and the position of every group's options that do not name
+// them yet (a group's own options, not those of a launch template it uses): the origin of an
+// option the code leaves out is read from them (iac.Resolve).
+func nameOptions(groups []iac.NodeGroup) []iac.NodeGroup {
+	for i := range groups {
+		o := &groups[i].Options
+		if o.Resource == "" {
+			o.Resource = groups[i].Resource
+		}
+		if o.At == (iac.Position{}) {
+			o.At = groups[i].At
 		}
 	}
 	return groups

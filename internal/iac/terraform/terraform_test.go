@@ -296,3 +296,43 @@ func FuzzTerraform(f *testing.F) {
 		_, _, _ = parsePlan("plan.json", data)
 	})
 }
+
+// TestOriginsNameResourceAndPosition checks that the origin of every option, stated or left
+// out, names the file, the line and the resource that states (or leaves out) the option: the
+// launch template or launch configuration a group uses, else the group itself.
+func TestOriginsNameResourceAndPosition(t *testing.T) {
+	groups, problems := load(t, "testdata/asg")
+	if len(problems) != 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	planGroups, planProblems, err := LoadPlan("testdata/plan.json")
+	if err != nil || len(planProblems) != 0 {
+		t.Fatalf("LoadPlan: %v %v", err, planProblems)
+	}
+	plan := byResource(t, planGroups)
+	tests := []struct {
+		group    iac.NodeGroup
+		tokens   string // what the HttpTokens origin must contain
+		hopLimit string // what the HttpPutResponseHopLimit origin must contain
+	}{
+		{groups["aws_instance.plain"], "testdata/asg/main.tf:49:1 aws_instance.plain leaves HttpTokens out", "testdata/asg/main.tf:49:1 aws_instance.plain leaves HttpPutResponseHopLimit out"},
+		{groups["aws_launch_template.lonely"], "testdata/asg/main.tf:13:1 aws_launch_template.lonely leaves HttpTokens out", "aws_launch_template.lonely leaves HttpPutResponseHopLimit out"},
+		{groups["aws_autoscaling_group.mixed"], "testdata/asg/main.tf:8:35 aws_launch_template.spot http_tokens", "testdata/asg/main.tf:9:35 aws_launch_template.spot http_put_response_hop_limit"},
+		{groups["aws_autoscaling_group.legacy"], "aws_launch_configuration.legacy http_tokens", "testdata/asg/main.tf:19:3 aws_launch_configuration.legacy leaves HttpPutResponseHopLimit out"},
+		{plan["aws_eks_node_group.workers"], "testdata/plan.json:8 aws_launch_template.workers http_tokens", "aws_launch_template.workers http_put_response_hop_limit"},
+		{plan["module.bastion.aws_instance.this"], "module.bastion.aws_instance.this http_tokens", "testdata/plan.json:43 module.bastion.aws_instance.this http_put_response_hop_limit is http_put_response_hop_limit (known after apply)"},
+		{plan["module.bastion.aws_launch_configuration.old"], "module.bastion.aws_launch_configuration.old leaves HttpTokens out", "module.bastion.aws_launch_configuration.old leaves HttpPutResponseHopLimit out"},
+	}
+	for _, tt := range tests {
+		if tt.group.Resource == "" {
+			t.Fatalf("a group of the test is missing: %+v", tt)
+		}
+		o := iac.Resolve(tt.group.Options, iac.AccountDefaults{}, iac.AMISupportUnknown)
+		if !strings.Contains(o.Tokens.Origin, tt.tokens) {
+			t.Errorf("%s: HttpTokens origin %q, want it to contain %q", tt.group.Resource, o.Tokens.Origin, tt.tokens)
+		}
+		if !strings.Contains(o.HopLimit.Origin, tt.hopLimit) {
+			t.Errorf("%s: HttpPutResponseHopLimit origin %q, want it to contain %q", tt.group.Resource, o.HopLimit.Origin, tt.hopLimit)
+		}
+	}
+}
