@@ -240,6 +240,7 @@ func firstObject(raw any) map[string]any {
 
 func unsetOptions(at iac.Position) iac.MetadataOptions {
 	return iac.MetadataOptions{
+		At:               at,
 		HTTPEndpoint:     iac.Value[string]{At: at},
 		HTTPTokens:       iac.Value[string]{At: at},
 		HopLimit:         iac.Value[int]{At: at},

@@ -15,18 +15,26 @@ import (
 // http_tokens and http_put_response_hop_limit; aws_launch_template and aws_instance also take
 // http_protocol_ipv6 (withIPv6). A missing block or attribute is not Set: EC2's precedence
 // decides. A `dynamic "metadata_options"` block is set but unknown.
+//
+// Resource names r ("aws_launch_template.nodes"), the resource that states the options.
 func (m *module) metadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions {
 	for _, block := range r.Body.Blocks {
 		if block.Type == "dynamic" && len(block.Labels) == 1 && block.Labels[0] == "metadata_options" {
-			return unknownOptions(position(block.DefRange()), `dynamic "metadata_options"`, withIPv6)
+			opts := unknownOptions(position(block.DefRange()), `dynamic "metadata_options"`, withIPv6)
+			opts.Resource = r.address()
+			return opts
 		}
 	}
 	block := firstBlock(r.Body, "metadata_options")
 	if block == nil {
-		return unsetOptions(r.At)
+		opts := unsetOptions(r.At)
+		opts.Resource = r.address()
+		return opts
 	}
 	at := position(block.DefRange())
 	opts := iac.MetadataOptions{
+		Resource:         r.address(),
+		At:               at,
 		HTTPEndpoint:     m.stringValue(block.Body, "http_endpoint", at),
 		HTTPTokens:       m.stringValue(block.Body, "http_tokens", at),
 		HopLimit:         m.intValue(block.Body, "http_put_response_hop_limit", at),
@@ -41,6 +49,7 @@ func (m *module) metadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions
 // unknownOptions are options that are set somewhere the reader cannot see.
 func unknownOptions(at iac.Position, expr string, withIPv6 bool) iac.MetadataOptions {
 	opts := iac.MetadataOptions{
+		At:               at,
 		HTTPEndpoint:     iac.Value[string]{Set: true, At: at, Expr: expr},
 		HTTPTokens:       iac.Value[string]{Set: true, At: at, Expr: expr},
 		HopLimit:         iac.Value[int]{Set: true, At: at, Expr: expr},
