@@ -292,3 +292,60 @@ func TestPatchNotes(t *testing.T) {
 		t.Error("hop limit 0: no error")
 	}
 }
+
+// TestPatchNoFinalNewline patches a file whose last line has no newline.
+func TestPatchNoFinalNewline(t *testing.T) {
+	dir := t.TempDir()
+	src := "resource \"aws_instance\" \"x\" {\n  ami = \"ami-1\"\n}"
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	diff, _, err := Patch(loadTerraform(t, dir), os.ReadFile, Target{HopLimit: 1, Base: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(diff), "\\ No newline at end of file") {
+		t.Errorf("diff does not mark the missing newline:\n%s", diff)
+	}
+	if _, err := exec.LookPath("patch"); err == nil {
+		apply(t, dir, diff)
+		again, _, err := Patch(loadTerraform(t, dir), os.ReadFile, Target{HopLimit: 1, Base: dir})
+		if err != nil || len(again) != 0 {
+			t.Errorf("after the patch: %v\n%s", err, again)
+		}
+	}
+}
+
+// FuzzPatch feeds odd files to Patch through the readers: it must not panic, and its diff
+// must be empty or well formed.
+func FuzzPatch(f *testing.F) {
+	for _, name := range []string{"terraform/main.tf", "terraform/eks.tf", "cloudformation/nodes.yaml", "cloudformation/nodes.json", "eksctl/cluster.yaml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(filepath.Ext(name), data)
+	}
+	f.Fuzz(func(t *testing.T, ext string, data []byte) {
+		var groups []iac.NodeGroup
+		file := "f" + ext
+		switch ext {
+		case ".tf":
+			dir := t.TempDir()
+			file = filepath.Join(dir, "main.tf")
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			groups, _, _ = terraform.Load(dir)
+		default:
+			g1, _, _ := iac.ReadCloudFormation(file, data)
+			g2, _, _ := iac.ReadEksctl(file, data)
+			groups = append(g1, g2...)
+		}
+		read := func(string) ([]byte, error) { return data, nil }
+		diff, _, err := Patch(groups, read, Target{HopLimit: 1, Base: filepath.Dir(file)})
+		if err == nil && len(diff) > 0 && !bytes.HasPrefix(diff, []byte("--- a/")) {
+			t.Errorf("diff starts %q", diff[:min(len(diff), 20)])
+		}
+	})
+}

@@ -100,14 +100,18 @@ func (p *patcher) terraform(g iac.NodeGroup, n needs) error {
 		return nil
 	}
 	indent := p.childIndent(f, block.OpenBraceRange.Start.Byte, block.Body)
-	width := alignedWidth(f, block.Body, indent)
-	var insert strings.Builder
-	nl := f.newline()
+	var missing []setting
 	for _, s := range set {
 		if attr, ok := block.Body.Attributes[s.name]; ok {
 			p.replaceExpr(g, f, attr, s)
 			continue
 		}
+		missing = append(missing, s)
+	}
+	width := align(f, blockLines(f, block.Body), names(missing))
+	var insert strings.Builder
+	nl := f.newline()
+	for _, s := range missing {
 		insert.WriteString(indent + pad(s.name, width) + " = " + s.value + nl)
 	}
 	if insert.Len() > 0 {
@@ -185,10 +189,14 @@ func (p *patcher) rewriteOneLineBlock(f *file, res, block *hclsyntax.Block, set 
 		attrs = append(attrs, setting{attr.Name, string(f.data[r.Start.Byte:r.End.Byte])})
 	}
 	attrs = merge(attrs, set)
+	width := 0
+	for _, s := range attrs {
+		width = max(width, len(s.name))
+	}
 	var b strings.Builder
 	b.WriteString("{" + nl)
 	for _, s := range attrs {
-		b.WriteString(outer + step + s.name + " = " + s.value + nl)
+		b.WriteString(outer + step + pad(s.name, width) + " = " + s.value + nl)
 	}
 	b.WriteString(outer + "}")
 	f.add(edit{start: block.OpenBraceRange.Start.Byte, end: block.CloseBraceRange.End.Byte, text: b.String()})
@@ -233,22 +241,74 @@ func (p *patcher) childIndent(f *file, open int, body *hclsyntax.Body) string {
 	return f.indentAt(open) + "  "
 }
 
-// alignedWidth returns the width to pad an inserted attribute name to so that its "=" lines
-// up with the other attributes of body, as terraform fmt aligns them; 0 when they are not
-// aligned at one column.
-func alignedWidth(f *file, body *hclsyntax.Body, indent string) int {
-	col := -1
+// attrLine is an attribute or object item written on a line of its own with a one-line
+// value: where its name ends and its "=" starts.
+type attrLine struct {
+	name      string
+	nameEnd   int
+	eq, eqCol int
+}
+
+// blockLines returns the attributes of body on lines of their own.
+func blockLines(f *file, body *hclsyntax.Body) []attrLine {
+	var out []attrLine
 	for _, a := range body.Attributes {
-		c := a.EqualsRange.Start.Column
-		if col >= 0 && c != col {
+		if !ownLine(f, a.NameRange.Start.Byte) || a.Expr.Range().Start.Line != a.Expr.Range().End.Line {
+			continue
+		}
+		out = append(out, attrLine{name: a.Name, nameEnd: a.NameRange.End.Byte, eq: a.EqualsRange.Start.Byte, eqCol: a.EqualsRange.Start.Column})
+	}
+	return out
+}
+
+// objectLines returns the items of obj on lines of their own, written with "=".
+func objectLines(f *file, obj *hclsyntax.ObjectConsExpr) []attrLine {
+	var out []attrLine
+	for _, it := range obj.Items {
+		k, v := it.KeyExpr.Range(), it.ValueExpr.Range()
+		if !ownLine(f, k.Start.Byte) || v.Start.Line != v.End.Line {
+			continue
+		}
+		eq := k.End.Byte
+		for eq < len(f.data) && (f.data[eq] == ' ' || f.data[eq] == '\t') {
+			eq++
+		}
+		if eq >= len(f.data) || f.data[eq] != '=' {
+			continue
+		}
+		out = append(out, attrLine{name: f.source(k), nameEnd: k.End.Byte, eq: eq, eqCol: k.End.Column + (eq - k.End.Byte)})
+	}
+	return out
+}
+
+// ownLine reports whether only whitespace precedes offset off on its line.
+func ownLine(f *file, off int) bool {
+	line, start := f.lineAt(off)
+	return off-start <= len(line) && strings.TrimSpace(line[:off-start]) == ""
+}
+
+// align returns the width to pad inserted names to so that the "=" of the lines of a block
+// or object line up, as terraform fmt writes them, and moves the "=" of the existing lines
+// when an inserted name is longer. Existing lines whose "=" are not aligned are left as they
+// are, and inserted names are not padded.
+func align(f *file, existing []attrLine, inserted []string) int {
+	width := 0
+	for i, a := range existing {
+		if i > 0 && a.eqCol != existing[0].eqCol {
 			return 0
 		}
-		col = c
+		width = max(width, len(a.name))
 	}
-	if col < 0 {
-		return 0
+	for _, n := range inserted {
+		width = max(width, len(n))
 	}
-	return max(col-2-len(indent), 0)
+	for _, a := range existing {
+		gap := strings.Repeat(" ", width-len(a.name)+1)
+		if string(f.data[a.nameEnd:a.eq]) != gap {
+			f.add(edit{start: a.nameEnd, end: a.eq, text: gap})
+		}
+	}
+	return width
 }
 
 func pad(s string, width int) string {
@@ -394,6 +454,16 @@ func (p *patcher) setItems(f *file, obj *hclsyntax.ObjectConsExpr, set, nested [
 	if step == "" {
 		step = "  "
 	}
+	var missing []string
+	for _, s := range set {
+		if nested == nil && objectItem(obj, s.name) == nil {
+			missing = append(missing, s.name)
+		}
+	}
+	width := 0
+	if nested == nil {
+		width = align(f, objectLines(f, obj), missing)
+	}
 	var insert strings.Builder
 	for _, s := range set {
 		if nested != nil {
@@ -413,7 +483,7 @@ func (p *patcher) setItems(f *file, obj *hclsyntax.ObjectConsExpr, set, nested [
 			f.add(edit{start: r.Start.Byte, end: r.End.Byte, text: s.value})
 			continue
 		}
-		insert.WriteString(indent + s.name + " = " + s.value + nl)
+		insert.WriteString(indent + pad(s.name, width) + " = " + s.value + nl)
 	}
 	if insert.Len() > 0 {
 		off := f.afterLine(open)
@@ -475,4 +545,12 @@ func localObject(body *hclsyntax.Body, expr hclsyntax.Expression) (*hclsyntax.Ob
 		}
 	}
 	return nil, false
+}
+
+func names(list []setting) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = s.name
+	}
+	return out
 }
