@@ -199,7 +199,11 @@ func (p *patcher) cloudFormation(g iac.NodeGroup, n needs) error {
 		parentKey, parent = pair(props, "LaunchTemplateData")
 	}
 	if parent == nil || parent.Kind != yaml.MappingNode {
-		p.note(g, o.At, "%s has no %s mapping to add MetadataOptions to: %s", o.Resource, map[bool]string{true: "LaunchTemplateData", false: "Properties"}[typ == "AWS::EC2::LaunchTemplate"], p.byHand())
+		where := "Properties"
+		if typ == "AWS::EC2::LaunchTemplate" {
+			where = "LaunchTemplateData"
+		}
+		p.note(g, o.At, "%s has no %s mapping to add MetadataOptions to: %s", o.Resource, where, p.byHand())
 		return nil
 	}
 	hop := strconv.Itoa(p.target.HopLimit)
@@ -243,7 +247,7 @@ func (p *patcher) cloudFormation(g iac.NodeGroup, n needs) error {
 			continue
 		}
 		if !d.replaceScalar(k, v, s.value) {
-			p.note(g, yamlPos(f.path, v), "%s is not a value on one line: %s", s.key, p.byHand())
+			p.note(g, yamlPos(f.path, v), "%s is not a single value on its key's line: %s", s.key, p.byHand())
 			continue
 		}
 		if v.Tag != "" && !strings.HasPrefix(v.Tag, "!!") {
@@ -316,7 +320,7 @@ func (p *patcher) eksctl(g iac.NodeGroup, n needs) error {
 			continue
 		}
 		if !d.replaceScalar(k, v, value) {
-			p.note(g, yamlPos(f.path, v), "%s is not a value on one line: set %s: %s by hand", key, key, value)
+			p.note(g, yamlPos(f.path, v), "%s is not a single value on its key's line: set %s: %s by hand", key, key, value)
 		}
 	}
 	if len(add) > 0 && !d.insertKeys(nil, ng, add) {
