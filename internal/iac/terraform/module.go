@@ -152,6 +152,7 @@ func (m *module) eksModule(mod *resource) []iac.NodeGroup {
 		}
 		if m.literalBool(settings, defaults, "use_custom_launch_template") == "false" {
 			g.Options = unsetOptions(at) // EKS's own launch template
+			g.Options.Resource = g.Resource
 			out = append(out, g)
 			continue
 		}
@@ -164,6 +165,7 @@ func (m *module) eksModule(mod *resource) []iac.NodeGroup {
 		} else {
 			g.Options, g.Defaulted = moduleDefaults(mod.At, major)
 		}
+		g.Options.Resource = g.Resource
 		out = append(out, g)
 	}
 	return out
@@ -184,7 +186,7 @@ func (m *module) moduleOptions(expr hclsyntax.Expression, major int) iac.Metadat
 		left = iac.Value[string]{Set: true, At: at, Expr: reason}
 		leftInt = iac.Value[int]{Set: true, At: at, Expr: reason}
 	}
-	opts := iac.MetadataOptions{HTTPEndpoint: left, HTTPTokens: left, HopLimit: leftInt, HTTPProtocolIPv6: left}
+	opts := iac.MetadataOptions{At: at, HTTPEndpoint: left, HTTPTokens: left, HopLimit: leftInt, HTTPProtocolIPv6: left}
 	if it, ok := items["http_endpoint"]; ok {
 		opts.HTTPEndpoint = m.stringExpr(it.ValueExpr, "http_endpoint")
 	}
@@ -210,6 +212,7 @@ func moduleDefaults(at iac.Position, major int) (iac.MetadataOptions, bool) {
 	}
 	expr := fmt.Sprintf("terraform-aws-modules/eks v%d default", major)
 	return iac.MetadataOptions{
+		At:               at,
 		HTTPEndpoint:     iac.Value[string]{Value: d.Endpoint, Set: true, Known: true, At: at, Expr: expr},
 		HTTPTokens:       iac.Value[string]{Value: d.Tokens, Set: true, Known: true, At: at, Expr: expr},
 		HopLimit:         iac.Value[int]{Value: d.HopLimit, Set: true, Known: true, At: at, Expr: expr},

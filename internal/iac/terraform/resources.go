@@ -16,25 +16,25 @@ import (
 // http_tokens and http_put_response_hop_limit; aws_launch_template and aws_instance also take
 // http_protocol_ipv6 (withIPv6). A missing block or attribute is not Set: EC2's precedence
 // decides. A `dynamic "metadata_options"` block is set but unknown.
+//
+// Resource names r ("aws_launch_template.nodes"), the resource that states the options.
 func (m *module) metadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions {
-	opts := m.readMetadataOptions(r, withIPv6)
-	opts.Resource = r.address()
-	return opts
-}
-
-// readMetadataOptions reads the options of metadataOptions, without naming the resource.
-func (m *module) readMetadataOptions(r *resource, withIPv6 bool) iac.MetadataOptions {
 	for _, block := range r.Body.Blocks {
 		if block.Type == "dynamic" && len(block.Labels) == 1 && block.Labels[0] == "metadata_options" {
-			return unknownOptions(position(block.DefRange()), `dynamic "metadata_options"`, withIPv6)
+			opts := unknownOptions(position(block.DefRange()), `dynamic "metadata_options"`, withIPv6)
+			opts.Resource = r.address()
+			return opts
 		}
 	}
 	block := firstBlock(r.Body, "metadata_options")
 	if block == nil {
-		return unsetOptions(r.At)
+		opts := unsetOptions(r.At)
+		opts.Resource = r.address()
+		return opts
 	}
 	at := position(block.DefRange())
 	opts := iac.MetadataOptions{
+		Resource:         r.address(),
 		At:               at,
 		HTTPEndpoint:     m.stringValue(block.Body, "http_endpoint", at),
 		HTTPTokens:       m.stringValue(block.Body, "http_tokens", at),
