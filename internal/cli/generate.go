@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/generate"
+	"github.com/imdsguard/imdsguard/internal/iac/fix"
+	"github.com/imdsguard/imdsguard/internal/iac/scan"
 	"github.com/imdsguard/imdsguard/internal/inventory"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/spf13/cobra"
@@ -183,6 +185,12 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 		opts.ClusterNetworkPolicyAPIVersion = inv.ClusterNetworkPolicyAPIVersion // a live cluster's own
 	}
 
+	if len(o.source.code) > 0 && (len(layers) == 0 || slices.Contains(layers, generate.EC2)) {
+		if opts.InfrastructurePatch, opts.InfrastructureNotes, err = infrastructurePatch(log, o.source.code); err != nil {
+			return err
+		}
+	}
+
 	out, err := generate.Generate(opts)
 	var input *generate.InputError
 	var verification *generate.VerificationError
@@ -348,4 +356,30 @@ func refusalSummary(rs []generate.Refusal) string {
 		parts = append(parts, fmt.Sprintf("%s refused: protect %s with a deny-capable layer (%s)", plural(len(namespaces), "namespace"), strings.Join(namespaces, ", "), layerNames(instead)))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// infrastructurePatch reads the infrastructure code given and writes the ec2 layer's fix into
+// it: a unified diff relative to the working directory, and notes on what it could not patch.
+// Code that cannot be read is an input error: a fix of part of it would look complete.
+func infrastructurePatch(log *slog.Logger, inputs []scan.Input) ([]byte, []string, error) {
+	code, err := scan.Read(inputs)
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	if len(code.Problems) > 0 {
+		for _, p := range code.Problems {
+			log.Error("input problem", "at", p.At.String(), "error", p.Message)
+		}
+		return nil, nil, usageError("nothing generated: the infrastructure code has %s (first: %s)", plural(len(code.Problems), "problem"), code.Problems[0])
+	}
+	diff, notes, err := fix.Patch(code.Groups, os.ReadFile, fix.Target{HopLimit: 1, Base: "."})
+	if err != nil {
+		return nil, nil, usageError("%v (run generate in a directory that holds the infrastructure code)", err)
+	}
+	out := make([]string, len(notes))
+	for i, n := range notes {
+		out[i] = "infrastructure code: " + n.String()
+	}
+	log.Debug("patched infrastructure code", "files", code.Files, "groups", len(code.Groups), "notes", len(notes), "bytes", len(diff))
+	return diff, out, nil
 }

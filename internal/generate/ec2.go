@@ -11,6 +11,9 @@ const (
 	EC2TerraformPath      = "ec2/metadata-options.tf"
 	EC2EksctlPath         = "ec2/eksctl-nodegroup.yaml"
 	EC2KarpenterPath      = "ec2/karpenter-ec2nodeclass-patch.yaml"
+	// EC2InfrastructurePatchPath is the fix of the infrastructure code given, in its own
+	// files: apply it from the directory generate ran in.
+	EC2InfrastructurePatchPath = "ec2/infrastructure-code.patch"
 )
 
 // hopLimitNote says, as comment lines with the given prefix, what IMDSv2 with a hop limit of 1
@@ -41,7 +44,13 @@ func hopLimitNote(prefix string) string {
 	return b.String()
 }
 
-func (out *Output) addEC2(_ *Options) {
+func (out *Output) addEC2(opts *Options) {
+	if len(opts.InfrastructurePatch) > 0 {
+		out.Files = append(out.Files, File{Layer: EC2, Path: EC2InfrastructurePatchPath,
+			Description: "your infrastructure code, patched to require IMDSv2 with hop limit 1: git apply (or patch -p1 <) this file in the directory generate ran in",
+			Content:     opts.InfrastructurePatch})
+	}
+	out.Notes = append(out.Notes, opts.InfrastructureNotes...)
 	out.Files = append(out.Files,
 		File{Layer: EC2, Path: EC2ModifyScriptPath, Executable: true,
 			Description: "AWS CLI: IMDSv2 required and hop limit 1 on running instances (by id, or every instance of a cluster)",

@@ -80,6 +80,11 @@ type Options struct {
 	// --policy-engine flag). A policy layer of a kind it does not enforce is refused, and
 	// verification evaluates only the kinds it enforces. Nil assumes every kind is enforced.
 	Enforcement *policy.Enforcement
+	// InfrastructurePatch is the ec2 layer's fix of the infrastructure code given, as a unified
+	// diff (internal/iac/fix), and InfrastructureNotes what it could not patch; written as
+	// EC2InfrastructurePatchPath when not empty.
+	InfrastructurePatch []byte
+	InfrastructureNotes []string
 }
 
 // enforcement returns the enforcement the options state, or the one the inventory implies when

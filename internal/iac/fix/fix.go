@@ -181,6 +181,9 @@ func hasPrefix(s string, prefixes []string) bool {
 
 // group patches one group's options, or notes why not.
 func (p *patcher) group(g iac.NodeGroup) error {
+	if g.VersionInDoubt != "" && g.Newest != nil {
+		return p.versionInDoubt(g)
+	}
 	o := g.Options
 	n := p.needs(o)
 	if !n.tokens && !n.hop {

@@ -78,7 +78,7 @@ var fixtures = []fixture{
 			"AWS::EKS::Nodegroup External", // a launch template ID only
 			"AWS::EC2::Instance Conditional",
 		},
-		caveats: []string{"AWS::EC2::LaunchTemplate NodeLaunchTemplate"}, // HopLimit !Ref HopLimit
+		caveats: []string{"AWS::EKS::Nodegroup Workers"}, // its template's HopLimit !Ref HopLimit
 	},
 	{
 		dir:       "eksctl",
@@ -348,4 +348,59 @@ func FuzzPatch(f *testing.F) {
 			t.Errorf("diff starts %q", diff[:min(len(diff), 20)])
 		}
 	})
+}
+
+// A node group on the default version of a template that does not follow its newest version
+// gets the template patched and is moved to the newest version.
+func TestPatchVersionInDoubt(t *testing.T) {
+	dir := t.TempDir()
+	src := `resource "aws_launch_template" "nodes" {
+  name = "nodes"
+  metadata_options {
+    http_tokens = "optional"
+  }
+}
+
+resource "aws_eks_node_group" "default_version" {
+  node_group_name = "default-version"
+  launch_template {
+    id = aws_launch_template.nodes.id
+  }
+}
+
+resource "aws_eks_node_group" "pinned" {
+  node_group_name = "pinned"
+  launch_template {
+    name    = aws_launch_template.nodes.name
+    version = "3"
+  }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := loadTerraform(t, dir)
+	for _, g := range before {
+		if g.VersionInDoubt == "" {
+			t.Fatalf("%s: want a version in doubt before the patch", g.Resource)
+		}
+	}
+	diff, notes, err := Patch(before, os.ReadFile, Target{HopLimit: 1, Base: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, dir, diff)
+	after := loadTerraform(t, dir)
+	if len(after) != 2 {
+		t.Fatalf("got %d groups after the patch, want 2; notes %v", len(after), notes)
+	}
+	for _, g := range after {
+		r := iac.Resolve(g.Options, iac.AccountDefaults{}, iac.AMISupportUnknown)
+		if g.VersionInDoubt != "" || !r.Tokens.Known || r.Tokens.Value != "required" || r.HopLimit.Value != 1 {
+			t.Errorf("%s after the patch: version in doubt %q, tokens %+v, hop limit %+v", g.Resource, g.VersionInDoubt, r.Tokens, r.HopLimit)
+		}
+	}
+	if !strings.Contains(string(diff), "version = aws_launch_template.nodes.latest_version") {
+		t.Errorf("diff does not move the groups to the newest version:\n%s", diff)
+	}
 }
