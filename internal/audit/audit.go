@@ -227,7 +227,7 @@ type Options struct {
 	// namespaces' add-ons, cluster-scoped policies, nodes) still informs the verdicts.
 	Namespace string
 	// Infrastructure is the infrastructure code's node groups (internal/iac): an instance
-	// source after InstanceSources, and the groups the code findings (IMDS017–IMDS021) and
+	// source after InstanceSources, and the groups the code findings (IMDS017–IMDS020) and
 	// Report.Infrastructure describe.
 	Infrastructure *iac.Source
 }

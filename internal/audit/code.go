@@ -33,6 +33,8 @@ type CodeGroup struct {
 	// NeedIMDSPodNetwork counts those on the pod network, which need a hop limit of 2.
 	NeedIMDS           []string
 	NeedIMDSPodNetwork int
+	// Examples name the first few subjects ("kube-system/Deployment/coredns").
+	Examples []string
 }
 
 // Ref names the group's resource for findings, at the position of the resource.
@@ -118,6 +120,9 @@ func codeGroups(r *Report, src *iac.Source, placed func(*Subject) []*inventory.N
 		for _, k := range in {
 			g := &out[k]
 			g.Subjects++
+			if len(g.Examples) < maxExamples {
+				g.Examples = append(g.Examples, s.Namespace+"/"+s.Label())
+			}
 			if !s.Spec.HostNetwork {
 				g.PodNetwork++
 				if reach {
@@ -137,8 +142,11 @@ func codeGroups(r *Report, src *iac.Source, placed func(*Subject) []*inventory.N
 
 // codeFindings reports, per group of the infrastructure code, with the position of the value
 // that decides: IMDSv1 left on (IMDS017), a hop limit above what the pods need (IMDS018), an
-// endpoint no pod needs (IMDS019), a launch template version that may not be the code's
-// (IMDS020), and settings the code does not make knowable (IMDS021).
+// launch template version that may not be the code's (IMDS019), and settings the code does
+// not make knowable (IMDS020). An endpoint no pod needs is not reported: every node the code
+// joins boots from EKS's images, whose nodeadm and bootstrap.sh read the instance's metadata
+// (https://github.com/awslabs/amazon-eks-ami/tree/main/nodeadm/internal/aws/imds), and user
+// data reaches every instance through it.
 func codeFindings(groups []CodeGroup) []Finding {
 	var out []Finding
 	for i := range groups {
@@ -153,8 +161,8 @@ func codeFindings(groups []CodeGroup) []Finding {
 				newest = describeOptions(n)
 			}
 			out = append(out, Finding{Rule: RuleTemplateVersion, Severity: RuleTemplateVersion.Severity, Objects: g.objects(g.At),
-				Message: fmt.Sprintf("%s %s; the code states %s for the newest version, which these instances may not run%s",
-					g.name(g.At), g.VersionInDoubt, newest, runs),
+				Message: fmt.Sprintf("%s at %s; the code states %s for the newest version, which these instances may not run%s",
+					g.Resource, g.VersionInDoubt, newest, runs),
 				Remediation: "Launch from the version the code states: version = aws_launch_template.NAME.latest_version, or update_default_version = true on the template (then run the instance refresh or node group update that replaces the nodes)."})
 			continue // its options are unknown for that reason alone
 		}
@@ -181,12 +189,6 @@ func codeFindings(groups []CodeGroup) []Finding {
 				Message: fmt.Sprintf("%s sets hop limit %d (%s): IMDSv2 tokens reach pods on the pod network; %s",
 					g.name(g.Options.HopLimit.At), h.Value, h.Origin, reach),
 				Remediation: "Lower the hop limit to 1 so that only the node's own network gets a token, in " + g.optionsResource() + ": " + hopFix(g.optionsResource()) + " (imdsguard generate --layer ec2 writes the patch)."})
-		}
-		if e := o.Endpoint; e.Known && e.Value && len(g.Nodes) > 0 && len(g.NeedIMDS) == 0 {
-			out = append(out, Finding{Rule: RuleEndpointUnneeded, Severity: RuleEndpointUnneeded.Severity, Objects: g.objects(g.Options.HTTPEndpoint.At),
-				Message: fmt.Sprintf("%s leaves the metadata endpoint enabled (%s) and none of the %s on its %s reads instance metadata",
-					g.name(g.Options.HTTPEndpoint.At), e.Origin, count(g.Subjects, "pod or workload"), count(len(g.Nodes), "node")),
-				Remediation: "If nothing on the host reads instance metadata either, disable the endpoint (http_endpoint = \"disabled\", HttpEndpoint: disabled). EKS and most Kubernetes node images read it at boot (EKS's nodeadm and bootstrap.sh, cloud-init): keep it enabled on those, with tokens required and hop limit 1."})
 		}
 		// An unknown endpoint alone changes nothing the tokens and hop limit do not decide, and
 		// neither does the hop limit where IMDSv1 is on.
@@ -233,12 +235,27 @@ func (g *CodeGroup) optionsResource() string {
 	return g.Resource
 }
 
-// runs says what runs on the group: its nodes and pods, or that no node joins it.
+// maxExamples bounds CodeGroup.Examples.
+const maxExamples = 3
+
+// runs says what runs on the group: its nodes and pods, with a few named, and how many of those
+// reach the metadata service through every layer.
 func (g *CodeGroup) runs() string {
 	if len(g.Nodes) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; it runs %s with %s", count(len(g.Nodes), "node"), count(g.Subjects, "pod or workload"))
+	out := fmt.Sprintf("; it runs %s with %s", count(len(g.Nodes), "node"), count(g.Subjects, "pod or workload"))
+	if len(g.Examples) > 0 {
+		more := ""
+		if g.Subjects > len(g.Examples) {
+			more = ", ..."
+		}
+		out += " (" + strings.Join(g.Examples, ", ") + more + ")"
+	}
+	if g.PodNetwork > 0 {
+		out += fmt.Sprintf(", %d of %d on the pod network reaching the metadata service through every layer", g.TokenReach, g.PodNetwork)
+	}
+	return out
 }
 
 type unknownOption struct{ name, origin string }

@@ -107,17 +107,15 @@ var (
 		"The launch template, instance or node group in the infrastructure code resolves to HttpTokens optional (set so, or inherited by EC2's precedence): every instance launched from it answers IMDSv1 requests, which need no token.", []Technique{T1552005}}
 	RuleHopLimit = Rule{"IMDS018", "Hop limit above what the pods need", Medium,
 		"The infrastructure code sets a PUT response hop limit of 2 or more with tokens required: IMDSv2 tokens reach pods on the pod network, and no pod on those nodes reads instance metadata. A hop limit of 1 keeps tokens on the node's own network.", []Technique{T1552005}}
-	RuleEndpointUnneeded = Rule{"IMDS019", "Metadata endpoint enabled that no pod needs", Info,
-		"The infrastructure code leaves the instance metadata endpoint enabled and no pod on its nodes reads instance metadata. Where nothing on the host reads it either, disabling it removes the service altogether.", []Technique{T1552005}}
-	RuleTemplateVersion = Rule{"IMDS020", "Launch template version may not be the code's", Medium,
+	RuleTemplateVersion = Rule{"IMDS019", "Launch template version may not be the code's", Medium,
 		"The node group launches from the template's default version or a pinned version, while the code states its newest version ($Latest): the metadata options in force may be an older version's, which the code no longer shows.", []Technique{T1552005}}
-	RuleCodeUnknown = Rule{"IMDS021", "Instance setting cannot be known from the code", Low,
+	RuleCodeUnknown = Rule{"IMDS020", "Instance setting cannot be known from the code", Low,
 		"An instance metadata option is a variable without a default, a data source or an intrinsic function, or left out and inherited from account or AMI settings the input does not state. The instance layer of its nodes is unknown, never counted as a protection.", []Technique{T1552005}}
 )
 
 // Rules lists every rule, in ID order.
 var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable, RuleNotEnforced, RuleSingleLayer, RuleIMDSv1, RuleDrift,
-	RuleCodeIMDSv1, RuleHopLimit, RuleEndpointUnneeded, RuleTemplateVersion, RuleCodeUnknown}
+	RuleCodeIMDSv1, RuleHopLimit, RuleTemplateVersion, RuleCodeUnknown}
 
 // Finding is one problem found, with the objects concerned, why, and the concrete fix.
 type Finding struct {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/imdsguard/imdsguard/internal/audit"
 	"os"
 	"slices"
 	"strings"
@@ -105,8 +106,8 @@ func TestAuditReportsTheClouds(t *testing.T) {
 			if err := json.Compact(&compact, report.Clouds); err != nil {
 				t.Fatal(err)
 			}
-			if report.SchemaVersion != "2.2" || compact.String() != tc.clouds {
-				t.Errorf("schemaVersion %s, clouds %s; want 2.2 and %s", report.SchemaVersion, compact.String(), tc.clouds)
+			if report.SchemaVersion != audit.SchemaVersion || compact.String() != tc.clouds {
+				t.Errorf("schemaVersion %s, clouds %s; want %s and %s", report.SchemaVersion, compact.String(), audit.SchemaVersion, tc.clouds)
 			}
 			var got, want []string
 			for _, e := range report.Endpoints {

@@ -193,6 +193,10 @@ func TestLiveAuditErrors(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("clusters: [this is not a kubeconfig"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	pods := filepath.Join(dir, "pods.yaml")
+	if err := os.WriteFile(pods, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: default}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -202,7 +206,8 @@ func TestLiveAuditErrors(t *testing.T) {
 		{"malformed kubeconfig", []string{"--kubeconfig", garbage}, "kubeconfig:"},
 		{"missing kubeconfig", []string{"--kubeconfig", filepath.Join(dir, "absent")}, "absent"},
 		{"unknown context", []string{"--kubeconfig", kubeconfig, "--context", "prod"}, `context "prod" does not exist`},
-		{"files and a cluster", []string{"--kubeconfig", kubeconfig, "pods.yaml"}, "either manifests (pods.yaml) or a live cluster"},
+		{"files and a cluster", []string{"--kubeconfig", kubeconfig, pods}, "either manifests (" + pods + ") or a live cluster"},
+		{"a missing file and a cluster", []string{"--kubeconfig", kubeconfig, "pods.yaml"}, "pods.yaml: no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
