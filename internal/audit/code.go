@@ -183,7 +183,7 @@ func codeFindings(groups []CodeGroup) []Finding {
 			reach := "no node in the input joins it, so any pod on the pod network of its instances can get a token"
 			if len(g.Nodes) > 0 {
 				reach = fmt.Sprintf("%s of %s on the pod network of its %s can get a token, and no pod there needs one",
-					count(g.TokenReach, "pod or workload"), fmt.Sprint(g.PodNetwork), count(len(g.Nodes), "node"))
+					podsOrWorkloads(g.TokenReach), fmt.Sprint(g.PodNetwork), count(len(g.Nodes), "node"))
 			}
 			out = append(out, Finding{Rule: RuleHopLimit, Severity: sev, Objects: g.objects(g.Options.HopLimit.At),
 				Message: fmt.Sprintf("%s sets hop limit %d (%s): IMDSv2 tokens reach pods on the pod network; %s",
@@ -235,6 +235,14 @@ func (g *CodeGroup) optionsResource() string {
 	return g.Resource
 }
 
+// podsOrWorkloads renders "1 pod or workload", "2 pods or workloads".
+func podsOrWorkloads(n int) string {
+	if n == 1 {
+		return "1 pod or workload"
+	}
+	return fmt.Sprintf("%d pods or workloads", n)
+}
+
 // maxExamples bounds CodeGroup.Examples.
 const maxExamples = 3
 
@@ -244,7 +252,7 @@ func (g *CodeGroup) runs() string {
 	if len(g.Nodes) == 0 {
 		return ""
 	}
-	out := fmt.Sprintf("; it runs %s with %s", count(len(g.Nodes), "node"), count(g.Subjects, "pod or workload"))
+	out := fmt.Sprintf("; it runs %s with %s", count(len(g.Nodes), "node"), podsOrWorkloads(g.Subjects))
 	if len(g.Examples) > 0 {
 		more := ""
 		if g.Subjects > len(g.Examples) {
