@@ -186,7 +186,7 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 	}
 
 	if len(o.source.code) > 0 && (len(layers) == 0 || slices.Contains(layers, generate.EC2)) {
-		if opts.InfrastructurePatch, opts.InfrastructureNotes, err = infrastructurePatch(log, o.source.code); err != nil {
+		if opts.InfrastructurePatch, opts.InfrastructureNotes, opts.InfrastructurePatchBase, err = infrastructurePatch(log, o.source.code); err != nil {
 			return err
 		}
 	}
@@ -359,27 +359,61 @@ func refusalSummary(rs []generate.Refusal) string {
 }
 
 // infrastructurePatch reads the infrastructure code given and writes the ec2 layer's fix into
-// it: a unified diff relative to the working directory, and notes on what it could not patch.
+// it: a unified diff relative to the directory it returns (patchBase), and notes on what it
+// could not patch.
 // Code that cannot be read is an input error: a fix of part of it would look complete.
-func infrastructurePatch(log *slog.Logger, inputs []scan.Input) ([]byte, []string, error) {
+func infrastructurePatch(log *slog.Logger, inputs []scan.Input) ([]byte, []string, string, error) {
 	code, err := scan.Read(inputs)
 	if err != nil {
-		return nil, nil, usageError("%v", err)
+		return nil, nil, "", usageError("%v", err)
 	}
 	if len(code.Problems) > 0 {
 		for _, p := range code.Problems {
 			log.Error("input problem", "at", p.At.String(), "error", p.Message)
 		}
-		return nil, nil, usageError("nothing generated: the infrastructure code has %s (first: %s)", plural(len(code.Problems), "problem"), code.Problems[0])
+		return nil, nil, "", usageError("nothing generated: the infrastructure code has %s (first: %s)", plural(len(code.Problems), "problem"), code.Problems[0])
 	}
-	diff, notes, err := fix.Patch(code.Groups, os.ReadFile, fix.Target{HopLimit: 1, Base: "."})
+	base, err := patchBase(inputs)
 	if err != nil {
-		return nil, nil, usageError("%v (run generate in a directory that holds the infrastructure code)", err)
+		return nil, nil, "", err
+	}
+	diff, notes, err := fix.Patch(code.Groups, os.ReadFile, fix.Target{HopLimit: 1, Base: base})
+	if err != nil {
+		return nil, nil, "", usageError("%v", err)
 	}
 	out := make([]string, len(notes))
 	for i, n := range notes {
 		out[i] = "infrastructure code: " + n.String()
 	}
-	log.Debug("patched infrastructure code", "files", code.Files, "groups", len(code.Groups), "notes", len(notes), "bytes", len(diff))
-	return diff, out, nil
+	log.Debug("patched infrastructure code", "files", code.Files, "groups", len(code.Groups), "notes", len(notes), "bytes", len(diff), "base", base)
+	return diff, out, base, nil
+}
+
+// patchBase is the directory the patch's paths are relative to: the working directory when it
+// holds every file of the code, else the deepest directory that does.
+func patchBase(inputs []scan.Input) (string, error) {
+	common := ""
+	inside := true
+	for _, in := range inputs {
+		for _, f := range in.Files {
+			abs, err := filepath.Abs(f)
+			if err != nil {
+				return "", runtimeError(err)
+			}
+			if rel, err := filepath.Rel(".", f); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(f) {
+				inside = false
+			}
+			dir := filepath.Dir(abs)
+			for common != "" && dir != common && !strings.HasPrefix(dir, common+string(filepath.Separator)) {
+				common = filepath.Dir(common)
+			}
+			if common == "" {
+				common = dir
+			}
+		}
+	}
+	if inside || common == "" {
+		return ".", nil
+	}
+	return common, nil
 }

@@ -62,16 +62,20 @@ type auditJSON struct {
 	Complete bool              `json:"complete"`
 	Cluster  string            `json:"cluster"`
 	Gaps     []json.RawMessage `json:"gaps"`
-	Findings []struct {
-		ID        string `json:"id"`
-		Namespace string `json:"namespace"`
-		Objects   []struct {
-			Kind, Namespace, Name string
-		} `json:"objects"`
-		Endpoints []string `json:"endpoints"`
-		Message   string   `json:"message"`
-	} `json:"findings"`
+	Findings []auditFinding    `json:"findings"`
 	Exposure []json.RawMessage `json:"exposure"`
+}
+
+type auditFinding struct {
+	ID        string        `json:"id"`
+	Namespace string        `json:"namespace"`
+	Objects   []auditObject `json:"objects"`
+	Endpoints []string      `json:"endpoints"`
+	Message   string        `json:"message"`
+}
+
+type auditObject struct {
+	Kind, Namespace, Name string
 }
 
 func decodeAudit(t *testing.T, out string) auditJSON {
@@ -84,21 +88,31 @@ func decodeAudit(t *testing.T, out string) auditJSON {
 }
 
 // TestLiveAuditMatchesManifests: the example cluster applied to a real API server and audited
-// live gives the same verdicts and findings as the manifests it came from.
+// live gives the same verdicts and findings as the manifests it came from, joined to the same
+// infrastructure code.
 func TestLiveAuditMatchesManifests(t *testing.T) {
 	_, kubeconfig := liveCluster(t)
 	exampleNamespaces := []string{"analytics", "kube-system", "marketing", "payments", "shop"}
+	infra := filepath.Join("..", "..", "examples", "infra")
 
-	code, out, stderr := run(t, "", "audit", "--cloud", "aws", "--output", "json", "--fail-on", "none", filepath.Join("..", "..", "examples", "cluster"))
+	code, out, stderr := run(t, "", "audit", "--cloud", "aws", "--output", "json", "--fail-on", "none", filepath.Join("..", "..", "examples", "cluster"), infra)
 	if code != 0 {
 		t.Fatalf("manifest audit: exit %d\n%s", code, stderr)
 	}
 	fromFiles := decodeAudit(t, out)
-	code, out, stderr = run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--output", "json", "--fail-on", "none")
+	code, out, stderr = run(t, "", "audit", "--kubeconfig", kubeconfig, "--cloud", "aws", "--output", "json", "--fail-on", "none", infra)
 	if code != 0 {
 		t.Fatalf("live audit: exit %d\n%s", code, stderr)
 	}
 	live := decodeAudit(t, out)
+	// The code joins the live cluster's system node.
+	if !slices.ContainsFunc(live.Findings, func(f auditFinding) bool {
+		return f.ID == "IMDS017" && slices.ContainsFunc(f.Objects, func(o auditObject) bool {
+			return o.Kind == "Node" && o.Name == "ip-10-0-1-10.us-west-2.compute.internal"
+		})
+	}) {
+		t.Errorf("no IMDS017 joining examples/infra to the live system node:\n%s", stderr)
+	}
 	if !live.Complete || len(live.Gaps) != 0 || live.Cluster != "admin" {
 		t.Fatalf("live audit as admin: complete %v, gaps %s, cluster %q; want complete, no gaps, cluster admin (the context)", live.Complete, live.Gaps, live.Cluster)
 	}

@@ -47,7 +47,7 @@ func hopLimitNote(prefix string) string {
 func (out *Output) addEC2(opts *Options) {
 	if len(opts.InfrastructurePatch) > 0 {
 		out.Files = append(out.Files, File{Layer: EC2, Path: EC2InfrastructurePatchPath,
-			Description: "your infrastructure code, patched to require IMDSv2 with hop limit 1: git apply (or patch -p1 <) this file in the directory generate ran in",
+			Description: "your infrastructure code, patched to require IMDSv2 with hop limit 1: apply it with git apply (or patch -p1 <) in " + patchDir(opts.InfrastructurePatchBase),
 			Content:     opts.InfrastructurePatch})
 	}
 	out.Notes = append(out.Notes, opts.InfrastructureNotes...)
@@ -167,4 +167,12 @@ func ec2Karpenter() string {
     httpPutResponseHopLimit: 1
     httpProtocolIPv6: disabled
 `
+}
+
+// patchDir names where the infrastructure patch applies.
+func patchDir(base string) string {
+	if base == "" || base == "." {
+		return "the directory generate ran in"
+	}
+	return base
 }

@@ -85,6 +85,9 @@ type Options struct {
 	// EC2InfrastructurePatchPath when not empty.
 	InfrastructurePatch []byte
 	InfrastructureNotes []string
+	// InfrastructurePatchBase is the directory the patch applies in ("." for the working
+	// directory).
+	InfrastructurePatchBase string
 }
 
 // enforcement returns the enforcement the options state, or the one the inventory implies when
