@@ -66,6 +66,10 @@ type auditJSON struct {
 	Exposure []json.RawMessage `json:"exposure"`
 }
 
+// manifestPosition matches the position of an object read from the example's manifests, as a
+// finding's message gives it: " (../../examples/cluster/nodes.yaml:9)".
+var manifestPosition = regexp.MustCompile(` \([^()]*examples/cluster/[^()]*:[0-9]+\)`)
+
 type auditFinding struct {
 	ID        string        `json:"id"`
 	Namespace string        `json:"namespace"`
@@ -120,6 +124,8 @@ func TestLiveAuditMatchesManifests(t *testing.T) {
 		var kept auditJSON
 		for _, f := range a.Findings {
 			if f.Namespace == "" || slices.Contains(exampleNamespaces, f.Namespace) {
+				// Objects read from manifests name their file and line; the API server's do not.
+				f.Message = manifestPosition.ReplaceAllString(f.Message, "")
 				kept.Findings = append(kept.Findings, f)
 			}
 		}

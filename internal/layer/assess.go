@@ -125,7 +125,7 @@ func Sources(inv *inventory.Inventory, now time.Time, given ...InstanceSource) [
 	out := []InstanceSource{AgentMeasurement{Now: now}}
 	out = append(out, given...)
 	return append(out,
-		Karpenter{Classes: KarpenterClasses(inv.EC2NodeClasses), NodeClaims: KarpenterNodeClaims(inv.NodeClaims)},
+		Karpenter{Classes: KarpenterClasses(inv.EC2NodeClasses), NodeClaims: KarpenterNodeClaims(inv.NodeClaims), At: KarpenterPositions(inv.EC2NodeClasses)},
 		EKSNodeGroup{})
 }
 

@@ -107,6 +107,10 @@ type Karpenter struct {
 	// NodeClaims map a node's spec.providerID to the EC2NodeClass name of its NodeClaim
 	// (KarpenterNodeClaims); nil when the input has none.
 	NodeClaims map[string]string
+	// At says where each EC2NodeClass was read, by name (KarpenterPositions): the origins of
+	// its options name the file and line, as infrastructure code's do. Empty for a live
+	// cluster.
+	At map[string]inventory.Source
 }
 
 // Name implements InstanceSource.
@@ -115,21 +119,29 @@ func (Karpenter) Name() string { return "Karpenter EC2NodeClass" }
 // AWSOptions implements InstanceSource. The node's label decides first: Karpenter sets it on
 // every node it launches, so a NodeClaim only matters for a node that lost it.
 func (k Karpenter) AWSOptions(n *inventory.Node) (AWSMetadataOptions, bool) {
-	if _, labelled := n.Labels[EC2NodeClassLabel]; labelled {
-		return NodeOptions(n.Labels, k.Classes)
-	}
-	if n.ProviderID == "" {
-		return AWSMetadataOptions{}, false
-	}
-	name, ok := k.NodeClaims[n.ProviderID]
-	if !ok {
-		return AWSMetadataOptions{}, false
+	name, labelled := n.Labels[EC2NodeClassLabel]
+	if !labelled {
+		if n.ProviderID == "" {
+			return AWSMetadataOptions{}, false
+		}
+		var ok bool
+		if name, ok = k.NodeClaims[n.ProviderID]; !ok {
+			return AWSMetadataOptions{}, false
+		}
 	}
 	m, ok := k.Classes[name]
 	if !ok {
 		return AWSMetadataOptions{}, false
 	}
-	return FromEC2NodeClass(name, m), true
+	o := FromEC2NodeClass(name, m)
+	if at, ok := k.At[name]; ok && at.File != "" && at.Line > 0 {
+		where := fmt.Sprintf(" (%s:%d)", at.File, at.Line)
+		o.Endpoint.Origin += where
+		o.Tokens.Origin += where
+		o.HopLimit.Origin += where
+		o.IPv6.Origin += where
+	}
+	return o, true
 }
 
 // AgentMeasurement is the instance source of nodes whose imdsguard agent published a

@@ -89,6 +89,15 @@ func KarpenterClasses(classes []*inventory.EC2NodeClass) map[string]*inventory.E
 	return out
 }
 
+// KarpenterPositions says where each EC2NodeClass of the input was read, by name.
+func KarpenterPositions(classes []*inventory.EC2NodeClass) map[string]inventory.Source {
+	out := make(map[string]inventory.Source, len(classes))
+	for _, c := range classes {
+		out[c.NodeClass.Name] = c.Source
+	}
+	return out
+}
+
 // KarpenterNodeClaims indexes the input's NodeClaims by status.providerID, the spec.providerID of
 // the Node Karpenter registered for the claim (https://karpenter.sh/docs/concepts/nodeclaims/),
 // to the name of the EC2NodeClass of their spec.nodeClassRef. A NodeClaim without a provider ID

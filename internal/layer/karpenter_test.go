@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -99,5 +100,13 @@ func TestKarpenterNodeClaimFixture(t *testing.T) {
 	}
 	if _, found := (Karpenter{Classes: k.Classes}).AWSOptions(inv.Nodes[0]); found {
 		t.Error("without the NodeClaims the unlabelled node's class was found")
+	}
+	// With the classes' positions, the origin names the file and line, as infrastructure
+	// code's does.
+	k.At = KarpenterPositions(inv.EC2NodeClasses)
+	at := inv.EC2NodeClasses[0].Source
+	o, _ = k.AWSOptions(inv.Nodes[0])
+	if want := fmt.Sprintf("(%s:%d)", at.File, at.Line); at.Line == 0 || !strings.HasSuffix(o.Tokens.Origin, want) {
+		t.Errorf("origin %q, want it to end in %s", o.Tokens.Origin, want)
 	}
 }
