@@ -13,8 +13,8 @@ all: build
 build: ## build bin/imdsguard
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/imdsguard
 
-demo: build ## audit the bundled example cluster
-	./$(BIN) audit examples/cluster --fail-on none
+demo: build ## audit the bundled example cluster joined to its infrastructure code
+	./$(BIN) audit examples/cluster examples/infra --fail-on none
 
 test: ## everything CI runs: set-up, lint, unit and integration tests, short fuzzing
 	hack/test.sh

@@ -29,7 +29,7 @@ go test -race -count=1 ./...
 step "quick start: audit the example cluster"
 set +e
 mkdir -p _output
-./bin/imdsguard audit examples/cluster > _output/demo.txt
+./bin/imdsguard audit examples/cluster examples/infra > _output/demo.txt
 code=$?
 set -e
 if [ "$code" -ne 1 ]; then
@@ -37,6 +37,7 @@ if [ "$code" -ne 1 ]; then
   exit 1
 fi
 grep -q "IMDS002 DaemonSet kube-system/aws-node uses hostNetwork" _output/demo.txt
+grep -q "IMDS017 aws_eks_node_group.system (examples/infra/system.tf:10:35) leaves IMDSv1 on" _output/demo.txt
 
 step "fuzz smoke (FUZZTIME=${FUZZTIME:=10s} per target)"
 FUZZTIME="$FUZZTIME" hack/fuzz.sh

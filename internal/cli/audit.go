@@ -66,11 +66,25 @@ may not read is reported as an incomplete audit (IMDS012), never skipped
 silently. Without --cloud, the clouds are detected from the nodes'
 spec.providerID.
 
+Infrastructure code among the paths is read too, with the file and line of
+every value: Terraform modules (the *.tf files of each directory), plans
+("terraform show -json"), CloudFormation templates and eksctl ClusterConfigs.
+EC2's precedence resolves the metadata options of each launch template, node
+group and instance (an option the code leaves out is unknown until
+--aws-account-defaults settles it); node groups join the nodes by their EKS
+or eksctl node group label or launch template ID, so each pod's instance layer
+names the code that decides it. Findings IMDS017-IMDS020 report the code:
+IMDSv1 left on, a hop limit above what the pods need, a launch template
+version the code may not state, settings that cannot be known from the code.
+Code that cannot be read makes the report incomplete (IMDS011).
+
 Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 on a
 usage or input error, 3 on a runtime failure (the report could not be written).`,
 		Example: `  imdsguard audit examples/cluster
   kubectl get ns,pods,deploy,ds,sts,netpol,sa -A -o yaml | imdsguard audit -
   imdsguard audit --live
+  imdsguard audit k8s/ infra/
+  imdsguard audit --live --aws-account-defaults tokens=required,hop-limit=2 terraform/
   imdsguard audit --context prod-eks --output json > audit.json
   imdsguard audit --cloud aws --output sarif manifests/ > imdsguard.sarif
   imdsguard audit --summary examples/cluster

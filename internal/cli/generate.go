@@ -71,7 +71,10 @@ with --policy-engine NAME[@VERSION] (docs/engines.md).
 Input, as for audit: files, directories and "-" for standard input, or the live cluster
 (--live, --kubeconfig, --context); without --cloud, the clouds of the nodes in the input.
 A live cluster that could not be read completely (see audit's IMDS012) is refused for the
-networkpolicy layer. The networkpolicy
+networkpolicy layer. Infrastructure code among the paths (Terraform, CloudFormation, eksctl,
+as for audit) gets the ec2 layer's fix written into its own files: ec2/infrastructure-code.patch,
+a unified diff for git apply or patch -p1; what cannot be patched is said on standard error.
+The networkpolicy
 layer refuses every namespace where a pod is, or could become, egress-isolated (a
 NetworkPolicy only adds allowances) and names the deny-capable layers to use there. Generated
 NetworkPolicies and AdminNetworkPolicies are checked with the evaluator before they are
@@ -88,7 +91,8 @@ input error, 3 on a runtime failure (the output could not be written).`,
   imdsguard generate --cloud aws -d fixes/ examples/cluster
   imdsguard generate --live --layer networkpolicy | kubectl apply --server-side -f -
   kubectl get ns,pods,deploy,sts,ds,rs,job,cronjob,netpol -A -o yaml | imdsguard generate --layer networkpolicy -
-  imdsguard generate --cloud azure --layer node,cilium -d fixes/`,
+  imdsguard generate --cloud azure --layer node,cilium -d fixes/
+  imdsguard generate --layer ec2 -d fixes/ infra/ && git apply fixes/ec2/infrastructure-code.patch`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			warnDeprecated(cmd, streams.Err, generateDeprecatedFlags)
 			o.cloudSet = cmd.Flags().Changed("cloud")
