@@ -210,3 +210,25 @@ func TestReadProblems(t *testing.T) {
 		t.Errorf("the rest is read: got %d groups, want the 1 of nodes.json", len(code.Groups))
 	}
 }
+
+func FuzzSniff(f *testing.F) {
+	for _, seed := range []string{
+		"AWSTemplateFormatVersion: x\n", "apiVersion: eksctl.io/v1alpha5\n", `{"format_version":"1.2"}`,
+		"apiVersion: v1\nkind: Pod\n", "\xef\xbb\xbf---\n# c\nResources:\n", `{"apiVersion": 1}`, "",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		got := Sniff(head)
+		switch got {
+		case "", CloudFormation, Eksctl, TerraformPlan:
+		default:
+			t.Fatalf("Sniff = %q", got)
+		}
+		// A Kubernetes object's first line decides nothing for it: prefixing one keeps every
+		// document a manifest unless a later top-level key of that document is eksctl's.
+		if prefixed := Sniff(append([]byte("apiVersion: v1\nkind: Pod\n---\n"), head...)); prefixed == CloudFormation || prefixed == TerraformPlan {
+			t.Errorf("a file starting with a Pod is %q", prefixed)
+		}
+	})
+}
