@@ -186,23 +186,7 @@ func TestCodeReports(t *testing.T) {
 	if err := r.WriteSARIF(&out, "test"); err != nil {
 		t.Fatal(err)
 	}
-	var sarif struct {
-		Runs []struct {
-			Results []struct {
-				RuleID    string `json:"ruleId"`
-				Locations []struct {
-					PhysicalLocation struct {
-						ArtifactLocation struct {
-							URI string `json:"uri"`
-						} `json:"artifactLocation"`
-						Region struct {
-							StartLine int `json:"startLine"`
-						} `json:"region"`
-					} `json:"physicalLocation"`
-				} `json:"locations"`
-			} `json:"results"`
-		} `json:"runs"`
-	}
+	var sarif sarifLog
 	if err := json.Unmarshal(out.Bytes(), &sarif); err != nil {
 		t.Fatal(err)
 	}
