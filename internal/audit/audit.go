@@ -111,8 +111,9 @@ type Report struct {
 	// Drifts are disagreements between the sources of the instance layer.
 	Drifts []layer.Drift
 	// Infrastructure are the groups of the infrastructure code (Options.Infrastructure), joined
-	// to the nodes; nil when the audit was given none.
+	// to the nodes; nil when the audit was given none. CodeFiles counts the code's files.
 	Infrastructure []CodeGroup
+	CodeFiles      int
 
 	Problems []inventory.Problem
 	// Gaps are cluster resources that could not be read.
@@ -230,6 +231,9 @@ type Options struct {
 	// source after InstanceSources, and the groups the code findings (IMDS017–IMDS020) and
 	// Report.Infrastructure describe.
 	Infrastructure *iac.Source
+	// InfrastructureFiles counts the files of infrastructure code read, for the report's
+	// header.
+	InfrastructureFiles int
 }
 
 // RunWith evaluates an inventory against the endpoints on every layer and derives the findings:
@@ -302,6 +306,7 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 	}
 	if opts.Infrastructure != nil {
 		r.Infrastructure = codeGroups(r, opts.Infrastructure, func(s *Subject) []*inventory.Node { return assessor.Placed(s.Spec) })
+		r.CodeFiles = opts.InfrastructureFiles
 	}
 	r.Findings = findings(r, inv)
 	if opts.Namespace != "" {

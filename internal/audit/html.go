@@ -233,6 +233,9 @@ func (r *Report) describeInput(s jsonSummary) string {
 	if r.Cluster != "" {
 		source = "cluster " + r.Cluster + ", " + count(s.Documents, "object")
 	}
+	if r.CodeFiles > 0 {
+		source += " and " + count(r.CodeFiles, "file") + " of infrastructure code"
+	}
 	return fmt.Sprintf("%s; %s, %s, %s; %s", source, count(s.Namespaces, "namespace"), count(s.Pods, "pod"),
 		count(s.Workloads, "workload"), count(s.Endpoints, "endpoint"))
 }

@@ -223,6 +223,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return err
 	}
 	var infrastructure *iac.Source
+	codeFiles := 0
 	if len(o.source.code) > 0 {
 		code, err := scan.Read(o.source.code)
 		if err != nil {
@@ -231,7 +232,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		for _, p := range code.Problems {
 			inv.Problems = append(inv.Problems, inventory.Problem{Source: inventory.Source{File: p.At.File, Line: p.At.Line}, Message: p.Message})
 		}
-		infrastructure = &iac.Source{Groups: code.Groups, Account: account, AMI: ami}
+		infrastructure, codeFiles = &iac.Source{Groups: code.Groups, Account: account, AMI: ami}, code.Files
 		log.Debug("read infrastructure code", "files", code.Files, "groups", len(code.Groups), "problems", len(code.Problems))
 	} else if o.accountDefaults != "" || o.amiSupport != "" {
 		return usageError("--aws-account-defaults and --aws-ami-imds-support settle what infrastructure code leaves out: give Terraform, CloudFormation or eksctl files or directories too")
@@ -270,7 +271,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return err
 	}
 	loaded := time.Now()
-	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Infrastructure: infrastructure, Clouds: cloudEvidence, Namespace: o.scope.namespace})
+	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Infrastructure: infrastructure, InfrastructureFiles: codeFiles, Clouds: cloudEvidence, Namespace: o.scope.namespace})
 	report.ApplyExceptions(exceptions, time.Now())
 	report.ApplyBaseline(baseline)
 	evaluated := time.Now()

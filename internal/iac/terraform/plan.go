@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/imdsguard/imdsguard/internal/iac"
@@ -59,7 +60,7 @@ func parsePlan(path string, data []byte) ([]iac.NodeGroup, []iac.Problem, error)
 	if plan.FormatVersion == "" || plan.PlannedValues == nil {
 		return nil, nil, fmt.Errorf("not a terraform show -json plan: no format_version or planned_values")
 	}
-	p := &planReader{path: path, data: data}
+	p := &planReader{path: path, data: data, used: map[string]bool{}}
 	var all []planResource
 	var walk func(planModule, int)
 	walk = func(mod planModule, depth int) {
@@ -108,10 +109,14 @@ func parsePlan(path string, data []byte) ([]iac.NodeGroup, []iac.Problem, error)
 			groups = append(groups, g)
 		}
 	}
+	// A launch template a group uses is reported through the group, as in a configuration.
+	groups = slices.DeleteFunc(groups, func(g iac.NodeGroup) bool { return p.used[g.Resource] })
 	return nameOptions(groups), p.problems, nil
 }
 
 type planReader struct {
+	// used holds the addresses of the launch templates a group refers to.
+	used     map[string]bool
 	path     string
 	data     []byte
 	problems []iac.Problem
@@ -190,6 +195,7 @@ func (p *planReader) resolve(g *iac.NodeGroup, spec map[string]any, idKey, nameK
 		g.Options = unknownOptions(at, fmt.Sprintf("launch template %s (not resolvable in the plan)", firstNonEmpty(id, name, "known after apply")), true)
 		return
 	}
+	p.used[target.Address] = true
 	latest, ok := target.Values["latest_version"].(float64)
 	if !ok || version == "" || version != strconv.FormatFloat(latest, 'f', -1, 64) {
 		g.Options = unknownOptions(at, fmt.Sprintf("version %q of %s; the plan describes its latest_version only", firstNonEmpty(version, "known after apply"), target.Address), true)

@@ -258,6 +258,9 @@ func TestLoadPlan(t *testing.T) {
 		t.Fatalf("LoadPlan: %v %v", err, problems)
 	}
 	groups := byResource(t, list)
+	if _, ok := groups["aws_launch_template.workers"]; ok {
+		t.Error("the launch template the node group uses is reported on its own too")
+	}
 	ng := groups["aws_eks_node_group.workers"]
 	if ng.EKSNodeGroup != "prod-workers" || ng.LaunchTemplateVersion != "4" {
 		t.Errorf("node group keys: %+v", ng)
