@@ -412,11 +412,28 @@ func (r *Report) infrastructureJSON() []jsonCodeGroup {
 
 // writeInfrastructure writes the table's section on the infrastructure code: each group with
 // the options EC2 resolves for it, where they come from and the nodes that join it.
-func (r *Report) writeInfrastructure(w io.Writer, p palette) {
+// With more than MaxScreenRows groups, only --show all lists them; otherwise one line counts them.
+func (r *Report) writeInfrastructure(w io.Writer, p palette, show Show) {
 	if len(r.Infrastructure) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\n%s  %s, options as EC2 resolves them\n", p.paint("1", "INFRASTRUCTURE CODE"), count(len(r.Infrastructure), "launch setting"))
+	if len(r.Infrastructure) > MaxScreenRows && show != ShowAll {
+		joined, optional, unknown := 0, 0, 0
+		for _, g := range r.Infrastructure {
+			if len(g.Nodes) > 0 {
+				joined++
+			}
+			switch t := g.Resolved.Tokens; {
+			case !t.Known:
+				unknown++
+			case t.Value == "optional":
+				optional++
+			}
+		}
+		fmt.Fprintf(w, "  %d joined to nodes, %d with HttpTokens optional, %d unknown; --show all lists them\n", joined, optional, unknown)
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  RESOURCE\tAT\tTOKENS\tHOP LIMIT\tENDPOINT\tNODES")
 	for _, g := range r.Infrastructure {

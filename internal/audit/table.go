@@ -92,7 +92,7 @@ func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
 	for _, f := range r.Findings {
 		byNS[f.Namespace] = append(byNS[f.Namespace], f)
 	}
-	r.writeInfrastructure(bw, p)
+	r.writeInfrastructure(bw, p, opts.Show)
 	if fs := byNS[""]; len(fs) > 0 {
 		fmt.Fprintf(bw, "\n%s\n", p.paint("1", "CLUSTER"))
 		writeFindings(bw, p, fs)
