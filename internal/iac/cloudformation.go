@@ -32,7 +32,7 @@ const (
 	// a stack update adds a version and leaves the default at 1
 	// (https://github.com/aws-cloudformation/cloudformation-coverage-roadmap/issues/1518).
 	CloudFormationDefaultVersionDoc = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-launchtemplate.html#aws-resource-ec2-launchtemplate-return-values"
-	CloudFormationNodegroupDoc = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-eks-nodegroup-launchtemplatespecification.html"
+	CloudFormationNodegroupDoc      = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-eks-nodegroup-launchtemplatespecification.html"
 )
 
 // IsCloudFormation reports whether a parsed document is a CloudFormation template: a
