@@ -40,7 +40,7 @@ for which in with without; do
 	declare "wall_$which=$(med "${walls[$which]}")" "wall_lo_$which=$(lo "${walls[$which]}")" "wall_hi_$which=$(hi "${walls[$which]}")"
 	declare "cpu_$which=$(med "${cpus[$which]}")" "rss_$which=$(hi "${rss[$which]}")"
 done
-ratio_med=$(printf '%s\n' "${ratios[@]}" | median)
+ratio_med=$(printf '%s\n' "${ratios[@]}" | median | awk '{ printf "%.3f", $1 }')
 ratio_of_medians=$(awk -v a="$wall_with" -v b="$wall_without" 'BEGIN { printf "%.3f", a / b }')
 rss_ratio=$(awk -v a="$rss_with" -v b="$rss_without" 'BEGIN { printf "%.3f", a / b }')
 
@@ -70,7 +70,7 @@ read_vals() { awk -v unit="$1" '$1 ~ /^BenchmarkRead(-[0-9]+)?$/ { for (k = 3; k
 read_med=$(read_vals ns/op | median | awk '{ printf "%.3f", $1 / 1e9 }')
 read_min=$(read_vals ns/op | sort -g | head -n1 | awk '{ printf "%.3f", $1 / 1e9 }')
 read_alloc=$(read_vals B/op | median | awk '{ printf "%.0f MB", $1 / 1e6 }')
-read_allocs=$(read_vals allocs/op | median | awk '{ printf "%.0f", $1 }')
+read_allocs=$(commas "$(read_vals allocs/op | median | awk '{ printf "%.0f", $1 }')")
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 wall_ok=$(verdict "$wall_with" "$TARGET_WALL_S")

@@ -374,11 +374,8 @@ func getAttTarget(n *yaml.Node) (name, attr string, ok bool) {
 	if n == nil {
 		return "", "", false
 	}
-	var arg *yaml.Node
-	switch {
-	case n.Tag == "!GetAtt":
-		arg = n
-	default:
+	arg := n // !GetAtt
+	if n.Tag != "!GetAtt" {
 		keys, values := pairs(n)
 		if len(keys) != 1 || keys[0].Value != "Fn::GetAtt" {
 			return "", "", false

@@ -68,12 +68,12 @@ func WriteTerraform(dir string, modules int) (TerraformStats, error) {
 	var stats TerraformStats
 	for i := range modules {
 		mdir := filepath.Join(dir, terraformModuleName(i))
-		if err := os.MkdirAll(mdir, 0o755); err != nil {
+		if err := os.MkdirAll(mdir, 0o750); err != nil {
 			return stats, fmt.Errorf("terraform module: %w", err)
 		}
 		files := TerraformModule(i)
 		for _, name := range terraformFiles {
-			if err := os.WriteFile(filepath.Join(mdir, name), []byte(files[name]), 0o644); err != nil { //nolint:gosec // generated test input, readable as any source file
+			if err := os.WriteFile(filepath.Join(mdir, name), []byte(files[name]), 0o600); err != nil {
 				return stats, fmt.Errorf("terraform module: %w", err)
 			}
 			stats.Files++
