@@ -25,6 +25,7 @@ unit: ## go test only (no set-up, no lint)
 bench: build ## benchmarks; figures go to docs/benchmarks.md
 	hack/bench.sh
 	BENCH_NODES=1000 hack/bench.sh
+	BENCH_IAC=1 hack/bench.sh
 	hack/bench-engines.sh
 	hack/bench-live.sh
 	hack/bench-agent.sh

@@ -17,6 +17,11 @@
 #   BENCH_NODES  Nodes added to the cluster, in 20 Karpenter node pools, with the imdsguard
 #                agent's state on half of them (default 0: pods name nodes that are not in
 #                the input, and the node and instance layers are unknown)
+#   BENCH_IAC    1: the infrastructure-code variant (section audit-bench-iac): a Terraform
+#                repository of 200 modules (2,000 *.tf files, synth.WriteTerraform) whose EKS
+#                managed node groups the cluster's BENCH_NODES nodes (default 1000 here) join;
+#                the audit with the repository and without it run in turn, BENCH_RUNS rounds,
+#                and BenchmarkRead (internal/iac/scan) times the reading alone
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,10 +33,16 @@ COUNT=${BENCH_COUNT:-5}
 DOC=${BENCH_DOC:-docs/benchmarks.md}
 CALICO=${BENCH_CALICO:-0}
 CILIUM=${BENCH_CILIUM:-0}
+IAC=${BENCH_IAC:-0}
+MODULES=200
 NODES=${BENCH_NODES:-0}
+if ((IAC)) && [[ -z ${BENCH_NODES:-} ]]; then
+	NODES=1000
+fi
 BIN=bin/imdsguard
 OUT=_output/bench
 INPUT=$OUT/cluster.json
+INFRA=$OUT/infra
 PARAMS=$OUT/cluster.params
 STATS=$OUT/cluster.stats.json
 
@@ -58,7 +69,12 @@ if ((CILIUM > 0)); then
 	SECTION+=-cilium VARIANT+=" with $(commas "$CILIUM") Cilium policies" VARIANT_ENV+="BENCH_CILIUM=$CILIUM " VARIANT_FLAGS+=" -cilium $CILIUM"
 fi
 
-if ((NODES > 0)); then
+if ((IAC)); then
+	SECTION+=-iac VARIANT+=" on $(commas "$NODES") nodes in the EKS node groups of $MODULES Terraform modules" VARIANT_ENV+="BENCH_IAC=1 " VARIANT_FLAGS+=" -nodes $NODES -nodegroups $MODULES -terraform $INFRA"
+	if ((NODES != 1000)); then
+		VARIANT_ENV+="BENCH_NODES=$NODES "
+	fi
+elif ((NODES > 0)); then
 	SECTION+=-nodes VARIANT+=" on $(commas "$NODES") nodes in 20 node pools" VARIANT_ENV+="BENCH_NODES=$NODES " VARIANT_FLAGS+=" -nodes $NODES -pools 20"
 fi
 
@@ -75,13 +91,18 @@ need_gnu_time
 
 # 3. The input, regenerated only when the parameters or the generator changed.
 generator=$(ls internal/synth/*.go hack/gencluster/*.go | grep -v '_test\.go$' | xargs cat | sha256sum | cut -c1-16)
-params="pods=$PODS seed=$SEED calico=$CALICO cilium=$CILIUM nodes=$NODES generator=$generator"
+params="pods=$PODS seed=$SEED calico=$CALICO cilium=$CILIUM nodes=$NODES iac=$IAC generator=$generator"
 if [[ -s $INPUT && -s $STATS && -f $PARAMS && $(cat "$PARAMS") == "$params" ]]; then
 	log "reusing $INPUT ($params)"
 else
 	log "generating $INPUT ($params)"
 	rm -f "$PARAMS"
-	go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -cilium "$CILIUM" -nodes "$NODES" -pools 20 -o "$INPUT.tmp" -stats "$STATS"
+	rm -rf "$INFRA"
+	if ((IAC)); then
+		go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -cilium "$CILIUM" -nodes "$NODES" -nodegroups "$MODULES" -terraform "$INFRA" -o "$INPUT.tmp" -stats "$STATS"
+	else
+		go run ./hack/gencluster -pods "$PODS" -seed "$SEED" -calico "$CALICO" -cilium "$CILIUM" -nodes "$NODES" -pools 20 -o "$INPUT.tmp" -stats "$STATS"
+	fi
 	mv "$INPUT.tmp" "$INPUT"
 	printf '%s\n' "$params" >"$PARAMS"
 fi
@@ -94,6 +115,12 @@ in_anps=$(json_field "$STATS" adminNetworkPolicies)
 in_items=$(json_field "$STATS" items)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+if ((IAC)); then
+	# shellcheck source=hack/lib/bench-iac.sh
+	source hack/lib/bench-iac.sh
+	exit 0
+fi
 
 # 4. The whole command, RUNS times.
 cmd=("$BIN" audit --output json --fail-on none "$INPUT")

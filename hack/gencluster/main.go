@@ -2,6 +2,11 @@
 // of the audit benchmark (hack/bench.sh). The same flags always produce the same bytes.
 //
 //	go run ./hack/gencluster -pods 100000 -o _output/bench/cluster.json
+//
+// With -terraform it also writes a Terraform repository of node-group code (synth.WriteTerraform)
+// whose EKS managed node groups the -nodes Nodes join (-nodegroups, the number of modules):
+//
+//	go run ./hack/gencluster -pods 100000 -nodes 1000 -nodegroups 200 -terraform _output/bench/infra -o _output/bench/cluster.json
 package main
 
 import (
@@ -35,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cnp := fs.Int("cnp", 0, "number of ClusterNetworkPolicies, with Calico v3.32's calico-node DaemonSet to enforce them (0: none)")
 	nodes := fs.Int("nodes", 0, "number of Nodes, Karpenter-launched, pods spread over them (0: no Node objects)")
 	pools := fs.Int("pools", 20, "number of node pools (EC2NodeClasses) the Nodes fall in")
+	nodeGroups := fs.Int("nodegroups", 0, "make the Nodes nodes of the EKS managed node groups of a Terraform repository of this many modules instead of Karpenter node pools (0: node pools)")
+	terraformDir := fs.String("terraform", "", "also write that Terraform repository (-nodegroups modules) into this directory")
 	seed := fs.Uint64("seed", def.Seed, "random seed")
 	indent := fs.Bool("indent", false, "indent as kubectl does instead of one compact line per item")
 	output := fs.String("o", "-", "output file, or - for standard output")
@@ -53,6 +60,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cfg.Seed, cfg.Indent, cfg.CalicoPolicies, cfg.CiliumPolicies, cfg.ClusterNetworkPolicies = *seed, *indent, *calico, *cilium, *cnp
 	if cfg.Nodes = *nodes; cfg.Nodes > 0 {
 		cfg.NodePools = min(*pools, cfg.Nodes)
+	}
+	cfg.NodeGroupModules = *nodeGroups
+	if *terraformDir != "" {
+		if *nodeGroups <= 0 {
+			return errors.New("-terraform needs -nodegroups, the number of modules to write")
+		}
+		ts, err := synth.WriteTerraform(*terraformDir, *nodeGroups)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "gencluster: wrote %d Terraform modules (%d files, %d EKS node groups), %.1f MB, into %s\n",
+			ts.Modules, ts.Files, ts.NodeGroups, float64(ts.Bytes)/1e6, *terraformDir)
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {

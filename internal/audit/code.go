@@ -82,8 +82,10 @@ func needsIMDS(spec *corev1.PodSpec) string {
 }
 
 // codeGroups resolves the infrastructure code's groups and joins them to the nodes and the
-// subjects placed on them.
-func codeGroups(r *Report, src *iac.Source, placed func(*Subject) []*inventory.Node) []CodeGroup {
+// subjects placed on them. placed returns the nodes a subject runs on or may be scheduled on,
+// and placement a key of them (layer.SchedulingKey): the groups of the nodes are found once per
+// key, since a workload template may be placed on every node of the cluster.
+func codeGroups(r *Report, src *iac.Source, placement func(*Subject) string, placed func(*Subject) []*inventory.Node) []CodeGroup {
 	out := make([]CodeGroup, len(src.Groups))
 	byNode := map[string]int{}
 	for i, g := range src.Groups {
@@ -104,13 +106,23 @@ func codeGroups(r *Report, src *iac.Source, placed func(*Subject) []*inventory.N
 			imds = append(imds, j)
 		}
 	}
+	groupsOf := map[string][]int{} // placement key → the groups of its nodes, each once
+	seen := make([]bool, len(out))
 	for i := range r.Subjects {
 		s := &r.Subjects[i]
-		var in []int // the groups the subject is placed on, each once
-		for _, n := range placed(s) {
-			if k, ok := byNode[n.Name]; ok && !slices.Contains(in, k) {
-				in = append(in, k)
+		key := placement(s)
+		in, ok := groupsOf[key]
+		if !ok {
+			for _, n := range placed(s) {
+				if k, ok := byNode[n.Name]; ok && !seen[k] {
+					seen[k] = true
+					in = append(in, k)
+				}
 			}
+			for _, k := range in {
+				seen[k] = false
+			}
+			groupsOf[key] = in
 		}
 		if len(in) == 0 {
 			continue

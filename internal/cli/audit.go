@@ -225,6 +225,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	var infrastructure *iac.Source
 	codeFiles := 0
 	if len(o.source.code) > 0 {
+		readStarted := time.Now()
 		code, err := scan.Read(o.source.code)
 		if err != nil {
 			return usageError("%v", err)
@@ -233,7 +234,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 			inv.Problems = append(inv.Problems, inventory.Problem{Source: inventory.Source{File: p.At.File, Line: p.At.Line}, Message: p.Message})
 		}
 		infrastructure, codeFiles = &iac.Source{Groups: code.Groups, Account: account, AMI: ami}, code.Files
-		log.Debug("read infrastructure code", "files", code.Files, "groups", len(code.Groups), "problems", len(code.Problems))
+		log.Debug("read infrastructure code", "files", code.Files, "groups", len(code.Groups), "problems", len(code.Problems), "duration", time.Since(readStarted))
 	} else if o.accountDefaults != "" || o.amiSupport != "" {
 		return usageError("--aws-account-defaults and --aws-ami-imds-support settle what infrastructure code leaves out: give Terraform, CloudFormation or eksctl files or directories too")
 	}

@@ -301,6 +301,11 @@ func weakestOf(perNode [][2][]Pair, idx []int, h, j int, instance bool) *Verdict
 	return out
 }
 
+// SchedulingKey returns what decides the nodes Assessor.Placed returns for spec: specs with the
+// same key are placed on the same nodes, so that callers can compute once per key what depends
+// on the placement alone.
+func SchedulingKey(spec *corev1.PodSpec) string { return schedulingKey(spec) }
+
 // schedulingKey identifies what decides a pod's candidate nodes: its node name, or its node
 // selector, required node affinity and tolerations.
 func schedulingKey(spec *corev1.PodSpec) string {

@@ -55,6 +55,11 @@ type Config struct {
 	// Nodes is the number of Nodes, with their Karpenter EC2NodeClasses (NodePools of them);
 	// zero by default: no Node objects, pods still name about one node per 30 pods.
 	Nodes, NodePools int
+	// NodeGroupModules, when non-zero, makes the Nodes the nodes of EKS managed node groups
+	// instead of Karpenter node pools: node k joins TerraformNodeGroups(NodeGroupModules)[k % n]
+	// (label eks.amazonaws.com/nodegroup), the node groups of the Terraform repository
+	// WriteTerraform writes with that many modules. NodePools is then not used.
+	NodeGroupModules int
 	// Seed selects the cluster; the same Config always yields the same bytes.
 	Seed uint64
 	// Indent lays the document out as "kubectl get -o json" does, four spaces per level. Items
@@ -121,6 +126,9 @@ func (c Config) Validate() error {
 	}
 	if c.Nodes < 0 || c.NodePools < 0 || (c.Nodes > 0 && c.NodePools > c.Nodes) {
 		errs = append(errs, fmt.Errorf("nodes %d in %d pools: want 0 or more, at most one pool per node", c.Nodes, c.NodePools))
+	}
+	if c.NodeGroupModules < 0 {
+		errs = append(errs, fmt.Errorf("node group modules: %d, want 0 or more", c.NodeGroupModules))
 	}
 	if c.CiliumPolicies < 0 {
 		errs = append(errs, fmt.Errorf("cilium policies: %d, want 0 or more", c.CiliumPolicies))
