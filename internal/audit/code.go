@@ -232,10 +232,17 @@ func (g *CodeGroup) name(pos iac.Position) string {
 	if pos.File == "" {
 		pos = g.At
 	}
+	where := pos.String()
 	if pos.File == "" {
+		where = ""
+	}
+	if g.Root != "" {
+		where = strings.TrimPrefix(where+", root module "+g.Root, ", ")
+	}
+	if where == "" {
 		return g.Resource
 	}
-	return g.Resource + " (" + pos.String() + ")"
+	return g.Resource + " (" + where + ")"
 }
 
 // optionsResource names the resource that states the options: the launch template of a node
@@ -332,7 +339,7 @@ func tokensFix(resource string) string {
 		return "remove disableIMDSv1: false from the node group (or set disablePodIMDS: true)"
 	case strings.HasPrefix(resource, "AWS::"):
 		return "HttpTokens: required in its MetadataOptions"
-	case strings.HasPrefix(resource, "module."):
+	case strings.Contains(resource, ".eks_managed_node_groups["):
 		return "metadata_options = { http_tokens = \"required\", ... } in the node group's entry"
 	}
 	return "http_tokens = \"required\" in its metadata_options block"
@@ -344,7 +351,7 @@ func hopFix(resource string) string {
 		return "disablePodIMDS: true on the node group"
 	case strings.HasPrefix(resource, "AWS::"):
 		return "HttpPutResponseHopLimit: 1 in its MetadataOptions"
-	case strings.HasPrefix(resource, "module."):
+	case strings.Contains(resource, ".eks_managed_node_groups["):
 		return "http_put_response_hop_limit = 1 in the node group's metadata_options"
 	}
 	return "http_put_response_hop_limit = 1 in its metadata_options block"
@@ -354,6 +361,8 @@ func hopFix(resource string) string {
 type jsonCodeGroup struct {
 	Resource string       `json:"resource"`
 	At       iac.Position `json:"at"`
+	// Root is the root module whose call reads a called module's resource.
+	Root string `json:"root,omitempty"`
 	// OptionsFrom names the resource that states the options (a node group's launch template).
 	OptionsFrom string          `json:"optionsFrom,omitempty"`
 	Join        jsonCodeJoin    `json:"join"`
@@ -405,7 +414,7 @@ func (r *Report) infrastructureJSON() []jsonCodeGroup {
 	out := make([]jsonCodeGroup, 0, len(r.Infrastructure))
 	for _, g := range r.Infrastructure {
 		o := g.Resolved
-		j := jsonCodeGroup{Resource: g.Resource, At: g.At, VersionInDoubt: g.VersionInDoubt,
+		j := jsonCodeGroup{Resource: g.Resource, At: g.At, Root: g.Root, VersionInDoubt: g.VersionInDoubt,
 			Join: jsonCodeJoin{EKSNodeGroup: g.EKSNodeGroup, EksctlNodeGroup: g.EksctlNodeGroup, LaunchTemplateID: g.LaunchTemplateID, LaunchTemplateVersion: g.LaunchTemplateVersion},
 			Options: jsonCodeOptions{
 				HTTPEndpoint:            codeSetting(o.Endpoint, enabledJSON),
@@ -450,7 +459,11 @@ func (r *Report) writeInfrastructure(w io.Writer, p palette, show Show) {
 	fmt.Fprintln(tw, "  RESOURCE\tAT\tTOKENS\tHOP LIMIT\tENDPOINT\tNODES")
 	for _, g := range r.Infrastructure {
 		o := g.Resolved
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", g.Resource, g.At, settingText(o.Tokens, func(s string) string { return s }),
+		resource := g.Resource
+		if g.Root != "" {
+			resource += " (" + g.Root + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", resource, g.At, settingText(o.Tokens, func(s string) string { return s }),
 			settingText(o.HopLimit, func(h int) string { return fmt.Sprint(h) }), settingText(o.Endpoint, func(b bool) string { return enabledJSON(b).(string) }),
 			nodesText(g.Nodes))
 	}

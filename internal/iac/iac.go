@@ -48,8 +48,13 @@ type MetadataOptions struct {
 // NodeGroup is a group of instances the code launches, with the keys that join it to nodes.
 type NodeGroup struct {
 	// Resource names the resource: "aws_eks_node_group.workers", "AWS::EKS::Nodegroup Workers",
-	// "eksctl nodeGroups[0] ng-1".
+	// "eksctl nodeGroups[0] ng-1"; a resource of a called Terraform module has the call's
+	// address ("module.nodes.aws_eks_node_group.this").
 	Resource string
+	// Root is the directory of the Terraform root module whose call reads a called module's
+	// resource (two roots calling one module give two groups of the same Resource); empty
+	// otherwise.
+	Root string
 	At       Position
 	// Join keys, any of which may be empty: the EKS node group name (node label
 	// eks.amazonaws.com/nodegroup), the eksctl node group name (alpha.eksctl.io/nodegroup-name),

@@ -160,6 +160,9 @@ func stated[T any](r resolver, v Value[T], option string) (layer.Setting[T], boo
 	case v.Default != "":
 		return layer.Setting[T]{Value: v.Value, Known: true, Source: layer.Default, Origin: where + ": " + v.Default}, true
 	}
+	if v.Expr != "" {
+		where += " = " + v.Expr // an expression, a variable, a module call's argument
+	}
 	return layer.Setting[T]{Value: v.Value, Known: true, Source: layer.Configured, Origin: where}, true
 }
 

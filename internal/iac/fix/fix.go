@@ -67,7 +67,7 @@ func Patch(groups []iac.NodeGroup, read func(file string) ([]byte, error), t Tar
 	}
 	p := &patcher{read: read, target: t, files: map[string]*file{}, done: map[string]bool{}}
 	for _, g := range groups {
-		if err := p.group(g); err != nil {
+		if err := p.group(local(g)); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -87,6 +87,37 @@ func Patch(groups []iac.NodeGroup, read func(file string) ([]byte, error), t Tar
 		}
 	}
 	return out.Bytes(), p.notes, nil
+}
+
+// local names the resources of a group read through a module call by their address inside
+// the called module, where the patch edits them: "module.nodes.aws_launch_template.this" is
+// aws_launch_template.this of the module's files. Two calls of one module patch it once.
+func local(g iac.NodeGroup) iac.NodeGroup {
+	if g.Root == "" {
+		return g
+	}
+	g.Resource = localAddress(g.Resource)
+	g.Options.Resource = localAddress(g.Options.Resource)
+	if g.Newest != nil {
+		newest := *g.Newest
+		newest.Resource = localAddress(newest.Resource)
+		g.Newest = &newest
+	}
+	return g
+}
+
+// localAddress strips the module calls from a Terraform address, keeping a call of the
+// terraform-aws-modules/eks module's node groups, which the module's caller states.
+func localAddress(a string) string {
+	for strings.HasPrefix(a, "module.") {
+		rest := a[len("module."):]
+		i := strings.IndexByte(rest, '.')
+		if i < 0 || strings.HasPrefix(rest[i+1:], "eks_managed_node_groups[") {
+			return a
+		}
+		a = rest[i+1:]
+	}
+	return a
 }
 
 // relative returns file's path relative to base, with forward slashes.

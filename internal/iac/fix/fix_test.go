@@ -404,3 +404,40 @@ resource "aws_eks_node_group" "pinned" {
 		t.Errorf("diff does not move the groups to the newest version:\n%s", diff)
 	}
 }
+
+// A module two roots call is patched once, in its own files, and both calls then resolve to
+// tokens required.
+func TestPatchCalledModule(t *testing.T) {
+	src := filepath.Join("..", "terraform", "testdata", "calls")
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	load := func() []iac.NodeGroup {
+		t.Helper()
+		dirs := map[string][]string{}
+		for _, d := range []string{"envs/prod", "envs/dev"} {
+			files, _ := filepath.Glob(filepath.Join(dir, d, "*.tf"))
+			dirs[filepath.Join(dir, d)] = files
+		}
+		groups, _, err := terraform.LoadModules(dirs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return groups
+	}
+	diff, notes, err := Patch(load(), os.ReadFile, Target{HopLimit: 1, Base: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(diff), "+++ b/modules/nodes/main.tf") != 1 {
+		t.Errorf("want one patch of modules/nodes/main.tf:\n%s", diff)
+	}
+	apply(t, dir, diff)
+	for _, g := range load() {
+		r := iac.Resolve(g.Options, iac.AccountDefaults{}, iac.AMISupportUnknown)
+		if !r.Tokens.Known || r.Tokens.Value != "required" || !r.HopLimit.Known || r.HopLimit.Value > 1 {
+			t.Errorf("%s (%s) after the patch: tokens %+v, hop limit %+v; notes %v", g.Resource, g.Root, r.Tokens, r.HopLimit, notes)
+		}
+	}
+}

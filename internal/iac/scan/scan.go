@@ -229,48 +229,66 @@ type Code struct {
 	Files int
 }
 
-// Read reads inputs with the reader of each format, several at a time. Content that cannot be
-// used (a file that does not parse, a reference to nothing, a file larger than
+// Read reads inputs with the reader of each format, several at a time. The Terraform modules
+// are read together (terraform.LoadModules), so that a module another one calls with a local
+// source is read as that call, with its arguments; their groups come first. Content that
+// cannot be used (a file that does not parse, a reference to nothing, a file larger than
 // iac.MaxFileSize) is a Problem and the rest is read; the error is for a file that cannot be
 // read at all.
 func Read(inputs []Input) (Code, error) {
+	var c Code
+	modules := map[string][]string{}
+	var others []Input
+	for _, in := range inputs {
+		c.Files += len(in.Files)
+		if in.Format == Terraform && len(in.Files) > 0 {
+			dir := filepath.Dir(in.Files[0])
+			modules[dir] = append(modules[dir], in.Files...)
+			continue
+		}
+		others = append(others, in)
+	}
+	if len(modules) > 0 {
+		groups, problems, err := terraform.LoadModules(modules)
+		if err != nil {
+			return Code{}, err
+		}
+		c.Groups, c.Problems = groups, problems
+	}
 	type result struct {
 		groups   []iac.NodeGroup
 		problems []iac.Problem
 		err      error
 	}
-	results := make([]result, len(inputs))
+	results := make([]result, len(others))
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(inputs), 1)) {
+	for range min(runtime.GOMAXPROCS(0), max(len(others), 1)) {
 		wg.Go(func() {
 			for i := range work {
 				r := &results[i]
-				r.groups, r.problems, r.err = read(inputs[i])
+				r.groups, r.problems, r.err = read(others[i])
 			}
 		})
 	}
-	for i := range inputs {
+	for i := range others {
 		work <- i
 	}
 	close(work)
 	wg.Wait()
-	var c Code
-	for i, r := range results {
+	for _, r := range results {
 		if r.err != nil {
 			return Code{}, r.err
 		}
 		c.Groups = append(c.Groups, r.groups...)
 		c.Problems = append(c.Problems, r.problems...)
-		c.Files += len(inputs[i].Files)
 	}
 	return c, nil
 }
 
+// read reads one input other than a Terraform module (Read reads those together).
 func read(in Input) ([]iac.NodeGroup, []iac.Problem, error) {
 	switch in.Format {
-	case Terraform:
-		return terraform.LoadFiles(in.Files)
 	case TerraformPlan:
 		if len(in.Files) != 1 {
 			return nil, nil, fmt.Errorf("%s: want one file, got %d", in.Format, len(in.Files))

@@ -3,6 +3,7 @@ package terraform
 import (
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -13,8 +14,8 @@ import (
 	"github.com/imdsguard/imdsguard/internal/iac"
 )
 
-// evaluator evaluates expressions with what is statically knowable in a module: variable
-// defaults (var.*) and locals (local.*). Nothing else is in its context, so a reference to a
+// evaluator evaluates expressions with what is statically knowable in a module: variables
+// (var.*: a module call's arguments, else their defaults) and locals (local.*). Nothing else is in its context, so a reference to a
 // resource, a data source, a module output or a function call fails to evaluate and the value
 // stays unknown.
 type evaluator struct {
@@ -24,6 +25,10 @@ type evaluator struct {
 func newEvaluator(m *module) *evaluator {
 	vars := map[string]cty.Value{}
 	for name, body := range m.variables {
+		if in, ok := m.inputs[name]; ok {
+			vars[name] = in.value // the module call's argument
+			continue
+		}
 		attr, ok := body.Attributes["default"]
 		if !ok {
 			vars[name] = cty.DynamicVal // no default: given at plan time, unknown here
@@ -134,7 +139,7 @@ func (m *module) stringExpr(expr hclsyntax.Expression, name string) iac.Value[st
 	at := position(expr.Range())
 	v, ok := m.eval.value(expr)
 	if !ok {
-		return iac.Value[string]{Set: true, At: at, Expr: m.source(expr)}
+		return iac.Value[string]{Set: true, At: at, Expr: m.describe(expr)}
 	}
 	if v.IsNull() {
 		return iac.Value[string]{At: at}
@@ -142,11 +147,11 @@ func (m *module) stringExpr(expr hclsyntax.Expression, name string) iac.Value[st
 	s, err := toString(v)
 	if err != nil {
 		m.problem(at, fmt.Sprintf("%s: %v", name, err))
-		return iac.Value[string]{Set: true, At: at, Expr: m.source(expr)}
+		return iac.Value[string]{Set: true, At: at, Expr: m.describe(expr)}
 	}
 	out := iac.Value[string]{Value: s, Set: true, Known: true, At: at}
 	if !isLiteral(expr) {
-		out.Expr = m.source(expr)
+		out.Expr = m.describe(expr)
 	}
 	return out
 }
@@ -166,7 +171,7 @@ func (m *module) intExpr(expr hclsyntax.Expression, name string) iac.Value[int] 
 	at := position(expr.Range())
 	v, ok := m.eval.value(expr)
 	if !ok {
-		return iac.Value[int]{Set: true, At: at, Expr: m.source(expr)}
+		return iac.Value[int]{Set: true, At: at, Expr: m.describe(expr)}
 	}
 	if v.IsNull() {
 		return iac.Value[int]{At: at}
@@ -174,11 +179,33 @@ func (m *module) intExpr(expr hclsyntax.Expression, name string) iac.Value[int] 
 	n, err := toInt(v)
 	if err != nil {
 		m.problem(at, fmt.Sprintf("%s: %v", name, err))
-		return iac.Value[int]{Set: true, At: at, Expr: m.source(expr)}
+		return iac.Value[int]{Set: true, At: at, Expr: m.describe(expr)}
 	}
 	out := iac.Value[int]{Value: n, Set: true, Known: true, At: at}
 	if !isLiteral(expr) {
-		out.Expr = m.source(expr)
+		out.Expr = m.describe(expr)
+	}
+	return out
+}
+
+// describe renders an expression as written and, for each variable it refers to that a module
+// call gives, where the call gives it: "var.http_tokens (module.nodes argument http_tokens =
+// "required" at envs/prod/main.tf:4:17)".
+func (m *module) describe(expr hclsyntax.Expression) string {
+	out := m.source(expr)
+	var named []string
+	for _, t := range expr.Variables() {
+		if t.RootName() != "var" || len(t) < 2 {
+			continue
+		}
+		step, ok := t[1].(hcl.TraverseAttr)
+		if !ok || slices.Contains(named, step.Name) {
+			continue
+		}
+		if in, ok := m.inputs[step.Name]; ok {
+			named = append(named, step.Name)
+			out += " (" + in.from + ")"
+		}
 	}
 	return out
 }

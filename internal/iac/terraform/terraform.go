@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -34,6 +33,10 @@ type module struct {
 	variables map[string]*hclsyntax.Body
 	eval      *evaluator
 	problems  []iac.Problem
+	// dir is the module's directory; inputs are the variables a module call gives it (nil for
+	// a root module: its variables' defaults).
+	dir    string
+	inputs map[string]input
 }
 
 // Load reads every *.tf file of dir as one Terraform module and returns the node groups,
@@ -50,36 +53,34 @@ func Load(dir string) ([]iac.NodeGroup, []iac.Problem, error) {
 	return LoadFiles(paths)
 }
 
-// LoadFiles reads the given *.tf files as one module (the files of one directory). A file
-// larger than iac.MaxFileSize is a problem and is not read; the error is for a file that
-// cannot be read at all.
+// LoadFiles reads the given *.tf files as one module (the files of one directory), with the
+// local modules it calls (LoadModules). A file larger than iac.MaxFileSize is a problem and is
+// not read; the error is for a file that cannot be read at all.
 func LoadFiles(paths []string) ([]iac.NodeGroup, []iac.Problem, error) {
-	paths = slices.Clone(paths)
-	sort.Strings(paths)
-	files := make(map[string][]byte, len(paths))
-	var tooLarge []iac.Problem
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("terraform: %w", err)
-		}
-		if info.Size() > iac.MaxFileSize {
-			tooLarge = append(tooLarge, iac.Problem{At: iac.Position{File: p}, Message: fmt.Sprintf("%d bytes, larger than %d: not read", info.Size(), iac.MaxFileSize)})
-			continue
-		}
-		b, err := os.ReadFile(p) //nolint:gosec // the user names the files to audit
-		if err != nil {
-			return nil, nil, fmt.Errorf("terraform: read %s: %w", p, err)
-		}
-		files[p] = b
+	if len(paths) == 0 {
+		return nil, nil, nil
 	}
-	groups, problems := parseModule(files)
-	return groups, append(tooLarge, problems...), nil
+	return LoadModules(map[string][]string{filepath.Dir(paths[0]): paths})
 }
 
-// parseModule reads a module from file contents keyed by file name. It never fails: what it
-// cannot read becomes a Problem.
+// parseModule reads and evaluates a module from file contents keyed by file name, with its
+// variables' defaults. It never fails: what it cannot read becomes a Problem.
 func parseModule(files map[string][]byte) ([]iac.NodeGroup, []iac.Problem) {
+	m := parse(files)
+	m.eval = newEvaluator(m)
+	groups := nameOptions(m.nodeGroups())
+	sort.SliceStable(m.problems, func(i, j int) bool {
+		a, b := m.problems[i].At, m.problems[j].At
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
+	return groups, m.problems
+}
+
+// parse parses a module's files, in name order, without evaluating anything.
+func parse(files map[string][]byte) *module {
 	m := &module{
 		sources:   files,
 		byAddress: map[string]*resource{},
@@ -94,16 +95,7 @@ func parseModule(files map[string][]byte) ([]iac.NodeGroup, []iac.Problem) {
 	for _, name := range names {
 		m.addFile(name, files[name])
 	}
-	m.eval = newEvaluator(m)
-	groups := nameOptions(m.nodeGroups())
-	sort.SliceStable(m.problems, func(i, j int) bool {
-		a, b := m.problems[i].At, m.problems[j].At
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		return a.Line < b.Line
-	})
-	return groups, m.problems
+	return m
 }
 
 func (m *module) addFile(name string, src []byte) {

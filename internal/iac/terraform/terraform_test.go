@@ -1,6 +1,8 @@
 package terraform
 
 import (
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imdsguard/imdsguard/internal/iac"
+	"github.com/imdsguard/imdsguard/internal/layer"
 )
 
 // want is what a test checks of a value: the value, Set, Known and the line.
@@ -337,5 +340,77 @@ func TestOriginsNameResourceAndPosition(t *testing.T) {
 		if !strings.Contains(o.HopLimit.Origin, tt.hopLimit) {
 			t.Errorf("%s: HttpPutResponseHopLimit origin %q, want it to contain %q", tt.group.Resource, o.HopLimit.Origin, tt.hopLimit)
 		}
+	}
+}
+
+// TestLoadModules: a module called with a local source is read as each call, with the call's
+// arguments, under the call's address; the modules it calls in turn too. A module no one calls
+// is read on its own; a source that is not there, and a cycle, are problems at the call.
+func TestLoadModules(t *testing.T) {
+	const base = "testdata/calls"
+	dirs := map[string][]string{}
+	for _, d := range []string{"envs/prod", "envs/dev", "modules/nodes", "loop/a", "loop/b"} {
+		files, err := filepath.Glob(filepath.Join(base, d, "*.tf"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: %v", d, err)
+		}
+		dirs[filepath.Join(base, d)] = files
+	}
+	list, problems, err := LoadModules(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolve := func(g iac.NodeGroup) layer.AWSMetadataOptions {
+		return iac.Resolve(g.Options, iac.AccountDefaults{}, iac.AMISupportUnknown)
+	}
+	var prod, dev, prodBastion, devBastion int
+	for _, g := range list {
+		o := resolve(g)
+		switch {
+		case g.Resource == "module.nodes.aws_eks_node_group.this" && g.EKSNodeGroup == "prod-workers":
+			prod++
+			if g.Root != filepath.Join(base, "envs/prod") {
+				t.Errorf("prod's root = %q", g.Root)
+			}
+			if !o.Tokens.Known || o.Tokens.Value != "required" || !o.HopLimit.Known || o.HopLimit.Value != 1 {
+				t.Errorf("prod: tokens %+v, hop %+v; want required from the call, 1 from the default", o.Tokens, o.HopLimit)
+			}
+			if v := g.Options.HTTPTokens; !strings.HasPrefix(v.At.File, filepath.Join(base, "modules/nodes")) || !strings.Contains(v.Expr, `module.nodes argument http_tokens = "required" at `+filepath.Join(base, "envs/prod/main.tf")+":4") {
+				t.Errorf("prod tokens at %v, expr %q; want the module's line and the call's argument", v.At, v.Expr)
+			}
+		case g.Resource == "module.nodes.aws_eks_node_group.this" && g.EKSNodeGroup == "dev-workers":
+			dev++
+			if o.Tokens.Value != "optional" || o.HopLimit.Value != 2 {
+				t.Errorf("dev: tokens %+v, hop %+v; want optional (a local of the caller) and 2", o.Tokens, o.HopLimit)
+			}
+		case g.Resource == "module.nodes.module.bastion.aws_instance.this":
+			if o.Tokens.Value == "required" {
+				prodBastion++
+			} else if o.Tokens.Value == "optional" {
+				devBastion++
+			}
+		case strings.HasPrefix(g.Resource, "aws_") && strings.Contains(g.Options.HTTPTokens.At.File, "modules/nodes"):
+			t.Errorf("the called module was also read on its own: %s", g.Resource)
+		}
+	}
+	if prod != 1 || dev != 1 || prodBastion != 1 || devBastion != 1 {
+		t.Errorf("instances: prod %d, dev %d, bastion %d+%d; want one of each", prod, dev, prodBastion, devBastion)
+	}
+	if !slices.ContainsFunc(list, func(g iac.NodeGroup) bool { return strings.HasSuffix(g.Resource, "aws_instance.x") }) {
+		t.Errorf("a module of a cycle is still read: %v", list)
+	}
+	for _, want := range []string{"source " + filepath.Join(base, "envs/prod/not-there") + " is not a directory", "which calls it back"} {
+		if !slices.ContainsFunc(problems, func(p iac.Problem) bool { return strings.Contains(p.Message, want) && p.At.Line > 0 }) {
+			t.Errorf("problems %v: none says %q at a line", problems, want)
+		}
+	}
+
+	// Given only the caller, the called module is read through its source.
+	only, _, err := LoadModules(map[string][]string{filepath.Join(base, "envs/prod"): {filepath.Join(base, "envs/prod/main.tf")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(only, func(g iac.NodeGroup) bool { return g.EKSNodeGroup == "prod-workers" }) {
+		t.Errorf("the local source was not followed: %v", only)
 	}
 }
