@@ -163,6 +163,7 @@ type jsonGroup struct {
 }
 
 func TestCodeReports(t *testing.T) {
+	tf := filepath.Join("testdata", "iac", "infra", "groups.tf")
 	r := runWithCode(t, filepath.Join("testdata", "iac", "infra"))
 	var out bytes.Buffer
 	if err := r.WriteJSON(&out, "test"); err != nil {
@@ -200,6 +201,15 @@ func TestCodeReports(t *testing.T) {
 	}
 	if !found {
 		t.Error("no SARIF result for IMDS017 located at groups.tf line 9")
+	}
+
+	out.Reset()
+	if err := r.WriteHTML(&out, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if page := out.String(); !strings.Contains(page, `<section id="infrastructure">`) ||
+		!strings.Contains(page, "<tr><td>aws_eks_node_group.legacy</td><td>"+tf+":14:1</td><td>optional</td><td>1</td><td>enabled</td><td>n-legacy</td></tr>") {
+		t.Errorf("the HTML report has no infrastructure row for aws_eks_node_group.legacy")
 	}
 
 	out.Reset()

@@ -49,6 +49,10 @@ type htmlView struct {
 	Warnings   []string
 	Gaps       []string
 	Problems   []string
+	// Infrastructure are the launch settings of the infrastructure code, at most
+	// maxHTMLCodeRows; InfrastructureMore counts those left out.
+	Infrastructure     []htmlCodeRow
+	InfrastructureMore int
 	// CSP is the page's Content-Security-Policy: no network at all, and only the compiled-in
 	// stylesheet and script may run, so an element injected through the data would be inert.
 	CSP    string
@@ -56,6 +60,14 @@ type htmlView struct {
 	Script template.JS
 	Data   template.JS
 }
+
+// htmlCodeRow is a launch setting of the infrastructure code, as the table shows it.
+type htmlCodeRow struct {
+	Resource, Root, At, Tokens, HopLimit, Endpoint, Nodes string
+}
+
+// maxHTMLCodeRows bounds the page's infrastructure table; the JSON report lists every setting.
+const maxHTMLCodeRows = 1000
 
 type htmlSeverityCount struct {
 	Name  string
@@ -185,6 +197,18 @@ func (r *Report) WriteHTML(w io.Writer, version string) error {
 		view.Severities = append(view.Severities, htmlSeverityCount{severityNames[k], s.Findings[severityNames[k]]})
 	}
 	view.Warnings = r.Warnings
+	for i, g := range r.Infrastructure {
+		if i == maxHTMLCodeRows {
+			view.InfrastructureMore = len(r.Infrastructure) - i
+			break
+		}
+		o := g.Resolved
+		view.Infrastructure = append(view.Infrastructure, htmlCodeRow{Resource: g.Resource, Root: g.Root, At: g.At.String(),
+			Tokens:   settingText(o.Tokens, func(s string) string { return s }),
+			HopLimit: settingText(o.HopLimit, func(h int) string { return fmt.Sprint(h) }),
+			Endpoint: settingText(o.Endpoint, func(b bool) string { return enabledJSON(b).(string) }),
+			Nodes:    nodesText(g.Nodes)})
+	}
 	for _, g := range r.Gaps {
 		view.Gaps = append(view.Gaps, g.String())
 	}
