@@ -55,7 +55,7 @@ type NodeGroup struct {
 	// resource (two roots calling one module give two groups of the same Resource); empty
 	// otherwise.
 	Root string
-	At       Position
+	At   Position
 	// Join keys, any of which may be empty: the EKS node group name (node label
 	// eks.amazonaws.com/nodegroup), the eksctl node group name (alpha.eksctl.io/nodegroup-name),
 	// the launch template ID and version (eks.amazonaws.com/sourceLaunchTemplateId/Version).

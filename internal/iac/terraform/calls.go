@@ -70,15 +70,23 @@ func LoadModules(dirs map[string][]string) ([]iac.NodeGroup, []iac.Problem, erro
 			called[call.dir] = true
 		}
 	}
+	var roots []string
 	for _, dir := range names {
 		if !called[dir] {
-			l.instantiate(dir, nil, "", nil)
+			roots = append(roots, dir)
 		}
 	}
+	l.instantiateAll(roots)
 	// A cycle of calls leaves no root: read its modules on their own.
+	var rest []string
 	for _, dir := range names {
 		if called[dir] && !l.instantiated[dir] {
-			l.instantiate(dir, nil, "", nil)
+			rest = append(rest, dir)
+		}
+	}
+	for _, dir := range rest {
+		if !l.instantiated[dir] {
+			l.instantiateAll([]string{dir})
 		}
 	}
 	sort.SliceStable(l.problems, func(i, j int) bool {
@@ -97,6 +105,48 @@ type loader struct {
 	groups       []iac.NodeGroup
 	problems     []iac.Problem
 	seen         map[iac.Problem]bool
+}
+
+// reading is what the reading of one root module and the modules it calls found.
+type reading struct {
+	groups   []iac.NodeGroup
+	problems []iac.Problem
+	dirs     []string // the modules read
+}
+
+// instantiateAll reads the root modules dirs and the modules they call, several roots at a
+// time, and adds what they found in the roots' order.
+func (l *loader) instantiateAll(dirs []string) {
+	results := make([]reading, len(dirs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(dirs), 1)) {
+		wg.Go(func() {
+			for i := range work {
+				l.instantiate(&results[i], dirs[i], nil, "", nil)
+			}
+		})
+	}
+	for i := range dirs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if l.instantiated == nil {
+		l.instantiated = map[string]bool{}
+	}
+	for _, r := range results {
+		l.groups = append(l.groups, r.groups...)
+		for _, p := range r.problems {
+			if !l.seen[p] {
+				l.seen[p] = true
+				l.problems = append(l.problems, p)
+			}
+		}
+		for _, d := range r.dirs {
+			l.instantiated[d] = true
+		}
+	}
 }
 
 // parseAll reads and parses the modules of dirs, several at a time: the files given in files,
@@ -192,16 +242,14 @@ func (m *module) localCalls() []call {
 }
 
 // instantiate reads the module of dir with the variables given (nil: their defaults), under the
-// address prefix ("module.nodes."), and then the local modules it calls.
-func (l *loader) instantiate(dir string, inputs map[string]input, prefix string, stack []string) {
+// address prefix ("module.nodes."), and then the local modules it calls, into r. It only reads
+// l.parsed, so roots can be read concurrently.
+func (l *loader) instantiate(r *reading, dir string, inputs map[string]input, prefix string, stack []string) {
 	root := dir
 	if len(stack) > 0 {
 		root = stack[0]
 	}
-	if l.instantiated == nil {
-		l.instantiated = map[string]bool{}
-	}
-	l.instantiated[dir] = true
+	r.dirs = append(r.dirs, dir)
 	base := l.parsed[dir]
 	m := *base
 	m.problems = nil
@@ -214,26 +262,22 @@ func (l *loader) instantiate(dir string, inputs map[string]input, prefix string,
 			groups[i].Root = root
 		}
 	}
-	l.groups = append(l.groups, groups...)
-	for _, p := range append(slices.Clone(base.problems), m.problems...) {
-		if !l.seen[p] {
-			l.seen[p] = true
-			l.problems = append(l.problems, p)
-		}
-	}
+	r.groups = append(r.groups, groups...)
+	r.problems = append(r.problems, base.problems...)
+	r.problems = append(r.problems, m.problems...)
 	stack = append(stack, dir)
 	for _, c := range m.localCalls() {
 		at := c.block.At
 		switch {
 		case slices.Contains(stack, c.dir):
-			l.problemOnce(at, fmt.Sprintf("module %s calls %s, which calls it back: not followed", c.name, c.dir))
+			r.problems = append(r.problems, iac.Problem{At: at, Message: fmt.Sprintf("module %s calls %s, which calls it back: not followed", c.name, c.dir)})
 			continue
 		case len(stack) >= maxCallDepth:
-			l.problemOnce(at, fmt.Sprintf("module %s: local module calls nested deeper than %d: not followed", c.name, maxCallDepth))
+			r.problems = append(r.problems, iac.Problem{At: at, Message: fmt.Sprintf("module %s: local module calls nested deeper than %d: not followed", c.name, maxCallDepth)})
 			continue
 		}
 		if _, ok := l.parsed[c.dir]; !ok {
-			l.problemOnce(at, fmt.Sprintf("module %s: source %s is not a directory of *.tf files", c.name, c.dir))
+			r.problems = append(r.problems, iac.Problem{At: at, Message: fmt.Sprintf("module %s: source %s is not a directory of *.tf files", c.name, c.dir)})
 			continue
 		}
 		args := map[string]input{}
@@ -247,15 +291,7 @@ func (l *loader) instantiate(dir string, inputs map[string]input, prefix string,
 			}
 			args[name] = input{value: v, from: fmt.Sprintf("%s%s argument %s = %s at %s", prefix, "module."+c.name, name, m.source(attr.Expr), position(attr.Expr.Range()))}
 		}
-		l.instantiate(c.dir, args, prefix+"module."+c.name+".", stack)
-	}
-}
-
-func (l *loader) problemOnce(at iac.Position, msg string) {
-	p := iac.Problem{At: at, Message: msg}
-	if !l.seen[p] {
-		l.seen[p] = true
-		l.problems = append(l.problems, p)
+		l.instantiate(r, c.dir, args, prefix+"module."+c.name+".", stack)
 	}
 }
 
