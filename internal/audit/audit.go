@@ -129,6 +129,8 @@ type Report struct {
 	Cluster string
 
 	model *policy.Model
+	// templateVersions are Options.TemplateVersions, for the findings.
+	templateVersions []TemplateVersions
 }
 
 // Verdict returns subject i's cluster-policy verdict for endpoint j.
@@ -234,6 +236,9 @@ type Options struct {
 	// InfrastructureFiles counts the files of infrastructure code read, for the report's
 	// header.
 	InfrastructureFiles int
+	// TemplateVersions are the launch templates the nodes were launched from, as the EC2 API
+	// describes their $Latest and $Default versions (finding IMDS021).
+	TemplateVersions []TemplateVersions
 }
 
 // RunWith evaluates an inventory against the endpoints on every layer and derives the findings:
@@ -285,6 +290,8 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 		Files:     inv.Files,
 		Docs:      inv.Documents,
 		model:     model,
+
+		templateVersions: opts.TemplateVersions,
 	}
 	isolated := map[string]bool{}
 	for i := range ps {

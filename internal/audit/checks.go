@@ -128,6 +128,7 @@ func findings(r *Report, inv *inventory.Inventory) []Finding {
 	out = append(out, singleLayerFindings(r)...)
 	out = append(out, instanceFindings(r)...)
 	out = append(out, codeFindings(r.Infrastructure)...)
+	out = append(out, templateFindings(r, r.templateVersions)...)
 	// Order by severity, namespace and rule, keeping discovery order within those. Sorting
 	// indices moves 4-byte ints instead of whole findings.
 	order := make([]int32, len(out))

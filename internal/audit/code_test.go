@@ -236,3 +236,40 @@ func TestCodeProblemsMakeTheReportIncomplete(t *testing.T) {
 		t.Errorf("the rest of the code does not join: %+v", g)
 	}
 }
+
+// TestTemplateVersionsDiffer: IMDS021 for a template whose $Default and $Latest state different
+// options, with the nodes on each version; none where they are one version or state the same.
+func TestTemplateVersionsDiffer(t *testing.T) {
+	inv, err := inventory.Load([]string{filepath.Join("testdata", "iac", "templates.yaml")}, inventory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := []audit.TemplateVersions{
+		{Region: "us-west-2", ID: "lt-0abc", Name: "workers",
+			Default: audit.TemplateVersion{Number: 1, Tokens: "optional", HopLimit: 2},
+			Latest:  audit.TemplateVersion{Number: 3, Tokens: "required", HopLimit: 1, Endpoint: "enabled"}},
+		{Region: "us-west-2", ID: "lt-0def", Default: audit.TemplateVersion{Number: 2, Tokens: "required", HopLimit: 1},
+			Latest: audit.TemplateVersion{Number: 4, Tokens: "required", HopLimit: 1}},
+		{Region: "us-west-2", ID: "lt-0same", Default: audit.TemplateVersion{Number: 5, Tokens: "optional"},
+			Latest: audit.TemplateVersion{Number: 5, Tokens: "optional"}},
+	}
+	r := audit.RunWith(inv, endpoint.Select([]endpoint.Cloud{endpoint.AWS}), audit.Options{Enforcement: policy.AssumedEnforcement(inv), TemplateVersions: versions})
+	fs := findingsOf(r, audit.RuleTemplateVersionsDiffer.ID)
+	if len(fs) != 1 {
+		t.Fatalf("IMDS021 findings = %+v, want one for lt-0abc", fs)
+	}
+	f := fs[0]
+	for _, want := range []string{
+		"launch template lt-0abc (workers) in us-west-2",
+		"$Default is version 1 (HttpTokens optional, hop limit 2, HttpEndpoint left out)",
+		"$Latest is version 3 (HttpTokens required, hop limit 1, HttpEndpoint enabled)",
+		"2 nodes (n-v1-a, n-v1-b) on version 1, 1 node (n-v3) on version 3",
+	} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("message %q lacks %q", f.Message, want)
+		}
+	}
+	if f.Objects[0] != (inventory.ObjectRef{Kind: "LaunchTemplate", Name: "lt-0abc"}) || len(f.Objects) != 4 {
+		t.Errorf("objects = %+v, want the template and its 3 nodes", f.Objects)
+	}
+}

@@ -111,11 +111,13 @@ var (
 		"The node group launches from the template's default version or a pinned version, while the code states its newest version ($Latest): the metadata options in force may be an older version's, which the code no longer shows.", []Technique{T1552005}}
 	RuleCodeUnknown = Rule{"IMDS020", "Instance setting cannot be known from the code", Low,
 		"An instance metadata option is a variable without a default, a data source or an intrinsic function, or left out and inherited from account or AMI settings the input does not state. The instance layer of its nodes is unknown, never counted as a protection.", []Technique{T1552005}}
+	RuleTemplateVersionsDiffer = Rule{"IMDS021", "Launch template versions differ in metadata options", Medium,
+		"The EC2 API says a launch template's $Default and $Latest versions state different metadata options: node groups and instances that launch $Default (EKS's default when no version is given) run other settings than the newest version, which is usually the one the code describes.", []Technique{T1552005}}
 )
 
 // Rules lists every rule, in ID order.
 var Rules = []Rule{RuleReach, RuleHostNetwork, RuleIPv6Gap, RuleNoEgressControl, RuleBroadAllow, RuleWireServer, RuleAddon, RuleNoIdentity, RuleKeepReachable, RulePriorityTie, RuleInput, RuleUnreadable, RuleNotEnforced, RuleSingleLayer, RuleIMDSv1, RuleDrift,
-	RuleCodeIMDSv1, RuleHopLimit, RuleTemplateVersion, RuleCodeUnknown}
+	RuleCodeIMDSv1, RuleHopLimit, RuleTemplateVersion, RuleCodeUnknown, RuleTemplateVersionsDiffer}
 
 // Finding is one problem found, with the objects concerned, why, and the concrete fix.
 type Finding struct {
