@@ -125,24 +125,9 @@ func Load(ctx context.Context, nodes []*inventory.Node, o Options) (*Source, err
 	if len(byRegion) == 0 {
 		return s, nil
 	}
-	if o.Endpoint != "" {
-		if err := CheckEndpoint(o.Endpoint); err != nil {
-			return nil, err
-		}
-	}
-	// The SDK would otherwise log to standard error on its own; errors reach the caller instead.
-	loadOpts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
-	if o.Credentials != nil {
-		loadOpts = append(loadOpts, config.WithCredentialsProvider(o.Credentials))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	cfg, err := awsConfig(ctx, o, Action)
 	if err != nil {
-		return nil, fmt.Errorf("%s: load AWS configuration: %w", Action, err)
-	}
-	// Resolve the credentials once, before any call: "no credentials" is then one error that
-	// says so, not one buried in each region's request.
-	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return nil, fmt.Errorf("%s: no usable AWS credentials (the default chain reads the environment, shared config and credentials files, web identity, and container and EC2 instance roles): %w", Action, err)
+		return nil, err
 	}
 	regions := make([]string, 0, len(byRegion))
 	for r := range byRegion {
@@ -150,12 +135,7 @@ func Load(ctx context.Context, nodes []*inventory.Node, o Options) (*Source, err
 	}
 	slices.Sort(regions)
 	for _, region := range regions {
-		client := ec2.NewFromConfig(cfg, func(c *ec2.Options) {
-			c.Region = region
-			if o.Endpoint != "" {
-				c.BaseEndpoint = aws.String(o.Endpoint)
-			}
-		})
+		client := regionClient(cfg, o, region)
 		ids := byRegion[region]
 		slices.Sort(ids)
 		for start := 0; start < len(ids); start += MaxIDsPerCall {
@@ -172,6 +152,41 @@ func Load(ctx context.Context, nodes []*inventory.Node, o Options) (*Source, err
 		}
 	}
 	return s, nil
+}
+
+// awsConfig checks o.Endpoint, loads the SDK's configuration and resolves the credentials once,
+// before any call: "no credentials" is then one error that names action and says so, not one
+// buried in each region's request.
+func awsConfig(ctx context.Context, o Options, action string) (aws.Config, error) {
+	if o.Endpoint != "" {
+		if err := CheckEndpoint(o.Endpoint); err != nil {
+			return aws.Config{}, err
+		}
+	}
+	// The SDK would otherwise log to standard error on its own; errors reach the caller instead.
+	loadOpts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	if o.Credentials != nil {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(o.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("%s: load AWS configuration: %w", action, err)
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, fmt.Errorf("%s: no usable AWS credentials (the default chain reads the environment, shared config and credentials files, web identity, and container and EC2 instance roles): %w", action, err)
+	}
+	return cfg, nil
+}
+
+// regionClient is the EC2 client for one region: requests signed for that region, sent to
+// o.Endpoint when set.
+func regionClient(cfg aws.Config, o Options, region string) *ec2.Client {
+	return ec2.NewFromConfig(cfg, func(c *ec2.Options) {
+		c.Region = region
+		if o.Endpoint != "" {
+			c.BaseEndpoint = aws.String(o.Endpoint)
+		}
+	})
 }
 
 // note says why the source knows nothing of inst.

@@ -330,7 +330,7 @@ func calls(srv *ec2apitest.Server) []ec2apitest.Request {
 	var out []ec2apitest.Request
 	seen := map[string]bool{}
 	for _, r := range srv.Requests() {
-		key := r.Region + "|" + r.NextToken + "|" + strings.Join(r.InstanceIDs, ",")
+		key := r.Action + "|" + r.Region + "|" + r.NextToken + "|" + strings.Join(r.InstanceIDs, ",") + "|" + r.LaunchTemplateID + "|" + strings.Join(r.Versions, ",")
 		if !seen[key] {
 			seen[key] = true
 			out = append(out, r)

@@ -1,6 +1,6 @@
 // Package ec2apitest serves the part of the EC2 Query API that package ec2api calls,
-// DescribeInstances, in its documented wire format, from a local HTTP server: tests run the real
-// aws-sdk-go-v2 client against it, with no AWS reachable.
+// DescribeInstances and DescribeLaunchTemplateVersions, in its documented wire format, from a
+// local HTTP server: tests run the real aws-sdk-go-v2 client against it, with no AWS reachable.
 //
 // The wire format, from the EC2 API reference
 // (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html,
@@ -11,6 +11,18 @@
 // reservationSet/item/instancesSet/item/metadataOptions and nextToken; errors as
 // <Response><Errors><Error><Code>..</Code><Message>..</Message></Error></Errors><RequestID>..</RequestID></Response>
 // with a 4xx status.
+//
+// DescribeLaunchTemplateVersions
+// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeLaunchTemplateVersions.html):
+// "Action=DescribeLaunchTemplateVersions&LaunchTemplateId=lt-...&LaunchTemplateVersion.1=$Latest&LaunchTemplateVersion.2=$Default";
+// a DescribeLaunchTemplateVersionsResponse XML document with launchTemplateVersionSet/item
+// (launchTemplateId, launchTemplateName, versionNumber, defaultVersion,
+// launchTemplateData/metadataOptions; the LaunchTemplateVersion, ResponseLaunchTemplateData and
+// LaunchTemplateInstanceMetadataOptions data types:
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateVersion.html,
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ResponseLaunchTemplateData.html,
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateInstanceMetadataOptions.html)
+// and nextToken.
 package ec2apitest
 
 import (
@@ -19,6 +31,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,8 +56,29 @@ func Applied(tokens string, hopLimit int, endpoint, ipv6 string) MetadataOptions
 		HTTPEndpoint: endpoint, HTTPProtocolIPv6: ipv6, InstanceMetadataTags: "disabled"}
 }
 
-// Request is one DescribeInstances call as the server received it.
+// TemplateOptions are the metadata options a launch template version states (the XML element
+// launchTemplateData/metadataOptions, LaunchTemplateInstanceMetadataOptions). An empty field is
+// left out of the XML; a version without options (AddTemplate's zero TemplateOptions) has no
+// metadataOptions element at all.
+type TemplateOptions struct {
+	HTTPTokens              string `xml:"httpTokens,omitempty"`
+	HTTPPutResponseHopLimit int    `xml:"httpPutResponseHopLimit,omitempty"`
+	HTTPEndpoint            string `xml:"httpEndpoint,omitempty"`
+	HTTPProtocolIPv6        string `xml:"httpProtocolIpv6,omitempty"`
+	InstanceMetadataTags    string `xml:"instanceMetadataTags,omitempty"`
+}
+
+// template is a launch template as the server holds it.
+type template struct {
+	name           string
+	defaultVersion int64
+	versions       []TemplateOptions // version N is versions[N-1]
+}
+
+// Request is one call as the server received it.
 type Request struct {
+	// Action is the form's Action: DescribeInstances, DescribeLaunchTemplateVersions.
+	Action string
 	// Region is the region of the Signature Version 4 credential scope.
 	Region string
 	// AccessKeyID is the access key of the credential scope.
@@ -54,14 +88,22 @@ type Request struct {
 	Form          map[string][]string
 	InstanceIDs   []string
 	NextToken     string
+	// LaunchTemplateID and Versions are DescribeLaunchTemplateVersions' LaunchTemplateId and
+	// LaunchTemplateVersion.N.
+	LaunchTemplateID string
+	Versions         []string
 }
 
 // Server is a local EC2 Query API endpoint.
 type Server struct {
 	URL string
 
-	// PageSize is how many instances one response holds before it sets nextToken (0: all).
+	// PageSize is how many instances, or launch template versions, one response holds before it
+	// sets nextToken (0: all).
 	PageSize int
+	// RepeatVersions lists a launch template version once for each time the call names it
+	// ($Latest and $Default of the same version: twice); otherwise once.
+	RepeatVersions bool
 	// ErrorCode, when set, answers every call with that error (and ErrorStatus, default 403),
 	// e.g. "UnauthorizedOperation" or "AccessDenied".
 	ErrorCode   string
@@ -69,12 +111,13 @@ type Server struct {
 
 	mu        sync.Mutex
 	instances map[string]map[string]MetadataOptions // region → instance ID → options
+	templates map[string]map[string]template        // region → launch template ID → template
 	requests  []Request
 }
 
 // NewServer starts a server, stopped when the test ends.
 func NewServer(t testing.TB) *Server {
-	s := &Server{instances: map[string]map[string]MetadataOptions{}}
+	s := &Server{instances: map[string]map[string]MetadataOptions{}, templates: map[string]map[string]template{}}
 	ts := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(ts.Close)
 	s.URL = ts.URL
@@ -89,6 +132,19 @@ func (s *Server) Add(region, id string, o MetadataOptions) {
 		s.instances[region] = map[string]MetadataOptions{}
 	}
 	s.instances[region][id] = o
+}
+
+// AddTemplate makes a launch template exist in a region, with versions 1, 2, ... stating the
+// given options, and defaultVersion its default. The highest version is $Latest. A
+// defaultVersion of 0 marks no version the default, an answer the API is not documented to give,
+// for testing how the client copes with it.
+func (s *Server) AddTemplate(region, id, name string, defaultVersion int64, versions ...TemplateOptions) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.templates[region] == nil {
+		s.templates[region] = map[string]template{}
+	}
+	s.templates[region][id] = template{name: name, defaultVersion: defaultVersion, versions: append([]TemplateOptions(nil), versions...)}
 }
 
 // Requests returns the calls received so far.
@@ -121,6 +177,25 @@ type describeInstancesResponse struct {
 	NextToken    string           `xml:"nextToken,omitempty"`
 }
 
+type launchTemplateDataXML struct {
+	MetadataOptions *TemplateOptions `xml:"metadataOptions,omitempty"`
+}
+
+type launchTemplateVersionXML struct {
+	LaunchTemplateID   string                `xml:"launchTemplateId"`
+	LaunchTemplateName string                `xml:"launchTemplateName"`
+	VersionNumber      int64                 `xml:"versionNumber"`
+	DefaultVersion     bool                  `xml:"defaultVersion"`
+	LaunchTemplateData launchTemplateDataXML `xml:"launchTemplateData"`
+}
+
+type describeLaunchTemplateVersionsResponse struct {
+	XMLName   xml.Name                   `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ DescribeLaunchTemplateVersionsResponse"`
+	RequestID string                     `xml:"requestId"`
+	Versions  []launchTemplateVersionXML `xml:"launchTemplateVersionSet>item"`
+	NextToken string                     `xml:"nextToken,omitempty"`
+}
+
 type errorResponse struct {
 	XMLName xml.Name `xml:"Response"`
 	Errors  []struct {
@@ -139,37 +214,69 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "MalformedQueryString", err.Error())
 		return
 	}
-	req := Request{Authorization: r.Header.Get("Authorization"), Form: r.PostForm, NextToken: r.PostForm.Get("NextToken")}
+	req := Request{Action: r.PostForm.Get("Action"), Authorization: r.Header.Get("Authorization"), Form: r.PostForm,
+		NextToken: r.PostForm.Get("NextToken"), LaunchTemplateID: r.PostForm.Get("LaunchTemplateId")}
 	if m := credentialScope.FindStringSubmatch(req.Authorization); m != nil {
 		req.AccessKeyID, req.Region = m[1], m[2]
 	}
-	for i := 1; ; i++ {
-		id := r.PostForm.Get("InstanceId." + strconv.Itoa(i))
-		if id == "" {
-			break
-		}
-		req.InstanceIDs = append(req.InstanceIDs, id)
-	}
+	req.InstanceIDs = list(r.PostForm, "InstanceId")
+	req.Versions = list(r.PostForm, "LaunchTemplateVersion")
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
-	errCode, errStatus, pageSize := s.ErrorCode, s.ErrorStatus, s.PageSize
-	known := s.instances[req.Region]
+	errCode, errStatus := s.ErrorCode, s.ErrorStatus
 	s.mu.Unlock()
 
+	served := req.Action == "DescribeInstances" || req.Action == "DescribeLaunchTemplateVersions"
 	switch {
 	case req.Region == "":
 		s.fail(w, http.StatusBadRequest, "MissingAuthenticationToken", "Request is missing Authentication Token")
 		return
-	case r.PostForm.Get("Action") != "DescribeInstances" || r.PostForm.Get("Version") != "2016-11-15":
-		s.fail(w, http.StatusBadRequest, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", r.PostForm.Get("Action")))
+	case !served || r.PostForm.Get("Version") != "2016-11-15":
+		s.fail(w, http.StatusBadRequest, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", req.Action))
 		return
 	case errCode != "":
 		if errStatus == 0 {
 			errStatus = http.StatusForbidden
 		}
-		s.fail(w, errStatus, errCode, "You are not authorized to perform this operation. User: arn:aws:iam::111122223333:user/audit is not authorized to perform: ec2:DescribeInstances because no identity-based policy allows the ec2:DescribeInstances action")
+		s.fail(w, errStatus, errCode, fmt.Sprintf("You are not authorized to perform this operation. User: arn:aws:iam::111122223333:user/audit is not authorized to perform: ec2:%s because no identity-based policy allows the ec2:%s action", req.Action, req.Action))
 		return
 	}
+	if req.Action == "DescribeLaunchTemplateVersions" {
+		s.describeLaunchTemplateVersions(w, req)
+		return
+	}
+	s.describeInstances(w, req)
+}
+
+// list reads the values of a Query API list parameter: NAME.1, NAME.2, ...
+func list(form map[string][]string, name string) []string {
+	var out []string
+	for i := 1; ; i++ {
+		v := form[name+"."+strconv.Itoa(i)]
+		if len(v) == 0 || v[0] == "" {
+			return out
+		}
+		out = append(out, v[0])
+	}
+}
+
+// page reads a NextToken of this server ("page-N") against n items: the index to start from.
+func page(token string, n int) (int, bool) {
+	if token == "" {
+		return 0, true
+	}
+	start, err := strconv.Atoi(strings.TrimPrefix(token, "page-"))
+	if err != nil || start <= 0 || start > n {
+		return 0, false
+	}
+	return start, true
+}
+
+func (s *Server) describeInstances(w http.ResponseWriter, req Request) {
+	s.mu.Lock()
+	pageSize := s.PageSize
+	known := s.instances[req.Region]
+	s.mu.Unlock()
 	var missing []string
 	for _, id := range req.InstanceIDs {
 		if _, ok := known[id]; !ok {
@@ -193,14 +300,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Strings(ids)
-	start := 0
-	if req.NextToken != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(req.NextToken, "page-"))
-		if err != nil || n <= 0 || n > len(ids) {
-			s.fail(w, http.StatusBadRequest, "InvalidPaginationToken", "The pagination token is invalid.")
-			return
-		}
-		start = n
+	start, ok := page(req.NextToken, len(ids))
+	if !ok {
+		s.fail(w, http.StatusBadRequest, "InvalidPaginationToken", "The pagination token is invalid.")
+		return
 	}
 	end := len(ids)
 	resp := describeInstancesResponse{RequestID: "req-" + strconv.Itoa(len(s.Requests()))}
@@ -214,6 +317,79 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			ReservationID: fmt.Sprintf("r-%017x", start+i), OwnerID: "111122223333",
 			Instances: []instanceXML{{InstanceID: id, MetadataOptions: known[id]}},
 		})
+	}
+	write(w, http.StatusOK, resp)
+}
+
+// launchTemplateID is the form of a launch template ID: "lt-" and 17 hexadecimal characters.
+var launchTemplateID = regexp.MustCompile(`^lt-[0-9a-f]{17}$`)
+
+// describeLaunchTemplateVersions answers for one launch template, named by ID, and the versions
+// the call names ($Latest, $Default, numbers; none: all of them). A malformed ID is
+// InvalidLaunchTemplateId.Malformed, an unknown one InvalidLaunchTemplateId.NotFound, a version
+// number the template does not have InvalidLaunchTemplateId.VersionNotFound
+// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
+func (s *Server) describeLaunchTemplateVersions(w http.ResponseWriter, req Request) {
+	s.mu.Lock()
+	pageSize, repeat := s.PageSize, s.RepeatVersions
+	t, found := s.templates[req.Region][req.LaunchTemplateID]
+	s.mu.Unlock()
+	switch {
+	case req.LaunchTemplateID == "":
+		s.fail(w, http.StatusBadRequest, "MissingParameter", "The request must contain the parameter launchTemplateName or launchTemplateId")
+		return
+	case !launchTemplateID.MatchString(req.LaunchTemplateID):
+		s.fail(w, http.StatusBadRequest, "InvalidLaunchTemplateId.Malformed", fmt.Sprintf("The specified ID for the launch template, %s, is malformed.", req.LaunchTemplateID))
+		return
+	case !found:
+		s.fail(w, http.StatusBadRequest, "InvalidLaunchTemplateId.NotFound", fmt.Sprintf("The specified launch template, with template ID %s, does not exist.", req.LaunchTemplateID))
+		return
+	}
+	var numbers []int64
+	for _, v := range req.Versions {
+		var n int64
+		switch v {
+		case "$Latest":
+			n = int64(len(t.versions))
+		case "$Default":
+			n = t.defaultVersion
+			if n == 0 {
+				continue // AddTemplate's "no default": nothing to list
+			}
+		default:
+			var err error
+			n, err = strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 || n > int64(len(t.versions)) {
+				s.fail(w, http.StatusBadRequest, "InvalidLaunchTemplateId.VersionNotFound", fmt.Sprintf("Could not find launch template version %s for launch template ID %s.", v, req.LaunchTemplateID))
+				return
+			}
+		}
+		if repeat || !slices.Contains(numbers, n) {
+			numbers = append(numbers, n)
+		}
+	}
+	if len(req.Versions) == 0 {
+		for n := range len(t.versions) {
+			numbers = append(numbers, int64(n+1))
+		}
+	}
+	start, ok := page(req.NextToken, len(numbers))
+	if !ok {
+		s.fail(w, http.StatusBadRequest, "InvalidPaginationToken", "The pagination token is invalid.")
+		return
+	}
+	end := len(numbers)
+	resp := describeLaunchTemplateVersionsResponse{RequestID: "req-" + strconv.Itoa(len(s.Requests()))}
+	if pageSize > 0 && start+pageSize < end {
+		end = start + pageSize
+		resp.NextToken = "page-" + strconv.Itoa(end)
+	}
+	for _, n := range numbers[start:end] {
+		item := launchTemplateVersionXML{LaunchTemplateID: req.LaunchTemplateID, LaunchTemplateName: t.name, VersionNumber: n, DefaultVersion: n == t.defaultVersion}
+		if o := t.versions[n-1]; o != (TemplateOptions{}) {
+			item.LaunchTemplateData.MetadataOptions = &o
+		}
+		resp.Versions = append(resp.Versions, item)
 	}
 	write(w, http.StatusOK, resp)
 }
