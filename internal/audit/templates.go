@@ -55,7 +55,7 @@ func (v TemplateVersion) String() string {
 func templateFindings(r *Report, versions []TemplateVersions) []Finding {
 	var out []Finding
 	for _, t := range versions {
-		if t.Latest.Number == t.Default.Number || !t.Latest.differs(t.Default) {
+		if t.Latest.Number == 0 || t.Default.Number == 0 || t.Latest.Number == t.Default.Number || !t.Latest.differs(t.Default) {
 			continue
 		}
 		objects := []inventory.ObjectRef{{Kind: "LaunchTemplate", Name: t.ID}}

@@ -108,7 +108,7 @@ usage or input error, 3 on a runtime failure (the report could not be written).`
 	f.BoolVar(&o.summary, "summary", false, "table output: one line per namespace (subjects, reachable credential exposures, findings by severity), then the findings")
 	f.StringVar(&o.show, "show", "", fmt.Sprintf("table rows: reachable (only the reachable exposures) or all; default: all when they fit a screen (%d rows), else reachable", audit.MaxScreenRows))
 	f.StringVar(&o.color, "color", "auto", "colour in table output: auto (only on a terminal), always or never")
-	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it. A failure is an incomplete audit (IMDS012), never a silent pass")
+	f.BoolVar(&o.aws, "aws", false, "read the instance metadata options (HttpEndpoint, HttpTokens, hop limit, HttpProtocolIpv6) of the nodes' EC2 instances from the EC2 API: calls ec2:DescribeInstances in each node's region with the AWS SDK's default credential chain (environment, shared config and credentials files, web identity, container or instance role), bounded by --timeout; the EKS node role's AmazonEKSWorkerNodePolicy grants it; and the $Latest and $Default versions of the nodes' launch templates (ec2:DescribeLaunchTemplateVersions, finding IMDS021). A failure is an incomplete audit (IMDS012), never a silent pass")
 	f.StringVar(&o.awsEndpoint, "aws-endpoint", "", "EC2 API endpoint URL for --aws (implies --aws), e.g. a VPC interface endpoint; default: each region's own endpoint")
 	f.StringVar(&o.accountDefaults, "aws-account-defaults", "", "the EC2 account-level instance metadata defaults of the region, for options the infrastructure code leaves out: tokens=required|optional,hop-limit=N,endpoint=enabled|disabled, each key optional, any value no-preference (aws ec2 get-instance-metadata-defaults shows them); without it such options are unknown")
 	f.StringVar(&o.amiSupport, "aws-ami-imds-support", "", "the imds-support of the AMIs the infrastructure code launches, for options it and the account defaults leave out: v2.0 (tokens required, hop limit 2) or none; without it they stay unknown")
@@ -255,6 +255,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	}
 	// Instance layer sources besides those the input holds; a failure is a gap of the report.
 	var instanceSources []layer.InstanceSource
+	var templateVersions []audit.TemplateVersions
 	if o.aws || o.awsEndpoint != "" {
 		awsCtx, cancel := context.WithTimeout(ctx, o.source.timeout)
 		src, err := awsInstanceSource(awsCtx, log, inv.Nodes, o.awsEndpoint)
@@ -264,6 +265,13 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		} else {
 			instanceSources = append(instanceSources, src)
 		}
+		awsCtx, cancel = context.WithTimeout(ctx, o.source.timeout)
+		versions, err := awsTemplateVersions(awsCtx, log, inv.Nodes, o.awsEndpoint)
+		cancel()
+		if err != nil {
+			inv.Gaps = append(inv.Gaps, inventory.Gap{Resource: ec2api.TemplateAction, Reason: err.Error(), Affects: "finding IMDS021 (launch templates whose $Latest and $Default versions differ)"})
+		}
+		templateVersions = versions
 	}
 	for _, src := range instanceSources {
 		log.Debug("instance layer source", "source", src.Name())
@@ -272,7 +280,7 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		return err
 	}
 	loaded := time.Now()
-	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Infrastructure: infrastructure, InfrastructureFiles: codeFiles, Clouds: cloudEvidence, Namespace: o.scope.namespace})
+	report := audit.RunWith(inv, eps, audit.Options{Enforcement: enf, InstanceSources: instanceSources, Infrastructure: infrastructure, InfrastructureFiles: codeFiles, TemplateVersions: templateVersions, Clouds: cloudEvidence, Namespace: o.scope.namespace})
 	report.ApplyExceptions(exceptions, time.Now())
 	report.ApplyBaseline(baseline)
 	evaluated := time.Now()

@@ -129,3 +129,44 @@ func TestAuditAWSEndpointMustBeAURL(t *testing.T) {
 		t.Errorf("exit %d, stderr %s: want a usage error naming --aws-endpoint", code, stderr)
 	}
 }
+
+// TestAuditAWSComparesLaunchTemplateVersions: with --aws, the launch templates the nodes were
+// launched from are described, and one whose $Default and $Latest state different options is
+// finding IMDS021, naming the nodes on each version.
+func TestAuditAWSComparesLaunchTemplateVersions(t *testing.T) {
+	awsEnvironment(t)
+	srv := ec2apitest.NewServer(t)
+	srv.Add("eu-west-1", "i-0123456789abcdef0", ec2apitest.Applied("optional", 2, "enabled", "disabled"))
+	srv.Add("eu-west-1", "i-0fedcba9876543210", ec2apitest.Applied("required", 1, "enabled", "disabled"))
+	srv.AddTemplate("eu-west-1", "lt-0aaa1111bbbb2222c", "workers", 1,
+		ec2apitest.TemplateOptions{HTTPTokens: "optional", HTTPPutResponseHopLimit: 2},
+		ec2apitest.TemplateOptions{HTTPTokens: "required", HTTPPutResponseHopLimit: 1, HTTPEndpoint: "enabled"})
+	manifests := writeFile(t, "cluster.yaml", strings.NewReplacer(
+		"metadata: {name: ip-10-0-1-5.eu-west-1.compute.internal}",
+		"metadata: {name: ip-10-0-1-5.eu-west-1.compute.internal, labels: {eks.amazonaws.com/sourceLaunchTemplateId: lt-0aaa1111bbbb2222c, eks.amazonaws.com/sourceLaunchTemplateVersion: \"1\"}}",
+		"metadata: {name: ip-10-0-2-7.eu-west-1.compute.internal}",
+		"metadata: {name: ip-10-0-2-7.eu-west-1.compute.internal, labels: {eks.amazonaws.com/sourceLaunchTemplateId: lt-0aaa1111bbbb2222c, eks.amazonaws.com/sourceLaunchTemplateVersion: \"2\"}}",
+	).Replace(awsNodes))
+	_, out, stderr := run(t, "", "audit", "--aws-endpoint", srv.URL, "-o", "json", manifests)
+	report := decodeAudit(t, out)
+	if !report.Complete {
+		t.Errorf("report incomplete; stderr:\n%s", stderr)
+	}
+	var msgs []string
+	for _, f := range report.Findings {
+		if f.ID == "IMDS021" {
+			msgs = append(msgs, f.Message)
+		}
+	}
+	want := "launch template lt-0aaa1111bbbb2222c (workers) in eu-west-1: $Default is version 1 (HttpTokens optional, hop limit 2, HttpEndpoint left out), $Latest is version 2 (HttpTokens required, hop limit 1, HttpEndpoint enabled); 1 node (ip-10-0-1-5.eu-west-1.compute.internal) on version 1, 1 node (ip-10-0-2-7.eu-west-1.compute.internal) on version 2"
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0], want) {
+		t.Errorf("IMDS021 = %q, want one starting %q\nstderr:\n%s", msgs, want, stderr)
+	}
+	asked := false
+	for _, r := range srv.Requests() {
+		asked = asked || (r.Action == "DescribeLaunchTemplateVersions" && r.LaunchTemplateID == "lt-0aaa1111bbbb2222c" && r.Region == "eu-west-1")
+	}
+	if !asked {
+		t.Errorf("no DescribeLaunchTemplateVersions for the nodes' template: %+v", srv.Requests())
+	}
+}
