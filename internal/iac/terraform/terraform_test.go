@@ -384,9 +384,10 @@ func TestLoadModules(t *testing.T) {
 				t.Errorf("dev: tokens %+v, hop %+v; want optional (a local of the caller) and 2", o.Tokens, o.HopLimit)
 			}
 		case g.Resource == "module.nodes.module.bastion.aws_instance.this":
-			if o.Tokens.Value == "required" {
+			switch o.Tokens.Value {
+			case "required":
 				prodBastion++
-			} else if o.Tokens.Value == "optional" {
+			case "optional":
 				devBastion++
 			}
 		case strings.HasPrefix(g.Resource, "aws_") && strings.Contains(g.Options.HTTPTokens.At.File, "modules/nodes"):
