@@ -214,14 +214,6 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	if err != nil {
 		return err
 	}
-	clouds, cloudEvidence := o.clouds, statedClouds(o.clouds)
-	if !o.cloudSet {
-		clouds, cloudEvidence = detectClouds(log, inv)
-	}
-	eps, err := selectEndpoints(clouds, o.endpoints)
-	if err != nil {
-		return err
-	}
 	var infrastructure *iac.Source
 	codeFiles := 0
 	if len(o.source.code) > 0 {
@@ -237,6 +229,19 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 		log.Debug("read infrastructure code", "files", code.Files, "groups", len(code.Groups), "problems", len(code.Problems), "duration", time.Since(readStarted))
 	} else if o.accountDefaults != "" || o.amiSupport != "" {
 		return usageError("--aws-account-defaults and --aws-ami-imds-support settle what infrastructure code leaves out: give Terraform, CloudFormation or eksctl files or directories too")
+	}
+	clouds, cloudEvidence := o.clouds, statedClouds(o.clouds)
+	if !o.cloudSet {
+		if infrastructure != nil && len(infrastructure.Groups) > 0 && len(inventory.InferClouds(inv)) == 0 {
+			g := infrastructure.Groups[0]
+			clouds, cloudEvidence = codeClouds(log, g.Resource+" at "+g.At.String())
+		} else {
+			clouds, cloudEvidence = detectClouds(log, inv)
+		}
+	}
+	eps, err := selectEndpoints(clouds, o.endpoints)
+	if err != nil {
+		return err
 	}
 	for _, p := range inv.Problems {
 		log.Error("input problem", "at", p.Source.String(), "field", p.Field, "error", p.Message)

@@ -168,7 +168,11 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 		}
 	}
 	clouds := o.clouds
-	if !o.cloudSet && inv != nil {
+	switch {
+	case o.cloudSet || inv == nil:
+	case len(o.source.code) > 0 && len(inventory.InferClouds(inv)) == 0:
+		clouds, _ = codeClouds(log, strings.Join(o.source.code[0].Files[:1], ""))
+	default:
 		clouds, _ = detectClouds(log, inv)
 	}
 	eps, err := selectEndpoints(clouds, o.endpoints)

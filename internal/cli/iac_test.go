@@ -83,6 +83,15 @@ func TestAuditInfrastructureCodeAlone(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
+	var head struct {
+		Clouds []struct{ Cloud, Basis, Evidence string } `json:"clouds"`
+	}
+	if err := json.Unmarshal([]byte(out), &head); err != nil {
+		t.Fatal(err)
+	}
+	if len(head.Clouds) != 1 || head.Clouds[0].Cloud != "aws" || head.Clouds[0].Basis != "input" || !strings.HasPrefix(head.Clouds[0].Evidence, "infrastructure code aws_instance.bastion at ") {
+		t.Errorf("clouds = %+v, want aws from the infrastructure code", head.Clouds)
+	}
 	if !strings.Contains(out, `"IMDS020"`) || strings.Contains(out, `"IMDS017"`) {
 		t.Errorf("without account defaults the bastion's options are unknown (IMDS020), not IMDSv1 (IMDS017):\n%s", out)
 	}

@@ -171,6 +171,14 @@ func detectClouds(log *slog.Logger, inv *inventory.Inventory) ([]string, []inven
 	return clouds, evidence
 }
 
+// codeClouds chooses AWS when nothing but the infrastructure code names a cloud: its launch
+// settings are EC2's. what names the first piece of the code.
+func codeClouds(log *slog.Logger, what string) ([]string, []inventory.CloudEvidence) {
+	e := inventory.CloudEvidence{Cloud: endpoint.AWS, Basis: inventory.CloudsFromInput, Evidence: "infrastructure code " + what}
+	log.Info("cloud detected from the infrastructure code (nothing else in the input names one)", "cloud", e.Cloud, "evidence", e.Evidence)
+	return []string{string(endpoint.AWS)}, []inventory.CloudEvidence{e}
+}
+
 // statedClouds is the evidence of clouds named with --cloud.
 func statedClouds(clouds []string) []inventory.CloudEvidence {
 	out := make([]inventory.CloudEvidence, len(clouds))
