@@ -108,6 +108,9 @@ func (m *module) expandForEach(r *resource, attr *hclsyntax.Attribute, one []*in
 		if !v.IsWhollyKnown() {
 			return one
 		}
+		if v.LengthInt() == 0 {
+			return nil // toset([]): no instance
+		}
 		if !ty.ElementType().Equals(cty.String) {
 			m.problem(position(attr.Expr.Range()), fmt.Sprintf("%s: for_each takes a set of strings, not a %s", r.address(), ty.FriendlyName()))
 			return one
