@@ -15,9 +15,10 @@ import (
 )
 
 // evaluator evaluates expressions with what is statically knowable in a module: variables
-// (var.*: a module call's arguments, else their defaults) and locals (local.*). Nothing else is in its context, so a reference to a
-// resource, a data source, a module output or a function call fails to evaluate and the value
-// stays unknown.
+// (var.*: a module call's arguments, else their defaults), locals (local.*), the function
+// toset, and each or count while an instance of a block with for_each or count is read.
+// Nothing else is in its context, so a reference to a resource, a data source, a module
+// output or another function call fails to evaluate and the value stays unknown.
 type evaluator struct {
 	// base has var and local; ctx is base, or a child of it with each or count while an
 	// instance of an expanded block is read (module.enter), current that instance.

@@ -225,3 +225,75 @@ resource "aws_instance" "empty" {
 		t.Errorf("groups %v, problems %v; want none", keys(groups), problems)
 	}
 }
+
+// References by each.key to .name and .default_version resolve per instance; a reference whose
+// key is not known (the referring block's for_each is not) leaves the options unknown, and
+// every instance of the template is then listed on its own.
+func TestForEachReferences(t *testing.T) {
+	dir := t.TempDir()
+	src := `variable "later" {}
+
+locals {
+  groups = toset(["a", "b"])
+}
+
+resource "aws_launch_template" "this" {
+  for_each               = local.groups
+  name                   = "nodes-${each.key}"
+  update_default_version = true
+  metadata_options {
+    http_tokens = each.key == "a" ? "required" : "optional"
+  }
+}
+
+resource "aws_eks_node_group" "this" {
+  for_each        = local.groups
+  node_group_name = each.key
+  launch_template {
+    name    = aws_launch_template.this[each.key].name
+    version = aws_launch_template.this[each.key].default_version
+  }
+}
+
+resource "aws_launch_template" "other" {
+  for_each = local.groups
+  metadata_options {
+    http_tokens = "required"
+  }
+}
+
+resource "aws_eks_node_group" "unknown" {
+  for_each        = var.later
+  node_group_name = each.key
+  launch_template {
+    id      = aws_launch_template.other[each.key].id
+    version = aws_launch_template.other[each.key].latest_version
+  }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	groups, problems := load(t, dir)
+	if len(problems) != 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	for key, tokens := range map[string]string{"a": "required", "b": "optional"} {
+		g := groups[`aws_eks_node_group.this["`+key+`"]`]
+		if g.EKSNodeGroup != key || g.Options.HTTPTokens.Value != tokens || g.Options.Resource != `aws_launch_template.this["`+key+`"]` {
+			t.Errorf("instance %s: name %q, tokens %+v from %s", key, g.EKSNodeGroup, g.Options.HTTPTokens, g.Options.Resource)
+		}
+	}
+	u, ok := groups["aws_eks_node_group.unknown"]
+	if !ok || u.Options.HTTPTokens.Known || !strings.Contains(u.Options.HTTPTokens.Expr, "an instance not known statically") {
+		t.Errorf("a key not known: %+v", u.Options.HTTPTokens)
+	}
+	for _, own := range []string{`aws_launch_template.other["a"]`, `aws_launch_template.other["b"]`} {
+		if _, listed := groups[own]; !listed {
+			t.Errorf("%s is not listed on its own: %v", own, keys(groups))
+		}
+	}
+	if len(groups) != 5 {
+		t.Errorf("groups %v, want the two instances, unknown and other's two", keys(groups))
+	}
+}
