@@ -24,11 +24,10 @@ const maxInstances = 1000
 // what depends on each or count is then unknown.
 type instance struct {
 	*resource
-	// key is each.key (a string) or count.index (a number); cty.NilVal when the block is not
-	// expanded.
-	key cty.Value
-	// each is each.value; cty.NilVal for count.
-	each cty.Value
+	// keyed is set for an instance of an expanded block: key is then each.key (a string) or
+	// count.index (a number, count set), and each is each.value.
+	keyed, count bool
+	key, each    cty.Value
 }
 
 // address is the instance's address as Terraform writes it: `aws_launch_template.this["a"]`,
@@ -37,21 +36,21 @@ func (in *instance) address() string { return in.resource.address() + in.index()
 
 // index is the instance key as written in an address: `["a"]`, `[0]`, or "".
 func (in *instance) index() string {
-	if in.key == cty.NilVal {
+	if !in.keyed {
 		return ""
 	}
 	return "[" + keyText(in.key) + "]"
 }
 
 // expanded reports whether the instance is one of an expanded block.
-func (in *instance) expanded() bool { return in.key != cty.NilVal }
+func (in *instance) expanded() bool { return in.keyed }
 
 // variables are each or count of the instance, for its evaluation context.
 func (in *instance) variables() map[string]cty.Value {
 	switch {
-	case in.key == cty.NilVal:
+	case !in.keyed:
 		return nil
-	case in.each == cty.NilVal:
+	case in.count:
 		return map[string]cty.Value{"count": cty.ObjectVal(map[string]cty.Value{"index": in.key})}
 	}
 	return map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": in.key, "value": in.each})}
@@ -102,7 +101,7 @@ func (m *module) expandForEach(r *resource, attr *hclsyntax.Attribute, one []*in
 		}
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
-			out = append(out, &instance{resource: r, key: k, each: e})
+			out = append(out, &instance{resource: r, keyed: true, key: k, each: e})
 		}
 	case ty.IsSetType():
 		if !v.IsWhollyKnown() {
@@ -121,7 +120,7 @@ func (m *module) expandForEach(r *resource, attr *hclsyntax.Attribute, one []*in
 		}
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
-			out = append(out, &instance{resource: r, key: e, each: e})
+			out = append(out, &instance{resource: r, keyed: true, key: e, each: e})
 		}
 	default:
 		m.problem(position(attr.Expr.Range()), fmt.Sprintf("%s: for_each takes a map or a set of strings, not a %s (toset() converts a list)", r.address(), ty.FriendlyName()))
@@ -148,7 +147,7 @@ func (m *module) expandCount(r *resource, attr *hclsyntax.Attribute, one []*inst
 	}
 	out := make([]*instance, 0, i)
 	for k := range i {
-		out = append(out, &instance{resource: r, key: cty.NumberIntVal(k)})
+		out = append(out, &instance{resource: r, keyed: true, count: true, key: cty.NumberIntVal(k)})
 	}
 	return out
 }
@@ -180,9 +179,9 @@ func (m *module) instanceNote(expr hclsyntax.Expression) string {
 			continue
 		case !in.expanded():
 			return " (" + root + " not known statically)"
-		case root == "each" && in.each != cty.NilVal:
+		case root == "each" && !in.count:
 			return " (each.key = " + keyText(in.key) + ")"
-		case root == "count" && in.each == cty.NilVal:
+		case root == "count" && in.count:
 			return " (count.index = " + keyText(in.key) + ")"
 		}
 	}

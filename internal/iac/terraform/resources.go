@@ -233,7 +233,8 @@ func (m *module) launchTemplateReference(g *iac.NodeGroup, body *hclsyntax.Body,
 // statically.
 func (m *module) referencedResource(expr hclsyntax.Expression, typ, attr string) (*instance, bool) {
 	var name string
-	var key cty.Value // cty.NilVal: no index
+	var key cty.Value
+	indexed := false // key or keyExpr is set
 	var keyExpr hclsyntax.Expression
 	switch e := expr.(type) {
 	case *hclsyntax.ScopeTraversalExpr:
@@ -252,7 +253,7 @@ func (m *module) referencedResource(expr hclsyntax.Expression, typ, attr string)
 			if !ok {
 				return nil, false
 			}
-			key = idx.Key
+			key, indexed = idx.Key, true
 		}
 	case *hclsyntax.RelativeTraversalExpr:
 		// TYPE.NAME[each.key].attr: an index expression, then .attr.
@@ -269,7 +270,7 @@ func (m *module) referencedResource(expr hclsyntax.Expression, typ, attr string)
 		if !ok {
 			return nil, false
 		}
-		name, keyExpr = n.Name, idx.Key
+		name, keyExpr, indexed = n.Name, idx.Key, true
 	default:
 		return nil, false
 	}
@@ -280,7 +281,7 @@ func (m *module) referencedResource(expr hclsyntax.Expression, typ, attr string)
 	}
 	list := m.instances(r)
 	if len(list) == 1 && !list[0].expanded() {
-		if key == cty.NilVal && keyExpr == nil {
+		if !indexed {
 			return list[0], true
 		}
 		// An index into a block whose for_each or count is unknown: its one reading, unknown
@@ -294,7 +295,7 @@ func (m *module) referencedResource(expr hclsyntax.Expression, typ, attr string)
 		m.problem(position(expr.Range()), fmt.Sprintf("%s has neither for_each nor count: it cannot be indexed", r.address()))
 		return nil, true
 	}
-	if key == cty.NilVal && keyExpr == nil {
+	if !indexed {
 		m.problem(position(expr.Range()), fmt.Sprintf("%s has for_each or count: a reference to it needs an instance key", r.address()))
 		return nil, true
 	}
