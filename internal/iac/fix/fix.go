@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/iac"
@@ -65,7 +66,19 @@ func Patch(groups []iac.NodeGroup, read func(file string) ([]byte, error), t Tar
 	if t.HopLimit < 1 || t.HopLimit > 64 {
 		return nil, nil, fmt.Errorf("fix: hop limit %d: want 1 to 64", t.HopLimit)
 	}
-	p := &patcher{read: read, target: t, files: map[string]*file{}, done: map[string]bool{}}
+	p := &patcher{read: read, target: t, files: map[string]*file{}, done: map[string]bool{}, union: map[string]needs{}}
+	// The instances of a Terraform for_each or count share one block: it gets what any of
+	// them needs.
+	for _, g := range groups {
+		g = local(g)
+		o := g.Options
+		if g.VersionInDoubt != "" && g.Newest != nil {
+			o = *g.Newest
+		}
+		n, k := p.needs(o), blockKey(g, o)
+		u := p.union[k]
+		p.union[k] = needs{tokens: u.tokens || n.tokens, hop: u.hop || n.hop}
+	}
 	for _, g := range groups {
 		if err := p.group(local(g)); err != nil {
 			return nil, nil, err
@@ -107,17 +120,64 @@ func local(g iac.NodeGroup) iac.NodeGroup {
 }
 
 // localAddress strips the module calls from a Terraform address, keeping a call of the
-// terraform-aws-modules/eks module's node groups, which the module's caller states.
+// terraform-aws-modules/eks module's node groups, which the module's caller states. A call
+// with for_each or count has an instance key: `module.nodes["a.b"].aws_launch_template.this`
+// is aws_launch_template.this.
 func localAddress(a string) string {
 	for strings.HasPrefix(a, "module.") {
 		rest := a[len("module."):]
-		i := strings.IndexByte(rest, '.')
-		if i < 0 || strings.HasPrefix(rest[i+1:], "eks_managed_node_groups[") {
+		i := stepEnd(rest)
+		if i >= len(rest) || rest[i] != '.' || strings.HasPrefix(rest[i+1:], "eks_managed_node_groups[") {
 			return a
 		}
 		a = rest[i+1:]
 	}
 	return a
+}
+
+// stepEnd returns the end of the first step of an address: its name and instance key, if any
+// (`nodes["a.b"]`, `nodes[0]`).
+func stepEnd(a string) int {
+	i := strings.IndexAny(a, ".[")
+	if i < 0 {
+		return len(a)
+	}
+	if a[i] == '.' {
+		return i
+	}
+	if i+1 < len(a) && a[i+1] == '"' {
+		if key, err := strconv.QuotedPrefix(a[i+1:]); err == nil && i+1+len(key) < len(a) && a[i+1+len(key)] == ']' {
+			return i + 1 + len(key) + 1
+		}
+		return len(a)
+	}
+	if j := strings.IndexByte(a[i:], ']'); j >= 0 {
+		return i + j + 1
+	}
+	return len(a)
+}
+
+// tfBlock returns the labels of the resource block of a Terraform resource address, without
+// its instance key: `aws_launch_template.this["a"]` is the block aws_launch_template "this";
+// every instance of a for_each or count is written by that one block.
+func tfBlock(address string) (typ, name string) {
+	typ, rest, _ := strings.Cut(address, ".")
+	name, _, _ = strings.Cut(rest, "[")
+	return typ, name
+}
+
+// blockKey identifies the code that states a group's options: the file and the resource, a
+// Terraform resource by its block, so that the instances of a for_each or count are patched
+// once.
+func blockKey(g iac.NodeGroup, o iac.MetadataOptions) string {
+	if o.Resource == "" {
+		return g.At.File + "\x00" + g.Resource
+	}
+	if hasPrefix(o.Resource, terraformResources) {
+		typ, name := tfBlock(o.Resource)
+		return o.At.File + "\x00" + typ + "." + name
+	}
+	return o.At.File + "\x00" + o.Resource
 }
 
 // relative returns file's path relative to base, with forward slashes.
@@ -147,7 +207,8 @@ type patcher struct {
 	read   func(string) ([]byte, error)
 	target Target
 	files  map[string]*file
-	done   map[string]bool // file and resource already patched or noted
+	done   map[string]bool  // file and resource already patched or noted
+	union  map[string]needs // by blockKey: what the groups of one resource block need
 	notes  []Note
 }
 
@@ -220,14 +281,14 @@ func (p *patcher) group(g iac.NodeGroup) error {
 	if !n.tokens && !n.hop {
 		return nil
 	}
-	key := o.At.File + "\x00" + o.Resource
-	if o.Resource == "" {
-		key = g.At.File + "\x00" + g.Resource
-	}
+	key := blockKey(g, o)
 	if p.done[key] {
 		return nil
 	}
 	p.done[key] = true
+	if u, ok := p.union[key]; ok {
+		n = u
+	}
 	file := o.At.File
 	switch {
 	case hasPrefix(o.Resource, terraformResources) && strings.HasSuffix(file, ".tf"):

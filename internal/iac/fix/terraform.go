@@ -74,7 +74,7 @@ func (p *patcher) terraform(g iac.NodeGroup, n needs) error {
 	if !ok {
 		return nil
 	}
-	typ, name, _ := strings.Cut(o.Resource, ".")
+	typ, name := tfBlock(o.Resource)
 	res := findBlock(body, "resource", typ, name)
 	if res == nil {
 		p.note(g, o.At, "resource %s is not in %s: %s", o.Resource, f.path, p.byHand())
@@ -125,10 +125,27 @@ func (p *patcher) terraform(g iac.NodeGroup, n needs) error {
 // expression that may be used elsewhere.
 func (p *patcher) replaceExpr(g iac.NodeGroup, f *file, attr *hclsyntax.Attribute, s setting) {
 	r := attr.Expr.Range()
-	if !isLiteral(attr.Expr) {
+	switch {
+	case refersTo(attr.Expr, "each", "count"):
+		// Every instance of the for_each or count then has the fix's value, which is what
+		// the patch is for; one that had a lower hop limit gets the target's.
+		p.note(g, tfPos(r), "%s was %s, which differs by instance; the patch sets %s for every instance of the resource's for_each or count", s.name, strings.TrimSpace(string(f.data[r.Start.Byte:r.End.Byte])), s.value)
+	case !isLiteral(attr.Expr):
 		p.note(g, tfPos(r), "%s was %s; the patch replaces it with %s, and what it refers to may be used elsewhere", s.name, strings.TrimSpace(string(f.data[r.Start.Byte:r.End.Byte])), s.value)
 	}
 	f.add(edit{start: r.Start.Byte, end: r.End.Byte, text: s.value})
+}
+
+// refersTo reports whether expr refers to any of the given root names (each, count).
+func refersTo(expr hclsyntax.Expression, roots ...string) bool {
+	for _, t := range expr.Variables() {
+		for _, r := range roots {
+			if t.RootName() == r {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isLiteral(expr hclsyntax.Expression) bool {

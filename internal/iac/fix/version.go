@@ -41,17 +41,22 @@ func (p *patcher) terraformVersion(g iac.NodeGroup, template string) error {
 	if !ok {
 		return nil
 	}
-	typ, name, _ := strings.Cut(g.Resource, ".")
+	typ, name := tfBlock(g.Resource)
+	key := "version\x00" + g.At.File + "\x00" + typ + "." + name
+	if p.done[key] {
+		return nil // another instance of the node group's for_each or count
+	}
+	p.done[key] = true
 	res := findBlock(body, "resource", typ, name)
 	var lt *hclsyntax.Block
 	if res != nil {
 		lt = findBlock(res.Body, "launch_template")
 	}
-	if lt == nil || lt.OpenBraceRange.Start.Line == lt.CloseBraceRange.Start.Line {
+	value, ok := latestVersion(f, lt, template)
+	if lt == nil || lt.OpenBraceRange.Start.Line == lt.CloseBraceRange.Start.Line || !ok {
 		p.note(g, g.At, "%s; set version = %s.latest_version in its launch_template block by hand", g.VersionInDoubt, template)
 		return nil
 	}
-	value := template + ".latest_version"
 	if attr, ok := lt.Body.Attributes["version"]; ok {
 		r := attr.Expr.Range()
 		f.add(edit{start: r.Start.Byte, end: r.End.Byte, text: value})
@@ -61,6 +66,31 @@ func (p *patcher) terraformVersion(g iac.NodeGroup, template string) error {
 	off := f.afterLine(lt.OpenBraceRange.Start.Byte)
 	f.add(edit{start: off, end: off, text: indent + "version = " + value + f.newline()})
 	return nil
+}
+
+// latestVersion is the reference to the newest version of the template a launch_template
+// block names, written as the block refers to the template: `aws_launch_template.this.id`
+// gives `aws_launch_template.this.latest_version`, `aws_launch_template.this[each.key].id`
+// `aws_launch_template.this[each.key].latest_version`, so that every instance of a for_each
+// or count keeps its own template. A template named by a literal name gives its address, but
+// not an instance of a template's for_each or count: ok is false then.
+func latestVersion(f *file, lt *hclsyntax.Block, template string) (string, bool) {
+	if lt != nil {
+		for _, name := range []string{"id", "name"} {
+			attr, ok := lt.Body.Attributes[name]
+			if !ok {
+				continue
+			}
+			src := f.source(attr.Expr.Range())
+			if strings.HasPrefix(src, "aws_launch_template.") && strings.HasSuffix(src, "."+name) && !strings.ContainsAny(src, " \n") {
+				return strings.TrimSuffix(src, "."+name) + ".latest_version", true
+			}
+		}
+	}
+	if strings.Contains(template, "[") {
+		return "", false
+	}
+	return template + ".latest_version", true
 }
 
 // cloudFormationVersion sets Version: !GetAtt TEMPLATE.LatestVersionNumber in the LaunchTemplate

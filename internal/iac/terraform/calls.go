@@ -264,7 +264,7 @@ func (l *loader) instantiate(r *reading, dir string, inputs map[string]input, pr
 	}
 	r.groups = append(r.groups, groups...)
 	r.problems = append(r.problems, base.problems...)
-	r.problems = append(r.problems, m.problems...)
+	defer func() { r.problems = append(r.problems, m.problems...) }() // with those of the calls' for_each and count
 	stack = append(stack, dir)
 	for _, c := range m.localCalls() {
 		at := c.block.At
@@ -280,18 +280,25 @@ func (l *loader) instantiate(r *reading, dir string, inputs map[string]input, pr
 			r.problems = append(r.problems, iac.Problem{At: at, Message: fmt.Sprintf("module %s: source %s is not a directory of *.tf files", c.name, c.dir)})
 			continue
 		}
-		args := map[string]input{}
-		for name, attr := range c.block.Body.Attributes {
-			if slices.Contains(moduleMetaArguments, name) {
-				continue
+		// A call with for_each or count is one instantiation per instance, under
+		// module.NAME["key"]. or module.NAME[0]., its arguments evaluated with each or count.
+		for _, in := range m.instances(c.block) {
+			leave := m.enter(in)
+			addr := prefix + "module." + c.name + in.index()
+			args := map[string]input{}
+			for name, attr := range c.block.Body.Attributes {
+				if slices.Contains(moduleMetaArguments, name) {
+					continue
+				}
+				v, ok := m.eval.value(attr.Expr)
+				if !ok {
+					v = cty.DynamicVal
+				}
+				args[name] = input{value: v, from: fmt.Sprintf("%s argument %s = %s at %s", addr, name, m.source(attr.Expr)+m.instanceNote(attr.Expr), position(attr.Expr.Range()))}
 			}
-			v, ok := m.eval.value(attr.Expr)
-			if !ok {
-				v = cty.DynamicVal
-			}
-			args[name] = input{value: v, from: fmt.Sprintf("%s%s argument %s = %s at %s", prefix, "module."+c.name, name, m.source(attr.Expr), position(attr.Expr.Range()))}
+			leave()
+			l.instantiate(r, c.dir, args, addr+".", stack)
 		}
-		l.instantiate(r, c.dir, args, prefix+"module."+c.name+".", stack)
 	}
 }
 

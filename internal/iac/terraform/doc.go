@@ -4,9 +4,11 @@
 // refer to, the node groups of the terraform-aws-modules/eks module, and the resolved values of
 // a `terraform show -json` plan. Every value carries the file and line it was read from.
 //
-// Only what is statically knowable is evaluated: literals, locals and variable defaults.
-// Anything else (a variable without a default, a data source, a resource attribute, a
-// function call) is reported as set but unknown, with the expression as written.
+// Only what is statically knowable is evaluated: literals, locals, variable defaults, the
+// arguments of local module calls, toset, and each and count of a resource or module call
+// with for_each or count, which is read once per instance (instance). Anything else (a
+// variable without a default, a data source, a resource attribute, another function call) is
+// reported as set but unknown, with the expression as written.
 //
 // Attribute meanings follow the Terraform AWS provider documentation:
 //   - https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/launch_template#metadata-options

@@ -15,11 +15,16 @@ import (
 )
 
 // evaluator evaluates expressions with what is statically knowable in a module: variables
-// (var.*: a module call's arguments, else their defaults) and locals (local.*). Nothing else is in its context, so a reference to a
-// resource, a data source, a module output or a function call fails to evaluate and the value
-// stays unknown.
+// (var.*: a module call's arguments, else their defaults), locals (local.*), the function
+// toset, and each or count while an instance of a block with for_each or count is read.
+// Nothing else is in its context, so a reference to a resource, a data source, a module
+// output or another function call fails to evaluate and the value stays unknown.
 type evaluator struct {
-	ctx *hcl.EvalContext
+	// base has var and local; ctx is base, or a child of it with each or count while an
+	// instance of an expanded block is read (module.enter), current that instance.
+	base, ctx *hcl.EvalContext
+	current   *instance
+	instances map[*resource][]*instance
 }
 
 func newEvaluator(m *module) *evaluator {
@@ -50,7 +55,8 @@ func newEvaluator(m *module) *evaluator {
 	for _, name := range names {
 		l.evaluate(name, nil)
 	}
-	return &evaluator{ctx: l.context()}
+	ctx := l.context()
+	return &evaluator{base: ctx, ctx: ctx, instances: map[*resource][]*instance{}}
 }
 
 // localsEvaluation evaluates locals depth-first, each after the locals it refers to, and
@@ -70,7 +76,7 @@ func (l *localsEvaluation) context() *hcl.EvalContext {
 	return &hcl.EvalContext{Variables: map[string]cty.Value{
 		"var":   cty.ObjectVal(l.vars),
 		"local": cty.ObjectVal(locals),
-	}}
+	}, Functions: functions()}
 }
 
 func (l *localsEvaluation) evaluate(name string, path []string) {
@@ -188,11 +194,12 @@ func (m *module) intExpr(expr hclsyntax.Expression, name string) iac.Value[int] 
 	return out
 }
 
-// describe renders an expression as written and, for each variable it refers to that a module
-// call gives, where the call gives it: "var.http_tokens (module.nodes argument http_tokens =
-// "required" at envs/prod/main.tf:4:17)".
+// describe renders an expression as written, the instance it is evaluated in when it refers
+// to each or count (`each.value.tokens (each.key = "legacy")`), and, for each variable it
+// refers to that a module call gives, where the call gives it: "var.http_tokens (module.nodes
+// argument http_tokens = "required" at envs/prod/main.tf:4:17)".
 func (m *module) describe(expr hclsyntax.Expression) string {
-	out := m.source(expr)
+	out := m.source(expr) + m.instanceNote(expr)
 	var named []string
 	for _, t := range expr.Variables() {
 		if t.RootName() != "var" || len(t) < 2 {

@@ -177,34 +177,39 @@ func position(r hcl.Range) iac.Position {
 	return iac.Position{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column}
 }
 
-// nodeGroups turns the module's resources into node groups. Launch templates and launch
-// configurations that no node group or autoscaling group uses are returned on their own, so
-// that their settings are still audited.
+// nodeGroups turns the module's resources into node groups, one per instance of a resource
+// with for_each or count (instances). Launch templates and launch configurations that no node
+// group or autoscaling group uses are returned on their own, so that their settings are still
+// audited.
 func (m *module) nodeGroups() []iac.NodeGroup {
 	var groups []iac.NodeGroup
-	used := map[string]bool{}
+	used := map[string]bool{} // instance addresses
 	for _, r := range m.resources {
-		switch r.Type {
-		case "aws_eks_node_group":
-			groups = append(groups, m.eksNodeGroup(r, used))
-		case "aws_autoscaling_group":
-			groups = append(groups, m.autoscalingGroup(r, used))
-		case "aws_instance":
-			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, true)})
+		for _, in := range m.instances(r) {
+			switch r.Type {
+			case "aws_eks_node_group":
+				groups = append(groups, m.eksNodeGroup(in, used))
+			case "aws_autoscaling_group":
+				groups = append(groups, m.autoscalingGroup(in, used))
+			case "aws_instance":
+				groups = append(groups, iac.NodeGroup{Resource: in.address(), At: r.At, Options: m.metadataOptions(in, true)})
+			}
 		}
 	}
 	for _, mod := range m.modules {
 		groups = append(groups, m.eksModule(mod)...)
 	}
 	for _, r := range m.resources {
-		if used[r.address()] {
-			continue
-		}
-		switch r.Type {
-		case "aws_launch_template":
-			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, true)})
-		case "aws_launch_configuration":
-			groups = append(groups, iac.NodeGroup{Resource: r.address(), At: r.At, Options: m.metadataOptions(r, false)})
+		for _, in := range m.instances(r) {
+			if used[in.address()] {
+				continue
+			}
+			switch r.Type {
+			case "aws_launch_template":
+				groups = append(groups, iac.NodeGroup{Resource: in.address(), At: r.At, Options: m.metadataOptions(in, true)})
+			case "aws_launch_configuration":
+				groups = append(groups, iac.NodeGroup{Resource: in.address(), At: r.At, Options: m.metadataOptions(in, false)})
+			}
 		}
 	}
 	return groups

@@ -293,6 +293,7 @@ func FuzzTerraform(f *testing.F) {
 		"locals {\n a = local.b\n b = local.a\n}\n",
 		"module \"eks\" {\n source = \"terraform-aws-modules/eks/aws\"\n version = \"~> 20.0\"\n eks_managed_node_groups = { a = { metadata_options = { http_put_response_hop_limit = \"x\" } } }\n}\n",
 		"resource \"aws_eks_node_group\" \"n\" {\n launch_template {\n name = \"x\"\n version = 1\n }\n}\n",
+		"resource \"aws_launch_template\" \"t\" {\n for_each = toset([\"a\"])\n metadata_options {\n http_tokens = each.value\n }\n}\nresource \"aws_eks_node_group\" \"n\" {\n count = 2\n launch_template {\n id = aws_launch_template.t[count.index].id\n version = aws_launch_template.t[\"a\"].latest_version\n }\n}\n",
 		`{"format_version":"1.2","planned_values":{"root_module":{"resources":[{"address":"a","mode":"managed","type":"aws_instance","values":{"metadata_options":[{"http_put_response_hop_limit":1e300}]}}]}}}`,
 	} {
 		f.Add([]byte(seed))
