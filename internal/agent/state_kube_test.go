@@ -320,10 +320,12 @@ func TestAgentPublishesItsStateOnItsNode(t *testing.T) {
 	a := launchAgentInCgroup(t, s, filepath.Join(root, self.Cgroup), nil, append(args, "--pod-uid", self.UID)...)
 	a.waitReady()
 
+	// The agent publishes its state, then removes its startup taint: wait for both.
 	var st *layer.AgentState
-	eventually(t, "the state with a measurement on the node", 30*time.Second, func() bool {
-		_, st = nodeState(t, ctx, admin, node)
-		return st != nil && st.Instance != nil
+	eventually(t, "the state with a measurement on the node, and the startup taint removed", 30*time.Second, func() bool {
+		var n *corev1.Node
+		n, st = nodeState(t, ctx, admin, node)
+		return st != nil && st.Instance != nil && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == startupTaint.Key })
 	})
 	if st.Node != node || st.Mode != "enforce" || !st.HostNetworkCovered || st.Generation < 1 || time.Since(st.Synced) > time.Minute {
 		t.Errorf("state = %+v", st)
