@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Node dependencies of the firewall and agent tests: nft, iptables (iptables-restore, ip6tables),
-# ip, nsenter and unshare. Installs the Debian packages that are missing (as root); does nothing
+# ip, nsenter and unshare; and patch(1), with which the tests of internal/iac/fix apply the
+# patches they write, as a user would. Installs the Debian packages that are missing (as root); does nothing
 # when everything is there. The network-namespace tests fail with a clear message without them.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ command -v nft >/dev/null || missing+=(nftables)
 command -v iptables-restore >/dev/null && command -v ip6tables-restore >/dev/null || missing+=(iptables)
 command -v ip >/dev/null || missing+=(iproute2)
 { command -v nsenter >/dev/null && command -v unshare >/dev/null; } || missing+=(util-linux)
+command -v patch >/dev/null || missing+=(patch)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -110,6 +110,9 @@ func copyDir(t *testing.T, name string) string {
 // apply applies diff in dir with the patch binary, as a user would.
 func apply(t *testing.T, dir string, diff []byte) {
 	t.Helper()
+	if _, err := exec.LookPath("patch"); err != nil {
+		t.Fatal("patch(1) is not installed: apt-get install -y patch (hack/node-deps.sh installs it as root)")
+	}
 	cmd := exec.Command("patch", "-p1", "--batch", "--forward")
 	cmd.Dir = dir
 	cmd.Stdin = bytes.NewReader(diff)
@@ -145,9 +148,6 @@ func noted(notes []Note, resource string) []Note {
 }
 
 func TestPatch(t *testing.T) {
-	if _, err := exec.LookPath("patch"); err != nil {
-		t.Skip("no patch binary")
-	}
 	for _, fx := range fixtures {
 		for _, hop := range []int{1, 2} {
 			t.Run(fx.dir+"/hop"+string(rune('0'+hop)), func(t *testing.T) {
@@ -223,9 +223,6 @@ func TestPatch(t *testing.T) {
 
 // TestPatchGitApply applies one diff with git apply too.
 func TestPatchGitApply(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("no git")
-	}
 	dir := copyDir(t, "terraform")
 	diff, _, err := Patch(loadTerraform(t, dir), os.ReadFile, Target{HopLimit: 1, Base: dir})
 	if err != nil {
@@ -307,12 +304,10 @@ func TestPatchNoFinalNewline(t *testing.T) {
 	if !strings.Contains(string(diff), "\\ No newline at end of file") {
 		t.Errorf("diff does not mark the missing newline:\n%s", diff)
 	}
-	if _, err := exec.LookPath("patch"); err == nil {
-		apply(t, dir, diff)
-		again, _, err := Patch(loadTerraform(t, dir), os.ReadFile, Target{HopLimit: 1, Base: dir})
-		if err != nil || len(again) != 0 {
-			t.Errorf("after the patch: %v\n%s", err, again)
-		}
+	apply(t, dir, diff)
+	again, _, err := Patch(loadTerraform(t, dir), os.ReadFile, Target{HopLimit: 1, Base: dir})
+	if err != nil || len(again) != 0 {
+		t.Errorf("after the patch: %v\n%s", err, again)
 	}
 }
 
