@@ -13,10 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/imdsguard/imdsguard/internal/iac"
 	"github.com/imdsguard/imdsguard/internal/iac/terraform"
@@ -261,21 +259,10 @@ func Read(inputs []Input) (Code, error) {
 		err      error
 	}
 	results := make([]result, len(others))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(others), 1)) {
-		wg.Go(func() {
-			for i := range work {
-				r := &results[i]
-				r.groups, r.problems, r.err = read(others[i])
-			}
-		})
-	}
-	for i := range others {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	iac.Parallel(len(others), func(i int) {
+		r := &results[i]
+		r.groups, r.problems, r.err = read(others[i])
+	})
 	for _, r := range results {
 		if r.err != nil {
 			return Code{}, r.err

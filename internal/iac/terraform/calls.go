@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -118,20 +116,7 @@ type reading struct {
 // time, and adds what they found in the roots' order.
 func (l *loader) instantiateAll(dirs []string) {
 	results := make([]reading, len(dirs))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(dirs), 1)) {
-		wg.Go(func() {
-			for i := range work {
-				l.instantiate(&results[i], dirs[i], nil, "", nil)
-			}
-		})
-	}
-	for i := range dirs {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	iac.Parallel(len(dirs), func(i int) { l.instantiate(&results[i], dirs[i], nil, "", nil) })
 	if l.instantiated == nil {
 		l.instantiated = map[string]bool{}
 	}
@@ -154,28 +139,17 @@ func (l *loader) instantiateAll(dirs []string) {
 func (l *loader) parseAll(dirs []string, files map[string][]string) error {
 	parsed := make([]*module, len(dirs))
 	errs := make([]error, len(dirs))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(dirs), 1)) {
-		wg.Go(func() {
-			for i := range work {
-				paths, ok := files[dirs[i]]
-				if !ok {
-					var err error
-					if paths, err = filepath.Glob(filepath.Join(dirs[i], "*.tf")); err != nil {
-						errs[i] = fmt.Errorf("terraform: list %s: %w", dirs[i], err)
-						continue
-					}
-				}
-				parsed[i], errs[i] = readModule(dirs[i], paths)
+	iac.Parallel(len(dirs), func(i int) {
+		paths, ok := files[dirs[i]]
+		if !ok {
+			var err error
+			if paths, err = filepath.Glob(filepath.Join(dirs[i], "*.tf")); err != nil {
+				errs[i] = fmt.Errorf("terraform: list %s: %w", dirs[i], err)
+				return
 			}
-		})
-	}
-	for i := range dirs {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+		}
+		parsed[i], errs[i] = readModule(dirs[i], paths)
+	})
 	for i, dir := range dirs {
 		if errs[i] != nil {
 			return errs[i]
