@@ -316,17 +316,26 @@ func describeError(region, endpoint string, err error) error {
 		where += " at " + endpoint
 	}
 	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidInstanceID.NotFound" {
+		return fmt.Errorf("%s in %s: InvalidInstanceID.NotFound names no instance that was asked for: %w", Action, where, err)
+	}
+	return apiError(Action+" in "+where, Action+" to the AWS identity the audit runs as (the EKS node role's AmazonEKSWorkerNodePolicy includes it)", err)
+}
+
+// apiError gives a failed call its context (what: the action and where it was called), and
+// the fix where the error code tells it: grant (the permission to grant) for an access denial,
+// a look at the credentials for a rejection of them.
+func apiError(what, grant string, err error) error {
+	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
 		// UnauthorizedOperation is EC2's code for an IAM denial; AccessDenied that of most other
 		// services and of some proxies (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
 		case "UnauthorizedOperation", "AccessDenied", "AccessDeniedException":
-			return fmt.Errorf("%s in %s: access denied (%s): grant %s to the AWS identity the audit runs as (the EKS node role's AmazonEKSWorkerNodePolicy includes it): %w", Action, where, apiErr.ErrorCode(), Action, err)
+			return fmt.Errorf("%s: access denied (%s): grant %s: %w", what, apiErr.ErrorCode(), grant, err)
 		case "AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired":
-			return fmt.Errorf("%s in %s: AWS rejected the credentials (%s): check the credentials in use and that they are valid in this region's partition: %w", Action, where, apiErr.ErrorCode(), err)
-		case "InvalidInstanceID.NotFound":
-			return fmt.Errorf("%s in %s: InvalidInstanceID.NotFound names no instance that was asked for: %w", Action, where, err)
+			return fmt.Errorf("%s: AWS rejected the credentials (%s): check the credentials in use and that they are valid in this region's partition: %w", what, apiErr.ErrorCode(), err)
 		}
 	}
-	return fmt.Errorf("%s in %s: %w", Action, where, err)
+	return fmt.Errorf("%s: %w", what, err)
 }

@@ -242,22 +242,11 @@ func templateNotFound(err error) (string, bool) {
 
 // templateError gives a DescribeLaunchTemplateVersions failure its context: the action, the
 // template and its region, the endpoint when overridden, and the fix where the error code tells
-// it.
+// it (apiError).
 func templateError(ref TemplateRef, endpoint string, err error) error {
 	where := "launch template " + ref.ID + " in " + ref.Region
 	if endpoint != "" {
 		where += " at " + endpoint
 	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		// UnauthorizedOperation is EC2's code for an IAM denial; AccessDenied that of most other
-		// services and of some proxies (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
-		case "UnauthorizedOperation", "AccessDenied", "AccessDeniedException":
-			return fmt.Errorf("%s for %s: access denied (%s): grant %s to the AWS identity the audit runs as: %w", TemplateAction, where, apiErr.ErrorCode(), TemplateAction, err)
-		case "AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired":
-			return fmt.Errorf("%s for %s: AWS rejected the credentials (%s): check the credentials in use and that they are valid in this region's partition: %w", TemplateAction, where, apiErr.ErrorCode(), err)
-		}
-	}
-	return fmt.Errorf("%s for %s: %w", TemplateAction, where, err)
+	return apiError(TemplateAction+" for "+where, TemplateAction+" to the AWS identity the audit runs as", err)
 }
