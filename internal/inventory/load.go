@@ -91,12 +91,19 @@ func Load(paths []string, opts Options) (*Inventory, error) {
 	return b.inv, nil
 }
 
-// expand turns the arguments into a list of files, in argument order, directories walked in
-// lexical order.
+// expand turns the arguments into a list of manifest files (Expand).
 func expand(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no input: give manifest files or directories, or - for standard input")
 	}
+	return Expand(paths, manifestExtensions)
+}
+
+// Expand turns paths into a list of files, in argument order: a file named explicitly, and "-"
+// (standard input), as it is; a directory walked in lexical order for files whose extension is
+// one of exts, dot-directories (.git, .terraform) and dot-files (.golangci.yml) left out as tool
+// state and settings. A path that does not exist, and a directory with no such file, are errors.
+func Expand(paths []string, exts []string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		if p == "-" {
@@ -125,15 +132,8 @@ func expand(paths []string) ([]string, error) {
 				}
 				return nil
 			}
-			if strings.HasPrefix(d.Name(), ".") {
-				return nil // dot-files (.golangci.yml, .pre-commit-config.yaml) are tool settings, not manifests
-			}
-			ext := strings.ToLower(filepath.Ext(path))
-			for _, e := range manifestExtensions {
-				if ext == e {
-					found = append(found, path)
-					break
-				}
+			if !strings.HasPrefix(d.Name(), ".") && slices.Contains(exts, strings.ToLower(filepath.Ext(path))) {
+				found = append(found, path)
 			}
 			return nil
 		})
@@ -141,11 +141,23 @@ func expand(paths []string) ([]string, error) {
 			return nil, err
 		}
 		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: directory holds no *.yaml, *.yml or *.json files", p)
+			return nil, fmt.Errorf("%s: directory holds no %s files", p, patterns(exts))
 		}
 		files = append(files, found...)
 	}
 	return files, nil
+}
+
+// patterns renders extensions as "*.yaml, *.yml or *.json".
+func patterns(exts []string) string {
+	out := make([]string, len(exts))
+	for i, e := range exts {
+		out[i] = "*" + e
+	}
+	if len(out) < 2 {
+		return strings.Join(out, "")
+	}
+	return strings.Join(out[:len(out)-1], ", ") + " or " + out[len(out)-1]
 }
 
 func readFile(path string, limit int64) ([]byte, error) {

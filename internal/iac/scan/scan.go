@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/iac"
 	"github.com/imdsguard/imdsguard/internal/iac/terraform"
+	"github.com/imdsguard/imdsguard/internal/inventory"
 )
 
 // Format is a kind of infrastructure code.
@@ -42,6 +42,9 @@ type Input struct {
 	Files  []string
 }
 
+// codeAndManifestExtensions are the files Split takes from a directory.
+var codeAndManifestExtensions = []string{".yaml", ".yml", ".json", ".tf"}
+
 // headSize is how much of a YAML or JSON file Sniff sees: the first top-level keys are there.
 const headSize = 64 << 10
 
@@ -55,83 +58,34 @@ const headSize = 64 << 10
 //
 // A path that does not exist, and a directory that holds neither manifests nor code, are errors.
 func Split(paths []string) (manifests []string, code []Input, err error) {
+	files, err := inventory.Expand(paths, codeAndManifestExtensions)
+	if err != nil {
+		return nil, nil, err
+	}
 	modules := map[string]int{} // directory → index in code
-	addTF := func(path string) {
-		dir := filepath.Dir(path)
-		i, ok := modules[dir]
-		if !ok {
-			i = len(code)
-			modules[dir] = i
-			code = append(code, Input{Format: Terraform})
-		}
-		code[i].Files = append(code[i].Files, path)
-	}
-	classify := func(path string) error {
-		switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	for _, f := range files {
+		switch strings.ToLower(filepath.Ext(f)) {
 		case ".tf":
-			addTF(path)
-			return nil
-		case ".yaml", ".yml", ".json":
-		default:
-			manifests = append(manifests, path)
-			return nil
-		}
-		head, err := readHead(path)
-		if err != nil {
-			return err
-		}
-		if f := Sniff(head); f != "" {
-			code = append(code, Input{Format: f, Files: []string{path}})
-			return nil
-		}
-		manifests = append(manifests, path)
-		return nil
-	}
-	for _, p := range paths {
-		if p == "-" {
-			manifests = append(manifests, p)
-			continue
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, nil, fmt.Errorf("%s: no such file or directory", p)
+			dir := filepath.Dir(f)
+			i, ok := modules[dir]
+			if !ok {
+				i = len(code)
+				modules[dir] = i
+				code = append(code, Input{Format: Terraform})
 			}
-			return nil, nil, fmt.Errorf("%s: %w", p, err)
-		}
-		if !info.IsDir() {
-			if err := classify(p); err != nil {
+			code[i].Files = append(code[i].Files, f)
+			continue
+		case ".yaml", ".yml", ".json":
+			head, err := readHead(f)
+			if err != nil {
 				return nil, nil, err
 			}
-			continue
+			if format := Sniff(head); format != "" {
+				code = append(code, Input{Format: format, Files: []string{f}})
+				continue
+			}
 		}
-		found := false
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("walk %s: %w", path, err)
-			}
-			if d.IsDir() {
-				if path != p && strings.HasPrefix(d.Name(), ".") {
-					return filepath.SkipDir // .terraform, .git: caches and tool state
-				}
-				return nil
-			}
-			if strings.HasPrefix(d.Name(), ".") {
-				return nil
-			}
-			switch strings.ToLower(filepath.Ext(path)) {
-			case ".tf", ".yaml", ".yml", ".json":
-				found = true
-				return classify(path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		if !found {
-			return nil, nil, fmt.Errorf("%s: directory holds no *.yaml, *.yml, *.json or *.tf files", p)
-		}
+		manifests = append(manifests, f) // "-", other names given explicitly, manifests
 	}
 	return manifests, code, nil
 }
