@@ -54,8 +54,8 @@ credential endpoints, hostNetwork pods, IPv6 gaps, namespaces without egress
 control, broad allow rules, add-ons that will break, workloads without a pod
 identity.
 
-Input: files, directories (searched recursively for *.yaml, *.yml, *.json) and
-"-" for standard input; multi-document YAML, JSON, and List objects as printed
+Input: files, directories (searched recursively for *.yaml, *.yml, *.json,
+*.tf) and "-" for standard input; multi-document YAML, JSON, and List objects as printed
 by "kubectl get -o yaml|json". Or a live cluster: --live (the current
 kubeconfig context, or the in-cluster service account), --kubeconfig,
 --context. A live audit lists namespaces, pods, workloads, service accounts,
