@@ -232,12 +232,12 @@ func runAudit(ctx context.Context, g *globalOptions, streams Streams, o *auditOp
 	}
 	clouds, cloudEvidence := o.clouds, statedClouds(o.clouds)
 	if !o.cloudSet {
-		if infrastructure != nil && len(infrastructure.Groups) > 0 && len(inventory.InferClouds(inv)) == 0 {
+		code := ""
+		if infrastructure != nil && len(infrastructure.Groups) > 0 {
 			g := infrastructure.Groups[0]
-			clouds, cloudEvidence = codeClouds(log, g.Resource+" at "+g.At.String())
-		} else {
-			clouds, cloudEvidence = detectClouds(log, inv)
+			code = g.Resource + " at " + g.At.String()
 		}
+		clouds, cloudEvidence = detectClouds(log, inv, code)
 	}
 	eps, err := selectEndpoints(clouds, o.endpoints)
 	if err != nil {

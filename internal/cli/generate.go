@@ -168,12 +168,12 @@ func runGenerate(ctx context.Context, g *globalOptions, streams Streams, o *gene
 		}
 	}
 	clouds := o.clouds
-	switch {
-	case o.cloudSet || inv == nil:
-	case len(o.source.code) > 0 && len(inventory.InferClouds(inv)) == 0:
-		clouds, _ = codeClouds(log, strings.Join(o.source.code[0].Files[:1], ""))
-	default:
-		clouds, _ = detectClouds(log, inv)
+	if !o.cloudSet && inv != nil {
+		code := ""
+		if len(o.source.code) > 0 {
+			code = o.source.code[0].Files[0]
+		}
+		clouds, _ = detectClouds(log, inv, code)
 	}
 	eps, err := selectEndpoints(clouds, o.endpoints)
 	if err != nil {

@@ -152,9 +152,15 @@ func (o *sourceOptions) restConfig() (*rest.Config, string, error) {
 
 // detectClouds picks the clouds whose endpoints to use when --cloud was not given, and says
 // why: the clouds of the nodes' provider IDs, else those the input shows otherwise
-// (inventory.InferClouds), else every cloud.
-func detectClouds(log *slog.Logger, inv *inventory.Inventory) ([]string, []inventory.CloudEvidence) {
+// (inventory.InferClouds), else AWS when infrastructure code is given (code names its first
+// piece; its launch settings are EC2's), else every cloud.
+func detectClouds(log *slog.Logger, inv *inventory.Inventory, code string) ([]string, []inventory.CloudEvidence) {
 	evidence := inventory.InferClouds(inv)
+	if len(evidence) == 0 && code != "" {
+		e := inventory.CloudEvidence{Cloud: endpoint.AWS, Basis: inventory.CloudsFromInput, Evidence: "infrastructure code " + code}
+		log.Info("cloud detected from the infrastructure code (nothing else in the input names one)", "cloud", e.Cloud, "evidence", e.Evidence)
+		return []string{string(endpoint.AWS)}, []inventory.CloudEvidence{e}
+	}
 	if len(evidence) == 0 {
 		log.Info("nothing in the input names a cloud: auditing every cloud's endpoints (use --cloud to narrow)", "nodes", len(inv.Nodes))
 		return []string{string(endpoint.All)}, []inventory.CloudEvidence{{Cloud: endpoint.All, Basis: inventory.CloudsFromNothing}}
@@ -169,14 +175,6 @@ func detectClouds(log *slog.Logger, inv *inventory.Inventory) ([]string, []inven
 		log.Info("cloud detected from the input (no node names one in spec.providerID)", "cloud", e.Cloud, "evidence", e.Evidence)
 	}
 	return clouds, evidence
-}
-
-// codeClouds chooses AWS when nothing but the infrastructure code names a cloud: its launch
-// settings are EC2's. what names the first piece of the code.
-func codeClouds(log *slog.Logger, what string) ([]string, []inventory.CloudEvidence) {
-	e := inventory.CloudEvidence{Cloud: endpoint.AWS, Basis: inventory.CloudsFromInput, Evidence: "infrastructure code " + what}
-	log.Info("cloud detected from the infrastructure code (nothing else in the input names one)", "cloud", e.Cloud, "evidence", e.Evidence)
-	return []string{string(endpoint.AWS)}, []inventory.CloudEvidence{e}
 }
 
 // statedClouds is the evidence of clouds named with --cloud.
