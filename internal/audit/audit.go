@@ -312,9 +312,7 @@ func RunWith(inv *inventory.Inventory, eps []endpoint.Endpoint, opts Options) *R
 		})
 	}
 	if opts.Infrastructure != nil {
-		r.Infrastructure = codeGroups(r, opts.Infrastructure,
-			func(s *Subject) string { return layer.SchedulingKey(s.Spec) },
-			func(s *Subject) []*inventory.Node { return assessor.Placed(s.Spec) })
+		r.Infrastructure = codeGroups(r, opts.Infrastructure, assessor)
 		r.CodeFiles = opts.InfrastructureFiles
 	}
 	r.Findings = findings(r, inv)

@@ -82,10 +82,10 @@ func needsIMDS(spec *corev1.PodSpec) string {
 }
 
 // codeGroups resolves the infrastructure code's groups and joins them to the nodes and the
-// subjects placed on them. placed returns the nodes a subject runs on or may be scheduled on,
-// and placement a key of them (layer.SchedulingKey): the groups of the nodes are found once per
-// key, since a workload template may be placed on every node of the cluster.
-func codeGroups(r *Report, src *iac.Source, placement func(*Subject) string, placed func(*Subject) []*inventory.Node) []CodeGroup {
+// subjects placed on them: the nodes a subject runs on or may be scheduled on
+// (layer.Assessor.Placed). The groups of those nodes are found once per scheduling key
+// (layer.SchedulingKey), since a workload template may be placed on every node of the cluster.
+func codeGroups(r *Report, src *iac.Source, assessor *layer.Assessor) []CodeGroup {
 	out := make([]CodeGroup, len(src.Groups))
 	byNode := map[string]int{}
 	for i, g := range src.Groups {
@@ -110,10 +110,10 @@ func codeGroups(r *Report, src *iac.Source, placement func(*Subject) string, pla
 	seen := make([]bool, len(out))
 	for i := range r.Subjects {
 		s := &r.Subjects[i]
-		key := placement(s)
+		key := layer.SchedulingKey(s.Spec)
 		in, ok := groupsOf[key]
 		if !ok {
-			for _, n := range placed(s) {
+			for _, n := range assessor.Placed(s.Spec) {
 				if k, ok := byNode[n.Name]; ok && !seen[k] {
 					seen[k] = true
 					in = append(in, k)
